@@ -34,9 +34,56 @@ pub struct PathTrie {
 
 #[derive(Debug, Default)]
 struct PathNode {
-    children: FxHashMap<Box<[u8]>, u32>,
+    children: Children,
     /// The field id when a pattern names this exact path.
     field: Option<u32>,
+}
+
+/// Most levels name a handful of keys, where a linear scan beats hashing; a level with many
+/// (thousands of rules on distinct fields) switches to a hash map.
+#[derive(Debug)]
+enum Children {
+    Few(Vec<(Box<[u8]>, u32)>),
+    Many(FxHashMap<Box<[u8]>, u32>),
+}
+
+const FEW: usize = 8;
+
+impl Default for Children {
+    fn default() -> Self {
+        Children::Few(Vec::new())
+    }
+}
+
+impl Children {
+    #[inline]
+    fn get(&self, key: &[u8]) -> Option<u32> {
+        match self {
+            Children::Few(v) => v.iter().find(|(k, _)| **k == *key).map(|(_, n)| *n),
+            Children::Many(m) => m.get(key).copied(),
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], node: u32) {
+        match self {
+            Children::Few(v) if v.len() < FEW => v.push((key.into(), node)),
+            Children::Few(v) => {
+                let mut m: FxHashMap<Box<[u8]>, u32> = v.drain(..).collect();
+                m.insert(key.into(), node);
+                *self = Children::Many(m);
+            }
+            Children::Many(m) => {
+                m.insert(key.into(), node);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Children::Few(v) => v.is_empty(),
+            Children::Many(m) => m.is_empty(),
+        }
+    }
 }
 
 /// The root of every trie.
@@ -54,13 +101,13 @@ impl PathTrie {
         let mut node = ROOT;
         for seg in path.split('.') {
             node = match self.nodes[node as usize].children.get(seg.as_bytes()) {
-                Some(&n) => n,
+                Some(n) => n,
                 None => {
                     let id = self.nodes.len() as u32;
                     self.nodes.push(PathNode::default());
                     self.nodes[node as usize]
                         .children
-                        .insert(seg.as_bytes().into(), id);
+                        .insert(seg.as_bytes(), id);
                     id
                 }
             };
@@ -69,10 +116,15 @@ impl PathTrie {
     }
 
     /// The node reached from `node` by an event key (which may itself contain dots).
+    #[inline]
     fn step(&self, node: u32, key: &[u8]) -> Option<u32> {
+        let children = &self.nodes[node as usize].children;
+        if memchr::memchr(b'.', key).is_none() {
+            return children.get(key);
+        }
         let mut cur = node;
         for seg in key.split(|&b| b == b'.') {
-            cur = *self.nodes[cur as usize].children.get(seg)?;
+            cur = self.nodes[cur as usize].children.get(seg)?;
         }
         Some(cur)
     }
@@ -151,6 +203,46 @@ static STRING_STOP: [bool; 256] = {
     t[b'\\' as usize] = true;
     t
 };
+
+/// The end of the number starting at `i`, validated per the JSON grammar; on error, the
+/// offset of the offending byte.
+#[inline]
+fn number_end(b: &[u8], mut i: usize) -> Result<usize, usize> {
+    #[inline]
+    fn digits(b: &[u8], mut i: usize) -> usize {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    }
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits(b, i + 1),
+        _ => return Err(i),
+    }
+    if b.get(i) == Some(&b'.') {
+        let end = digits(b, i + 1);
+        if end == i + 1 {
+            return Err(end);
+        }
+        i = end;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let end = digits(b, i);
+        if end == i {
+            return Err(end);
+        }
+        i = end;
+    }
+    Ok(i)
+}
 
 impl<'a> Scanner<'a, '_> {
     fn fail(&self, what: &'static str) -> EventError {
@@ -417,6 +509,7 @@ impl<'a> Scanner<'a, '_> {
     }
 
     /// Skips a string whose opening quote was consumed, validating escapes.
+    #[inline]
     fn skip_string(&mut self) -> Result<(), EventError> {
         loop {
             self.skip_plain();
@@ -447,50 +540,11 @@ impl<'a> Scanner<'a, '_> {
     /// A number per the JSON grammar; returns its text.
     fn number(&mut self) -> Result<&'a str, EventError> {
         let start = self.pos;
-        let b = self.b;
-        let mut i = self.pos;
-        if b.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        match b.get(i) {
-            Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => {
-                while let Some(b'0'..=b'9') = b.get(i) {
-                    i += 1;
-                }
-            }
-            _ => {
-                self.pos = i;
-                return Err(self.fail("invalid number"));
-            }
-        }
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let from = i;
-            while let Some(b'0'..=b'9') = b.get(i) {
-                i += 1;
-            }
-            if i == from {
-                self.pos = i;
-                return Err(self.fail("invalid number"));
-            }
-        }
-        if let Some(b'e' | b'E') = b.get(i) {
-            i += 1;
-            if let Some(b'+' | b'-') = b.get(i) {
-                i += 1;
-            }
-            let from = i;
-            while let Some(b'0'..=b'9') = b.get(i) {
-                i += 1;
-            }
-            if i == from {
-                self.pos = i;
-                return Err(self.fail("invalid number"));
-            }
-        }
-        self.pos = i;
-        self.slice(start, i)
+        self.pos = number_end(self.b, start).map_err(|at| EventError {
+            offset: at,
+            what: "invalid number",
+        })?;
+        self.slice(start, self.pos)
     }
 
     fn literal(&mut self, word: &'static [u8]) -> Result<(), EventError> {
@@ -534,7 +588,10 @@ impl<'a> Scanner<'a, '_> {
                     self.skip_string()?;
                 }
                 Some(b'-' | b'0'..=b'9') => {
-                    self.number()?;
+                    self.pos = number_end(self.b, self.pos).map_err(|at| EventError {
+                        offset: at,
+                        what: "invalid number",
+                    })?;
                 }
                 Some(b't') => self.literal(b"true")?,
                 Some(b'f') => self.literal(b"false")?,
@@ -576,6 +633,7 @@ impl<'a> Scanner<'a, '_> {
     }
 
     /// `"key" :` followed by whitespace, inside a skipped object.
+    #[inline]
     fn key_colon(&mut self) -> Result<(), EventError> {
         self.expect(b'"', "expected a string key")?;
         self.skip_string()?;

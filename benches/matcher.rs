@@ -1,0 +1,128 @@
+//! Matcher throughput over the citylots2 data, with aws/event-ruler's CL2 rule sets.
+//!
+//! Data: `python3 ../shared/bench/gen_citylots.py target/bench-data` (or set
+//! `TRIGD_BENCH_DATA` to a `citylots2.json.gz`). Run: `cargo bench --bench matcher`.
+//! For each rule set: one warm-up pass, then the median of `TRIGD_BENCH_RUNS` (default 3)
+//! timed passes over all events, on one core; matches are counted per rule.
+
+#![allow(clippy::disallowed_types)]
+
+use std::io::{BufRead, BufReader};
+use std::time::Instant;
+
+use serde_json::Value;
+use trigd::pattern::{Matcher, Pattern, parse};
+
+fn load_events() -> Vec<String> {
+    let path = std::env::var("TRIGD_BENCH_DATA")
+        .unwrap_or_else(|_| "target/bench-data/citylots2.json.gz".to_owned());
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| {
+        eprintln!(
+            "cannot open {path}: {e}\nGenerate it with: python3 ../shared/bench/gen_citylots.py target/bench-data"
+        );
+        std::process::exit(2);
+    });
+    BufReader::new(flate2::read::GzDecoder::new(file))
+        .lines()
+        .map(|l| l.expect("readable line"))
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+fn rule_sets() -> Vec<(String, Vec<Value>)> {
+    let text = include_str!("data/cl2_rules.json");
+    let sets: serde_json::Map<String, Value> = serde_json::from_str(text).expect("rule sets");
+    let get = |name: &str| sets[name].as_array().expect("array").clone();
+    let mut out: Vec<(String, Vec<Value>)> =
+        sets.keys().map(|k| (k.clone(), get(k))).collect();
+    let mut partial = Vec::new();
+    for name in [
+        "NUMERIC",
+        "EXACT",
+        "PREFIX",
+        "ANYTHING_BUT",
+        "ANYTHING_BUT_IGNORE_CASE",
+        "ANYTHING_BUT_PREFIX",
+        "ANYTHING_BUT_SUFFIX",
+        "ANYTHING_BUT_WILDCARD",
+    ] {
+        partial.extend(get(name));
+    }
+    let mut combo = partial.clone();
+    combo.extend(get("COMPLEX_ARRAYS"));
+    out.push(("PARTIAL_COMBO".to_owned(), partial));
+    out.push(("COMBO".to_owned(), combo));
+    out
+}
+
+fn run(name: &str, patterns: &[Pattern], events: &[String], runs: usize) -> f64 {
+    let m = Matcher::new(patterns);
+    let mut scratch = m.scratch();
+    let mut out = Vec::new();
+    let mut counts = vec![0u64; patterns.len()];
+    let mut pass = |counts: &mut Vec<u64>| {
+        for e in events {
+            m.matches(e, &mut scratch, &mut out).expect("valid event");
+            for &r in &out {
+                counts[r as usize] += 1;
+            }
+        }
+    };
+    pass(&mut counts);
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let mut c = vec![0u64; patterns.len()];
+        let start = Instant::now();
+        pass(&mut c);
+        let secs = start.elapsed().as_secs_f64();
+        rates.push(events.len() as f64 / secs);
+    }
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    let shown: Vec<String> = counts.iter().take(8).map(u64::to_string).collect();
+    println!(
+        "{name:<26} {:>4} rules {:>10.0} events/s   matches per rule: {}{}",
+        patterns.len(),
+        median,
+        shown.join(","),
+        if counts.len() > 8 { ",…" } else { "" }
+    );
+    median
+}
+
+fn main() {
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let runs: usize = std::env::var("TRIGD_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let events = load_events();
+    println!("{} events, {} runs per set (median)", events.len(), runs);
+    for (name, pats) in rule_sets() {
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        let patterns: Vec<Pattern> = pats.iter().map(|p| parse(p).expect("valid")).collect();
+        run(&name, &patterns, &events, runs);
+    }
+    if filter.as_ref().is_none_or(|f| "SCALING".contains(f.as_str())) {
+        // Exact rules on MAPBLKLOT drawn from the data, so that some of them match.
+        let mut values: Vec<String> = Vec::new();
+        for e in events.iter().step_by(7) {
+            let v: Value = serde_json::from_str(e).expect("json");
+            if let Some(s) = v["properties"]["MAPBLKLOT"].as_str() {
+                values.push(s.to_owned());
+            }
+            if values.len() >= 10_000 {
+                break;
+            }
+        }
+        for n in [1usize, 5, 1_000, 10_000] {
+            let patterns: Vec<Pattern> = values[..n]
+                .iter()
+                .map(|v| parse(&serde_json::json!({"properties": {"MAPBLKLOT": [v]}})).expect("valid"))
+                .collect();
+            run(&format!("SCALING_EXACT_{n}"), &patterns, &events, runs);
+        }
+    }
+}
