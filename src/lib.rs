@@ -1,8 +1,27 @@
 //! trigd: a self-hosted, EventBridge-compatible event-trigger router.
 //!
-//! Layout:
-//! * [`pattern`]: event patterns: parsing, the compiled matcher, explanations.
+//! Layout (see ARCHITECTURE.md for the whole map):
+//! * [`pattern`]: event patterns: parsing with AWS's validation, the compiled matcher over all
+//!   rules, explanations of non-matches.
+//! * [`schedule`]: `rate`/`cron`/`at` expressions and their next fires in a time zone.
+//! * [`transform`]: the four input options of a target (whole event, constant, JSONPath,
+//!   input transformer), compiled once and rendered per event.
+//! * [`config`]: rule files: discovery, a YAML tree with positions, validation with
+//!   diagnostics at `file:line:column`.
+//! * [`rules`]: the validated model every command runs on.
+//! * [`dry_run`], [`rule_tests`], [`next`], [`schema`]: the offline tools behind `trigd match`,
+//!   `test`, `next` and `schema`.
+//! * [`event`]: events in the EventBridge envelope.
 
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod dry_run;
+pub mod event;
+pub mod next;
 pub mod pattern;
+pub mod rule_tests;
+pub mod rules;
+pub mod schedule;
+pub mod schema;
+pub mod transform;

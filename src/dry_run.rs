@@ -1,0 +1,195 @@
+//! Dry runs: which rules an event matches, why the others do not, and the exact text each
+//! matched target would receive. Used by `trigd match` and `trigd test`; touches nothing.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+use crate::pattern::{self, EventError};
+use crate::rules::{Rule, RuleSet, Trigger};
+use crate::transform::RenderContext;
+
+/// The outcome of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub matched: Vec<Matched>,
+    pub unmatched: Vec<Unmatched>,
+}
+
+/// A rule the event matches, with each target's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matched {
+    pub rule: String,
+    pub targets: Vec<Payload>,
+}
+
+/// What one target would receive, or why rendering failed (a JSON template that produced
+/// invalid JSON: EventBridge silently drops such deliveries; trigd reports them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub id: String,
+    pub payload: Result<String, String>,
+}
+
+/// A pattern rule the event does not match, with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmatched {
+    pub rule: String,
+    pub reason: String,
+}
+
+/// Why an event could not be dry-run.
+#[derive(Debug, thiserror::Error)]
+pub enum DryRunError {
+    #[error("the event is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the event must be a JSON object, got {0}")]
+    NotObject(&'static str),
+    #[error("{0}")]
+    Scan(#[from] EventError),
+}
+
+/// Dry-runs `event_text` against every pattern rule. Schedule rules are not listed.
+///
+/// `now` stands in for the ingestion time when the event has no `time` field.
+pub fn run(rules: &RuleSet, event_text: &str, now: DateTime<Utc>) -> Result<Report, DryRunError> {
+    let event: Value = serde_json::from_str(event_text)?;
+    if !event.is_object() {
+        return Err(DryRunError::NotObject(json_type(&event)));
+    }
+    // Targets receive the event as trigd would forward it: compact, key order kept.
+    let compact = event.to_string();
+    let m = rules.matcher();
+    let mut scratch = m.scratch();
+    let mut ids = Vec::new();
+    m.matches(&compact, &mut scratch, &mut ids)?;
+    let mut report = Report {
+        matched: Vec::new(),
+        unmatched: Vec::new(),
+    };
+    let ingestion = ingestion_time(&event, now);
+    let mut is_matched = vec![false; rules.rules.len()];
+    for &id in &ids {
+        if let Some(i) = rules.rule_index(id) {
+            is_matched[i] = true;
+        }
+    }
+    for (rule, matched) in rules.rules.iter().zip(is_matched) {
+        let Trigger::Pattern(p) = &rule.trigger else {
+            continue;
+        };
+        if !matched {
+            let reason = pattern::explain(p, &event)
+                .unwrap_or_else(|| "the compiled matcher and the explainer disagree".to_owned());
+            report.unmatched.push(Unmatched {
+                rule: rule.name.clone(),
+                reason,
+            });
+        } else if !rule.enabled {
+            report.unmatched.push(Unmatched {
+                rule: rule.name.clone(),
+                reason: "the pattern matches, but the rule is disabled (`enabled: false`)".to_owned(),
+            });
+        } else {
+            report.matched.push(render_rule(rules, rule, &compact, &event, &ingestion));
+        }
+    }
+    Ok(report)
+}
+
+/// Renders every target of `rule` for an event.
+pub fn render_rule(
+    rules: &RuleSet,
+    rule: &Rule,
+    event_text: &str,
+    event: &Value,
+    ingestion_time: &str,
+) -> Matched {
+    let arn = rules.rule_arn(&rule.name);
+    let ctx = RenderContext {
+        rule_name: &rule.name,
+        rule_arn: &arn,
+        ingestion_time,
+    };
+    Matched {
+        rule: rule.name.clone(),
+        targets: rule
+            .targets
+            .iter()
+            .map(|t| Payload {
+                id: t.id.clone(),
+                payload: t
+                    .input
+                    .render(event_text, event, &ctx)
+                    .map_err(|e| e.to_string()),
+            })
+            .collect(),
+    }
+}
+
+/// The event's own `time` when it has one, else `now`.
+pub fn ingestion_time(event: &Value, now: DateTime<Utc>) -> String {
+    event
+        .get("time")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| now.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Report {
+    /// The JSON form printed by `trigd match --format json`.
+    pub fn to_json(&self) -> Value {
+        let matched: Vec<Value> = self
+            .matched
+            .iter()
+            .map(|m| {
+                let targets: Vec<Value> = m
+                    .targets
+                    .iter()
+                    .map(|t| match &t.payload {
+                        Ok(p) => serde_json::json!({"id": t.id, "payload": p}),
+                        Err(e) => serde_json::json!({"id": t.id, "payload": null, "error": e}),
+                    })
+                    .collect();
+                serde_json::json!({"rule": m.rule, "targets": targets})
+            })
+            .collect();
+        let unmatched: Vec<Value> = self
+            .unmatched
+            .iter()
+            .map(|u| serde_json::json!({"rule": u.rule, "reason": u.reason}))
+            .collect();
+        serde_json::json!({"matched": matched, "unmatched": unmatched})
+    }
+
+    /// The text form printed by `trigd match`.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        if self.matched.is_empty() {
+            out.push_str("no rule matches\n");
+        }
+        for m in &self.matched {
+            out.push_str(&format!("matched  {}\n", m.rule));
+            for t in &m.targets {
+                match &t.payload {
+                    Ok(p) => out.push_str(&format!("  -> {}: {p}\n", t.id)),
+                    Err(e) => out.push_str(&format!("  -> {}: cannot render: {e}\n", t.id)),
+                }
+            }
+        }
+        for u in &self.unmatched {
+            out.push_str(&format!("no match {}: {}\n", u.rule, u.reason));
+        }
+        out
+    }
+}

@@ -1,0 +1,70 @@
+//! Events in the EventBridge envelope, as trigd produces them (scheduled events today;
+//! webhook, S3, SNS and SQS shapes come with their sources).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::rules::Settings;
+
+/// The `Scheduled Event` EventBridge sends for a schedule rule's fire at `time`.
+///
+/// `time` is the scheduled instant truncated to the second; `detail` is an empty object.
+pub fn scheduled_event(settings: &Settings, rule_arn: &str, time: DateTime<Utc>, id: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": settings.account,
+        "time": time.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "region": settings.region,
+        "resources": [rule_arn],
+        "detail": {},
+    })
+}
+
+/// A UUID-shaped identifier derived from `seed`, stable across runs: for events whose
+/// identity is their origin (a schedule fire), so that a repeated fire is recognisably the
+/// same event.
+pub fn stable_id(seed: &str) -> String {
+    // Two FNV-1a hashes with different offsets give 128 bits.
+    let fnv = |offset: u64| {
+        seed.bytes().fold(offset, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let hi = fnv(0xcbf2_9ce4_8422_2325);
+    let lo = fnv(0x8422_2325_cbf2_9ce4);
+    let bytes: Vec<u8> = hi.to_be_bytes().into_iter().chain(lo.to_be_bytes()).collect();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_event_shape() {
+        let t = DateTime::parse_from_rfc3339("2026-11-23T06:00:00.750Z").unwrap().with_timezone(&Utc);
+        let e = scheduled_event(&Settings::default(), "arn:aws:events:us-east-1:123456789012:rule/r", t, "x");
+        assert_eq!(e["time"], "2026-11-23T06:00:00Z");
+        assert_eq!(e["detail"], json!({}));
+        assert_eq!(e["resources"], json!(["arn:aws:events:us-east-1:123456789012:rule/r"]));
+        assert_eq!(e["detail-type"], "Scheduled Event");
+    }
+
+    #[test]
+    fn stable_ids() {
+        assert_eq!(stable_id("a"), stable_id("a"));
+        assert_ne!(stable_id("a"), stable_id("b"));
+        assert_eq!(stable_id("a").len(), 36);
+    }
+}

@@ -1,0 +1,279 @@
+//! The validated rule set: what `trigd check` accepts and what every other command runs on.
+//!
+//! Values of these types exist only after validation (`config::load_rules`), so downstream
+//! code never re-checks them: a `Rule` has 1–5 targets with unique ids, a compiled pattern or
+//! a parsed schedule, and targets whose input options are compiled.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::pattern::{Matcher, Pattern};
+use crate::schedule::ScheduleExpr;
+use crate::transform::InputSpec;
+
+/// Where rules run: these fill the envelope fields and ARNs that AWS would fill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            region: "us-east-1".to_owned(),
+            account: "123456789012".to_owned(),
+        }
+    }
+}
+
+/// All rules and sources of a rules directory, plus the matcher compiled over the pattern
+/// rules.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub sources: Vec<Source>,
+    pub settings: Settings,
+    /// Compiled over the pattern rules; rule ids index `pattern_rules`.
+    matcher: Matcher,
+    /// Indexes into `rules` of the rules with a pattern, in matcher order.
+    pattern_rules: Vec<usize>,
+}
+
+impl RuleSet {
+    pub fn new(rules: Vec<Rule>, sources: Vec<Source>, settings: Settings) -> RuleSet {
+        let pattern_rules: Vec<usize> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.trigger, Trigger::Pattern(_)))
+            .map(|(i, _)| i)
+            .collect();
+        let matcher = Matcher::new(pattern_rules.iter().filter_map(|&i| match &rules[i].trigger {
+            Trigger::Pattern(p) => Some(p),
+            Trigger::Schedule(_) => None,
+        }));
+        RuleSet {
+            rules,
+            sources,
+            settings,
+            matcher,
+            pattern_rules,
+        }
+    }
+
+    /// The compiled matcher over the pattern rules.
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// The index in `rules` of the rule behind a matcher result.
+    pub fn rule_index(&self, id: crate::pattern::RuleId) -> Option<usize> {
+        self.pattern_rules.get(id as usize).copied()
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The ARN EventBridge would give the rule (default bus).
+    pub fn rule_arn(&self, rule: &str) -> String {
+        format!(
+            "arn:aws:events:{}:{}:rule/{rule}",
+            self.settings.region, self.settings.account
+        )
+    }
+}
+
+/// One rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub description: Option<String>,
+    pub trigger: Trigger,
+    pub targets: Vec<Target>,
+    /// A disabled rule is validated and listed but never fires.
+    pub enabled: bool,
+    /// The file and line that define the rule, for messages.
+    pub file: String,
+    pub line: usize,
+}
+
+/// What makes a rule fire.
+#[derive(Debug)]
+pub enum Trigger {
+    Pattern(Pattern),
+    Schedule(Schedule),
+}
+
+/// A schedule rule's timing.
+#[derive(Debug)]
+pub struct Schedule {
+    pub expr: ScheduleExpr,
+    /// IANA time zone for cron and at (rate is absolute time).
+    pub timezone: chrono_tz::Tz,
+    /// No fires before this instant.
+    pub start: Option<DateTime<Utc>>,
+    /// No fires after this instant.
+    pub end: Option<DateTime<Utc>>,
+    /// Each fire happens at a random point within this window after its scheduled time.
+    pub jitter: Option<Duration>,
+    pub catch_up: CatchUp,
+}
+
+/// What to do with fires missed while the daemon was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Forget them.
+    Skip,
+    /// Fire once on start-up if the latest missed fire is younger than `within`.
+    Once { within: Duration },
+}
+
+/// One target of a rule.
+#[derive(Debug)]
+pub struct Target {
+    pub id: String,
+    pub kind: TargetKind,
+    pub input: InputSpec,
+    pub retry: RetryPolicy,
+    pub dead_letter: Option<DeadLetter>,
+    /// Most deliveries to this target in flight at once.
+    pub concurrency: u32,
+}
+
+/// Where a target delivers, with the options of its kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetKind {
+    Lambda {
+        function: String,
+        invocation_type: InvocationType,
+        on_success: Option<Box<Destination>>,
+        on_failure: Option<Box<Destination>>,
+    },
+    Sqs {
+        queue_url: String,
+        message_group_id: Option<String>,
+    },
+    Sns {
+        topic_arn: String,
+        subject: Option<String>,
+    },
+    EventBridge {
+        bus: String,
+        source: Option<String>,
+        detail_type: Option<String>,
+    },
+    Http {
+        url: String,
+        method: String,
+        /// Values may hold `${VAR}` references, resolved from the environment at delivery.
+        headers: Vec<(String, String)>,
+        timeout: Duration,
+    },
+    Command {
+        argv: Vec<String>,
+        timeout: Duration,
+        cwd: Option<PathBuf>,
+        env: Vec<(String, String)>,
+        on_success: Option<Box<Destination>>,
+        on_failure: Option<Box<Destination>>,
+    },
+    Log,
+}
+
+impl TargetKind {
+    /// The key that names this kind in a rule file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TargetKind::Lambda { .. } => "lambda",
+            TargetKind::Sqs { .. } => "sqs",
+            TargetKind::Sns { .. } => "sns",
+            TargetKind::EventBridge { .. } => "eventbridge",
+            TargetKind::Http { .. } => "http",
+            TargetKind::Command { .. } => "command",
+            TargetKind::Log => "log",
+        }
+    }
+}
+
+/// Lambda's invocation types that a target may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    /// Asynchronous, as EventBridge invokes: a function error is Lambda's to retry.
+    Event,
+    /// Synchronous: a function error is a failed attempt.
+    RequestResponse,
+}
+
+/// Where a target's result goes (`on_success` / `on_failure`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    Target(TargetKind),
+    /// trigd's own bus: the record becomes an event other rules can match.
+    Bus,
+}
+
+/// EventBridge's retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt: 0–185.
+    pub max_attempts: u32,
+    /// 60 s – 24 h.
+    pub max_event_age: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 185,
+            max_event_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Where deliveries that cannot succeed go, besides the local dead-letter directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetter {
+    Sqs(String),
+}
+
+/// An event source declared in a rule file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub name: String,
+    pub kind: SourceKind,
+    pub file: String,
+    pub line: usize,
+}
+
+/// The kinds of sources.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    Sqs {
+        queue_url: String,
+        format: QueueFormat,
+        concurrency: u32,
+    },
+    Sns {
+        topic_arns: Vec<String>,
+    },
+    Webhook {
+        /// Environment variable holding the bearer token the sender must present.
+        bearer_token_env: Option<String>,
+        /// Environment variable holding the HMAC-SHA256 secret of the body signature.
+        hmac_secret_env: Option<String>,
+        hmac_header: String,
+    },
+}
+
+/// What the messages on a queue carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFormat {
+    Auto,
+    S3,
+    Sns,
+    EventBridge,
+    Raw,
+}

@@ -1,0 +1,253 @@
+//! JSON Schemas of rule files and rule tests, printed by `trigd schema`, so that editors
+//! (yaml-language-server) complete and check files as people type. The key lists come from
+//! the validator's own tables, so the two cannot drift apart.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::rule_file::{
+    CATCH_UP_KEYS, RESERVED_VARIABLES, RETRY_KEYS, RULE_KEYS, SNS_SOURCE_KEYS, SQS_SOURCE_KEYS,
+    TARGET_KINDS, TARGET_OPTIONS, WEBHOOK_SOURCE_KEYS, target_keys,
+};
+
+const DRAFT: &str = "http://json-schema.org/draft-07/schema#";
+
+fn name_schema(what: &str) -> Value {
+    json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": what})
+}
+
+fn duration() -> Value {
+    json!({
+        "description": "A duration: 30s, 15m, 24h, 1h30m, or whole seconds",
+        "anyOf": [
+            {"type": "string", "pattern": "^([0-9]+(d|h|m|s|ms))+$|^[0-9]+$"},
+            {"type": "integer", "minimum": 0}
+        ]
+    })
+}
+
+fn object(props: Map<String, Value>, required: &[&str], description: &str) -> Value {
+    json!({
+        "type": "object",
+        "description": description,
+        "properties": props,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn props(entries: &[(&str, Value)]) -> Map<String, Value> {
+    entries
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn retry() -> Value {
+    object(
+        props(&[
+            (
+                RETRY_KEYS[0],
+                json!({"type": "integer", "minimum": 0, "maximum": 185, "description": "Retries after the first attempt (EventBridge: 0-185, default 185)"}),
+            ),
+            (RETRY_KEYS[1], duration()),
+        ]),
+        &[],
+        "EventBridge's retry policy",
+    )
+}
+
+fn destination() -> Value {
+    object(
+        props(&[
+            ("lambda", json!({"type": "string"})),
+            ("sqs", json!({"type": "string", "format": "uri"})),
+            ("sns", json!({"type": "string"})),
+            ("eventbridge", json!({"type": "string"})),
+            ("http", json!({"type": "string", "format": "uri"})),
+            ("command", json!({"type": "array", "items": {"type": "string"}, "minItems": 1})),
+            ("bus", json!({"const": true})),
+        ]),
+        &[],
+        "Where a result goes: one target kind, or `bus: true` for trigd's own bus",
+    )
+}
+
+fn target() -> Value {
+    let string_map = json!({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}});
+    let mut p = props(&[
+        ("id", name_schema("Target id, unique within the rule")),
+        ("lambda", json!({"type": "string", "description": "Function name, name:alias, or ARN"})),
+        ("sqs", json!({"type": "string", "description": "Queue URL"})),
+        ("sns", json!({"type": "string", "description": "Topic ARN"})),
+        ("eventbridge", json!({"type": "string", "description": "Event bus name or ARN"})),
+        ("http", json!({"type": "string", "description": "URL to POST the payload to"})),
+        ("command", json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "argv; never run through a shell; the payload arrives on stdin"})),
+        ("log", json!({"const": true})),
+        ("input", json!({"description": "A constant JSON value sent instead of the event"})),
+        ("input_path", json!({"type": "string", "description": "JSONPath of the part of the event to send, e.g. $.detail"})),
+        ("input_transformer", object(
+            props(&[
+                ("input_paths", json!({"type": "object", "maxProperties": 100, "additionalProperties": {"type": "string"}})),
+                ("input_template", json!({"type": "string", "minLength": 1, "maxLength": 8192, "description": format!("Text with <name> placeholders; reserved: {}", RESERVED_VARIABLES.iter().map(|v| format!("<{v}>")).collect::<Vec<_>>().join(", "))})),
+            ]),
+            &["input_template"],
+            "EventBridge's input transformer",
+        )),
+        ("retry", retry()),
+        ("dead_letter", object(props(&[("sqs", json!({"type": "string"}))]), &["sqs"], "Dead-letter queue (standard SQS)")),
+        ("concurrency", json!({"type": "integer", "minimum": 1, "maximum": 10000})),
+        ("invocation_type", json!({"enum": ["Event", "RequestResponse"]})),
+        ("on_success", destination()),
+        ("on_failure", destination()),
+        ("message_group_id", json!({"type": "string"})),
+        ("subject", json!({"type": "string"})),
+        ("source", json!({"type": "string"})),
+        ("detail_type", json!({"type": "string"})),
+        ("method", json!({"enum": ["POST", "PUT", "PATCH", "GET", "DELETE"]})),
+        ("headers", string_map.clone()),
+        ("timeout", duration()),
+        ("cwd", json!({"type": "string"})),
+        ("env", string_map),
+    ]);
+    // Document which kind each option applies to.
+    for (opt, kinds) in TARGET_OPTIONS {
+        if let Some(Value::Object(o)) = p.get_mut(*opt) {
+            o.insert(
+                "description".to_owned(),
+                Value::String(format!("For {} targets", kinds.join(" and "))),
+            );
+        }
+    }
+    let mut schema = object(p, &["id"], "A target: exactly one of the kinds");
+    if let Value::Object(o) = &mut schema {
+        let one_of: Vec<Value> = TARGET_KINDS
+            .iter()
+            .map(|k| json!({"required": [k]}))
+            .collect();
+        o.insert("oneOf".to_owned(), Value::Array(one_of));
+    }
+    schema
+}
+
+fn rule() -> Value {
+    let catch_up = json!({
+        "anyOf": [
+            {"enum": ["skip", "once"]},
+            object(props(&[(CATCH_UP_KEYS[0], json!({"enum": ["skip", "once"]})), (CATCH_UP_KEYS[1], duration())]), &[], "Catch-up policy"),
+        ]
+    });
+    let mut schema = object(
+        props(&[
+            ("name", name_schema("Rule name, unique across files")),
+            ("description", json!({"type": "string"})),
+            ("pattern", json!({"type": ["object", "string"], "description": "An EventBridge event pattern"})),
+            ("schedule", json!({"type": "string", "pattern": "^(rate|cron|at)\\(.*\\)$", "description": "rate(5 minutes), cron(0 6 ? * MON-FRI *) or at(2026-12-01T09:00:00)"})),
+            ("timezone", json!({"type": "string", "description": "IANA time zone for cron and at; default UTC"})),
+            ("start", json!({"type": "string", "format": "date-time"})),
+            ("end", json!({"type": "string", "format": "date-time"})),
+            ("jitter", duration()),
+            ("catch_up", catch_up),
+            ("enabled", json!({"type": "boolean"})),
+            ("targets", json!({"type": "array", "minItems": 1, "maxItems": 5, "items": target()})),
+            ("retry", retry()),
+            ("dead_letter", object(props(&[("sqs", json!({"type": "string"}))]), &["sqs"], "Dead-letter queue (standard SQS)")),
+        ]),
+        &["name", "targets"],
+        "A rule: a pattern or a schedule, and 1-5 targets",
+    );
+    if let Value::Object(o) = &mut schema {
+        o.insert(
+            "oneOf".to_owned(),
+            json!([{"required": ["pattern"]}, {"required": ["schedule"]}]),
+        );
+    }
+    schema
+}
+
+fn source() -> Value {
+    let keys = |list: &[&str]| -> Map<String, Value> {
+        list.iter()
+            .map(|k| ((*k).to_owned(), json!({})))
+            .collect()
+    };
+    object(
+        props(&[
+            ("sqs", object(keys(SQS_SOURCE_KEYS), &["queue_url"], "Poll an SQS queue")),
+            ("sns", object(keys(SNS_SOURCE_KEYS), &[], "Receive SNS over HTTP at POST /sns/NAME")),
+            ("webhook", object(keys(WEBHOOK_SOURCE_KEYS), &[], "Receive JSON at POST /events/NAME")),
+        ]),
+        &[],
+        "A source: exactly one kind",
+    )
+}
+
+/// The schema of rule files.
+pub fn rules() -> Value {
+    json!({
+        "$schema": DRAFT,
+        "title": "trigd rule file",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "rules": {"type": "array", "items": rule()},
+            "sources": {"type": "object", "additionalProperties": source()},
+        }
+    })
+}
+
+/// The schema of rule tests (`*.test.yaml`).
+pub fn tests() -> Value {
+    let test = object(
+        props(&[
+            ("name", json!({"type": "string"})),
+            ("event", json!({"type": "object"})),
+            ("event_file", json!({"type": "string"})),
+            ("schedule", object(props(&[("rule", json!({"type": "string"})), ("time", json!({"type": "string", "format": "date-time"}))]), &["rule", "time"], "A schedule rule's fire")),
+            ("expect", object(
+                props(&[
+                    ("matched", json!({"type": "array", "items": {"type": "string"}})),
+                    ("payloads", json!({"type": "object", "description": "rule/target-id: expected payload (JSON compared as JSON; a string compared exactly)"})),
+                ]),
+                &[],
+                "What must happen",
+            )),
+        ]),
+        &["name", "expect"],
+        "A rule test",
+    );
+    json!({
+        "$schema": DRAFT,
+        "title": "trigd rule tests",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["tests"],
+        "properties": {"tests": {"type": "array", "items": test}},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys_of(v: &Value) -> Vec<String> {
+        v["properties"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn schema_knows_every_key_the_validator_accepts() {
+        let rule = rule();
+        let mut rule_keys = keys_of(&rule);
+        rule_keys.sort();
+        let mut want: Vec<String> = RULE_KEYS.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(rule_keys, want);
+        let mut target_props = keys_of(&target());
+        target_props.sort();
+        let mut want: Vec<String> = target_keys().iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(target_props, want);
+    }
+}
