@@ -290,7 +290,7 @@ fn next_fires(
     if only.is_some() && previews.is_empty() {
         anyhow::bail!("rule `{}` has no schedule", only.unwrap_or_default());
     }
-    let text = match format {
+    let text: String = match format {
         Format::Json => previews
             .iter()
             .map(|p| format!("{}\n", p.to_json()))

@@ -5,8 +5,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::config::rule_file::{
-    CATCH_UP_KEYS, RESERVED_VARIABLES, RETRY_KEYS, RULE_KEYS, SNS_SOURCE_KEYS, SQS_SOURCE_KEYS,
-    TARGET_KINDS, TARGET_OPTIONS, WEBHOOK_SOURCE_KEYS, target_keys,
+    CATCH_UP_KEYS, RESERVED_VARIABLES, RETRY_KEYS, SNS_SOURCE_KEYS, SQS_SOURCE_KEYS, TARGET_KINDS,
+    TARGET_OPTIONS, WEBHOOK_SOURCE_KEYS,
 };
 
 const DRAFT: &str = "http://json-schema.org/draft-07/schema#";
@@ -228,6 +228,7 @@ pub fn tests() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::rule_file::{RULE_KEYS, target_keys};
 
     fn keys_of(v: &Value) -> Vec<String> {
         v["properties"]

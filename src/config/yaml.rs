@@ -199,7 +199,7 @@ impl Builder {
                 } else {
                     Kind::Str(value.into_owned())
                 };
-                self.push_value(Node { kind, pos: at, inline }, anchor)
+                self.push_value(Node { kind, pos: at, inline }, Some(anchor))
             }
             Event::SequenceStart(anchor, _) => self.open(Kind::Seq(Vec::new()), at, anchor),
             Event::MappingStart(anchor, _) => {
