@@ -33,8 +33,7 @@ fn rule_sets() -> Vec<(String, Vec<Value>)> {
     let text = include_str!("data/cl2_rules.json");
     let sets: serde_json::Map<String, Value> = serde_json::from_str(text).expect("rule sets");
     let get = |name: &str| sets[name].as_array().expect("array").clone();
-    let mut out: Vec<(String, Vec<Value>)> =
-        sets.keys().map(|k| (k.clone(), get(k))).collect();
+    let mut out: Vec<(String, Vec<Value>)> = sets.keys().map(|k| (k.clone(), get(k))).collect();
     let mut partial = Vec::new();
     for name in [
         "NUMERIC",
@@ -105,7 +104,10 @@ fn main() {
         let patterns: Vec<Pattern> = pats.iter().map(|p| parse(p).expect("valid")).collect();
         run(&name, &patterns, &events, runs);
     }
-    if filter.as_ref().is_none_or(|f| "SCALING".contains(f.as_str())) {
+    if filter
+        .as_ref()
+        .is_none_or(|f| "SCALING".contains(f.as_str()))
+    {
         // Exact rules on MAPBLKLOT drawn from the data, so that some of them match.
         let mut values: Vec<String> = Vec::new();
         for e in events.iter().step_by(7) {
@@ -120,7 +122,9 @@ fn main() {
         for n in [1usize, 5, 1_000, 10_000] {
             let patterns: Vec<Pattern> = values[..n]
                 .iter()
-                .map(|v| parse(&serde_json::json!({"properties": {"MAPBLKLOT": [v]}})).expect("valid"))
+                .map(|v| {
+                    parse(&serde_json::json!({"properties": {"MAPBLKLOT": [v]}})).expect("valid")
+                })
                 .collect();
             run(&format!("SCALING_EXACT_{n}"), &patterns, &events, runs);
         }

@@ -87,10 +87,13 @@ pub fn run(rules: &RuleSet, event_text: &str, now: DateTime<Utc>) -> Result<Repo
         } else if !rule.enabled {
             report.unmatched.push(Unmatched {
                 rule: rule.name.clone(),
-                reason: "the pattern matches, but the rule is disabled (`enabled: false`)".to_owned(),
+                reason: "the pattern matches, but the rule is disabled (`enabled: false`)"
+                    .to_owned(),
             });
         } else {
-            report.matched.push(render_rule(rules, rule, &compact, &event, &ingestion));
+            report
+                .matched
+                .push(render_rule(rules, rule, &compact, &event, &ingestion));
         }
     }
     Ok(report)

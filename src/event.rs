@@ -9,7 +9,12 @@ use crate::rules::Settings;
 /// The `Scheduled Event` EventBridge sends for a schedule rule's fire at `time`.
 ///
 /// `time` is the scheduled instant truncated to the second; `detail` is an empty object.
-pub fn scheduled_event(settings: &Settings, rule_arn: &str, time: DateTime<Utc>, id: &str) -> Value {
+pub fn scheduled_event(
+    settings: &Settings,
+    rule_arn: &str,
+    time: DateTime<Utc>,
+    id: &str,
+) -> Value {
     json!({
         "version": "0",
         "id": id,
@@ -35,7 +40,11 @@ pub fn stable_id(seed: &str) -> String {
     };
     let hi = fnv(0xcbf2_9ce4_8422_2325);
     let lo = fnv(0x8422_2325_cbf2_9ce4);
-    let bytes: Vec<u8> = hi.to_be_bytes().into_iter().chain(lo.to_be_bytes()).collect();
+    let bytes: Vec<u8> = hi
+        .to_be_bytes()
+        .into_iter()
+        .chain(lo.to_be_bytes())
+        .collect();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
@@ -53,11 +62,21 @@ mod tests {
 
     #[test]
     fn scheduled_event_shape() {
-        let t = DateTime::parse_from_rfc3339("2026-11-23T06:00:00.750Z").unwrap().with_timezone(&Utc);
-        let e = scheduled_event(&Settings::default(), "arn:aws:events:us-east-1:123456789012:rule/r", t, "x");
+        let t = DateTime::parse_from_rfc3339("2026-11-23T06:00:00.750Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let e = scheduled_event(
+            &Settings::default(),
+            "arn:aws:events:us-east-1:123456789012:rule/r",
+            t,
+            "x",
+        );
         assert_eq!(e["time"], "2026-11-23T06:00:00Z");
         assert_eq!(e["detail"], json!({}));
-        assert_eq!(e["resources"], json!(["arn:aws:events:us-east-1:123456789012:rule/r"]));
+        assert_eq!(
+            e["resources"],
+            json!(["arn:aws:events:us-east-1:123456789012:rule/r"])
+        );
         assert_eq!(e["detail-type"], "Scheduled Event");
     }
 

@@ -255,7 +255,10 @@ fn test(rules: &Path) -> anyhow::Result<ExitCode> {
             uncovered.join(", ")
         ));
     }
-    out.push_str(&format!("\n{} passed, {failed} failed\n", outcomes.len() - failed));
+    out.push_str(&format!(
+        "\n{} passed, {failed} failed\n",
+        outcomes.len() - failed
+    ));
     print(&out)?;
     Ok(if failed > 0 {
         ExitCode::from(EXIT_FOUND_PROBLEMS)

@@ -30,7 +30,12 @@ pub struct Fire {
 /// The next `count` fires of each schedule rule (or of `only`) strictly after `after`.
 /// `rate` schedules are anchored at `start` when given, else at `after`. Disabled rules are
 /// listed with no fires.
-pub fn preview(set: &RuleSet, only: Option<&str>, count: usize, after: DateTime<Utc>) -> Vec<Preview> {
+pub fn preview(
+    set: &RuleSet,
+    only: Option<&str>,
+    count: usize,
+    after: DateTime<Utc>,
+) -> Vec<Preview> {
     set.rules
         .iter()
         .filter(|r| only.is_none_or(|o| o == r.name))

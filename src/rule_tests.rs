@@ -98,7 +98,13 @@ pub fn load(root: &Path, rules: &RuleSet) -> Result<Vec<TestCase>, LoadError> {
     }
 }
 
-fn read_file(r: &mut Reporter<'_>, node: &Node, path: &Path, rules: &RuleSet, out: &mut Vec<TestCase>) {
+fn read_file(
+    r: &mut Reporter<'_>,
+    node: &Node,
+    path: &Path,
+    rules: &RuleSet,
+    out: &mut Vec<TestCase>,
+) {
     if node.kind == Kind::Null {
         return;
     }
@@ -110,7 +116,10 @@ fn read_file(r: &mut Reporter<'_>, node: &Node, path: &Path, rules: &RuleSet, ou
         return;
     };
     let Kind::Seq(items) = &tests.kind else {
-        r.error(tests.pos, format!("`tests` must be a list, got {}", tests.type_name()));
+        r.error(
+            tests.pos,
+            format!("`tests` must be a list, got {}", tests.type_name()),
+        );
         return;
     };
     for item in items {
@@ -146,14 +155,20 @@ fn read_test(r: &mut Reporter<'_>, node: &Node, path: &Path, rules: &RuleSet) ->
         ["event_file"] => f.get("event_file").and_then(|e| event_file(r, e, path)),
         ["schedule"] => f.get("schedule").and_then(|s| read_scheduled(r, s, rules)),
         _ => {
-            r.error(node.pos, "a test needs exactly one of `event`, `event_file` or `schedule`");
+            r.error(
+                node.pos,
+                "a test needs exactly one of `event`, `event_file` or `schedule`",
+            );
             None
         }
     };
     let (matched, payloads) = match f.get("expect") {
         Some(e) => read_expect(r, e, rules)?,
         None => {
-            r.error(node.pos, "a test needs `expect:` with `matched` and/or `payloads`");
+            r.error(
+                node.pos,
+                "a test needs `expect:` with `matched` and/or `payloads`",
+            );
             return None;
         }
     };
@@ -183,11 +198,17 @@ fn event_file(r: &mut Reporter<'_>, node: &Node, test_file: &Path) -> Option<Tes
     match serde_json::from_str::<Value>(&text) {
         Ok(v @ Value::Object(_)) => Some(TestInput::Event(v.to_string())),
         Ok(_) => {
-            r.error(node.pos, format!("{} must hold a JSON object", full.display()));
+            r.error(
+                node.pos,
+                format!("{} must hold a JSON object", full.display()),
+            );
             None
         }
         Err(e) => {
-            r.error(node.pos, format!("{} is not valid JSON: {e}", full.display()));
+            r.error(
+                node.pos,
+                format!("{} is not valid JSON: {e}", full.display()),
+            );
             None
         }
     }
@@ -196,14 +217,20 @@ fn event_file(r: &mut Reporter<'_>, node: &Node, test_file: &Path) -> Option<Tes
 fn read_scheduled(r: &mut Reporter<'_>, node: &Node, rules: &RuleSet) -> Option<TestInput> {
     let f = Fields::new(r, node, "`schedule`", SCHEDULE_KEYS)?;
     let (Some(rule_node), Some(time_node)) = (f.get("rule"), f.get("time")) else {
-        r.error(node.pos, "`schedule` needs `rule` (a schedule rule's name) and `time` (RFC 3339)");
+        r.error(
+            node.pos,
+            "`schedule` needs `rule` (a schedule rule's name) and `time` (RFC 3339)",
+        );
         return None;
     };
     let rule = reader::nonempty(r, rule_node, "`schedule.rule`")?;
     match rules.rule(rule).map(|x| &x.trigger) {
         Some(Trigger::Schedule(_)) => {}
         Some(Trigger::Pattern(_)) => {
-            r.error(rule_node.pos, format!("rule `{rule}` has a pattern, not a schedule"));
+            r.error(
+                rule_node.pos,
+                format!("rule `{rule}` has a pattern, not a schedule"),
+            );
             return None;
         }
         None => {
@@ -213,7 +240,10 @@ fn read_scheduled(r: &mut Reporter<'_>, node: &Node, rules: &RuleSet) -> Option<
     }
     let t = reader::nonempty(r, time_node, "`schedule.time`")?;
     let Ok(time) = DateTime::parse_from_rfc3339(t) else {
-        r.error(time_node.pos, "`schedule.time` must be an RFC 3339 timestamp such as 2026-11-23T06:00:00Z");
+        r.error(
+            time_node.pos,
+            "`schedule.time` must be an RFC 3339 timestamp such as 2026-11-23T06:00:00Z",
+        );
         return None;
     };
     Some(TestInput::Scheduled {
@@ -238,7 +268,10 @@ fn read_expect(r: &mut Reporter<'_>, node: &Node, rules: &RuleSet) -> Option<Exp
         None => None,
         Some(m) => {
             let Kind::Seq(items) = &m.kind else {
-                r.error(m.pos, "`matched` must be a list of rule names ([] for none)");
+                r.error(
+                    m.pos,
+                    "`matched` must be a list of rule names ([] for none)",
+                );
                 return None;
             };
             let mut names = Vec::new();
@@ -255,13 +288,19 @@ fn read_expect(r: &mut Reporter<'_>, node: &Node, rules: &RuleSet) -> Option<Exp
     let mut payloads = Vec::new();
     if let Some(p) = f.get("payloads") {
         let Kind::Map(entries) = &p.kind else {
-            r.error(p.pos, "`payloads` must be a mapping of `rule/target-id` to the expected payload");
+            r.error(
+                p.pos,
+                "`payloads` must be a mapping of `rule/target-id` to the expected payload",
+            );
             return None;
         };
         for (k, v) in entries {
             let key = reader::nonempty(r, k, "a `payloads` key")?;
             let Some((rule, target)) = key.split_once('/') else {
-                r.error(k.pos, format!("`{key}`: name a payload as `rule/target-id`"));
+                r.error(
+                    k.pos,
+                    format!("`{key}`: name a payload as `rule/target-id`"),
+                );
                 continue;
             };
             match rules.rule(rule) {
@@ -270,7 +309,10 @@ fn read_expect(r: &mut Reporter<'_>, node: &Node, rules: &RuleSet) -> Option<Exp
                     let ids: Vec<&str> = found.targets.iter().map(|t| t.id.as_str()).collect();
                     r.error(
                         k.pos,
-                        format!("rule `{rule}` has no target `{target}`; its targets: {}", ids.join(", ")),
+                        format!(
+                            "rule `{rule}` has no target `{target}`; its targets: {}",
+                            ids.join(", ")
+                        ),
                     );
                 }
                 Some(_) => {}
@@ -319,7 +361,11 @@ fn run_one(rules: &RuleSet, test: &TestCase, now: DateTime<Utc>) -> Outcome {
         w.sort_unstable();
         g.sort_unstable();
         if w != g {
-            failures.push(format!("matched [{}], expected [{}]", g.join(", "), w.join(", ")));
+            failures.push(format!(
+                "matched [{}], expected [{}]",
+                g.join(", "),
+                w.join(", ")
+            ));
             for u in &report.unmatched {
                 if want.contains(&u.rule) {
                     failures.push(format!("  {} did not match: {}", u.rule, u.reason));
@@ -334,11 +380,15 @@ fn run_one(rules: &RuleSet, test: &TestCase, now: DateTime<Utc>) -> Outcome {
             .find(|m| &m.rule == rule)
             .and_then(|m| m.targets.iter().find(|t| &t.id == target));
         match payload.map(|p| &p.payload) {
-            None => failures.push(format!("{rule}/{target}: no payload, because {rule} did not match")),
+            None => failures.push(format!(
+                "{rule}/{target}: no payload, because {rule} did not match"
+            )),
             Some(Err(e)) => failures.push(format!("{rule}/{target}: cannot render: {e}")),
             Some(Ok(text)) => {
                 if let Some(diff) = compare(expected, text) {
-                    failures.push(format!("{rule}/{target}: payload differs (- expected, + actual)\n{diff}"));
+                    failures.push(format!(
+                        "{rule}/{target}: payload differs (- expected, + actual)\n{diff}"
+                    ));
                 }
             }
         }

@@ -50,10 +50,14 @@ impl RuleSet {
             .filter(|(_, r)| matches!(r.trigger, Trigger::Pattern(_)))
             .map(|(i, _)| i)
             .collect();
-        let matcher = Matcher::new(pattern_rules.iter().filter_map(|&i| match &rules[i].trigger {
-            Trigger::Pattern(p) => Some(p),
-            Trigger::Schedule(_) => None,
-        }));
+        let matcher = Matcher::new(
+            pattern_rules
+                .iter()
+                .filter_map(|&i| match &rules[i].trigger {
+                    Trigger::Pattern(p) => Some(p),
+                    Trigger::Schedule(_) => None,
+                }),
+        );
         RuleSet {
             rules,
             sources,
@@ -95,9 +99,10 @@ pub struct Rule {
     pub targets: Vec<Target>,
     /// A disabled rule is validated and listed but never fires.
     pub enabled: bool,
-    /// The file and line that define the rule, for messages.
+    /// Where the rule's name is written, for messages.
     pub file: String,
     pub line: usize,
+    pub column: usize,
 }
 
 /// What makes a rule fire.
@@ -246,6 +251,7 @@ pub struct Source {
     pub kind: SourceKind,
     pub file: String,
     pub line: usize,
+    pub column: usize,
 }
 
 /// The kinds of sources.

@@ -64,7 +64,10 @@ fn destination() -> Value {
             ("sns", json!({"type": "string"})),
             ("eventbridge", json!({"type": "string"})),
             ("http", json!({"type": "string", "format": "uri"})),
-            ("command", json!({"type": "array", "items": {"type": "string"}, "minItems": 1})),
+            (
+                "command",
+                json!({"type": "array", "items": {"type": "string"}, "minItems": 1}),
+            ),
             ("bus", json!({"const": true})),
         ]),
         &[],
@@ -76,34 +79,77 @@ fn target() -> Value {
     let string_map = json!({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}});
     let mut p = props(&[
         ("id", name_schema("Target id, unique within the rule")),
-        ("lambda", json!({"type": "string", "description": "Function name, name:alias, or ARN"})),
+        (
+            "lambda",
+            json!({"type": "string", "description": "Function name, name:alias, or ARN"}),
+        ),
         ("sqs", json!({"type": "string", "description": "Queue URL"})),
         ("sns", json!({"type": "string", "description": "Topic ARN"})),
-        ("eventbridge", json!({"type": "string", "description": "Event bus name or ARN"})),
-        ("http", json!({"type": "string", "description": "URL to POST the payload to"})),
-        ("command", json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "argv; never run through a shell; the payload arrives on stdin"})),
+        (
+            "eventbridge",
+            json!({"type": "string", "description": "Event bus name or ARN"}),
+        ),
+        (
+            "http",
+            json!({"type": "string", "description": "URL to POST the payload to"}),
+        ),
+        (
+            "command",
+            json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "argv; never run through a shell; the payload arrives on stdin"}),
+        ),
         ("log", json!({"const": true})),
-        ("input", json!({"description": "A constant JSON value sent instead of the event"})),
-        ("input_path", json!({"type": "string", "description": "JSONPath of the part of the event to send, e.g. $.detail"})),
-        ("input_transformer", object(
-            props(&[
-                ("input_paths", json!({"type": "object", "maxProperties": 100, "additionalProperties": {"type": "string"}})),
-                ("input_template", json!({"type": "string", "minLength": 1, "maxLength": 8192, "description": format!("Text with <name> placeholders; reserved: {}", RESERVED_VARIABLES.iter().map(|v| format!("<{v}>")).collect::<Vec<_>>().join(", "))})),
-            ]),
-            &["input_template"],
-            "EventBridge's input transformer",
-        )),
+        (
+            "input",
+            json!({"description": "A constant JSON value sent instead of the event"}),
+        ),
+        (
+            "input_path",
+            json!({"type": "string", "description": "JSONPath of the part of the event to send, e.g. $.detail"}),
+        ),
+        (
+            "input_transformer",
+            object(
+                props(&[
+                    (
+                        "input_paths",
+                        json!({"type": "object", "maxProperties": 100, "additionalProperties": {"type": "string"}}),
+                    ),
+                    (
+                        "input_template",
+                        json!({"type": "string", "minLength": 1, "maxLength": 8192, "description": format!("Text with <name> placeholders; reserved: {}", RESERVED_VARIABLES.iter().map(|v| format!("<{v}>")).collect::<Vec<_>>().join(", "))}),
+                    ),
+                ]),
+                &["input_template"],
+                "EventBridge's input transformer",
+            ),
+        ),
         ("retry", retry()),
-        ("dead_letter", object(props(&[("sqs", json!({"type": "string"}))]), &["sqs"], "Dead-letter queue (standard SQS)")),
-        ("concurrency", json!({"type": "integer", "minimum": 1, "maximum": 10000})),
-        ("invocation_type", json!({"enum": ["Event", "RequestResponse"]})),
+        (
+            "dead_letter",
+            object(
+                props(&[("sqs", json!({"type": "string"}))]),
+                &["sqs"],
+                "Dead-letter queue (standard SQS)",
+            ),
+        ),
+        (
+            "concurrency",
+            json!({"type": "integer", "minimum": 1, "maximum": 10000}),
+        ),
+        (
+            "invocation_type",
+            json!({"enum": ["Event", "RequestResponse"]}),
+        ),
         ("on_success", destination()),
         ("on_failure", destination()),
         ("message_group_id", json!({"type": "string"})),
         ("subject", json!({"type": "string"})),
         ("source", json!({"type": "string"})),
         ("detail_type", json!({"type": "string"})),
-        ("method", json!({"enum": ["POST", "PUT", "PATCH", "GET", "DELETE"]})),
+        (
+            "method",
+            json!({"enum": ["POST", "PUT", "PATCH", "GET", "DELETE"]}),
+        ),
         ("headers", string_map.clone()),
         ("timeout", duration()),
         ("cwd", json!({"type": "string"})),
@@ -140,17 +186,36 @@ fn rule() -> Value {
         props(&[
             ("name", name_schema("Rule name, unique across files")),
             ("description", json!({"type": "string"})),
-            ("pattern", json!({"type": ["object", "string"], "description": "An EventBridge event pattern"})),
-            ("schedule", json!({"type": "string", "pattern": "^(rate|cron|at)\\(.*\\)$", "description": "rate(5 minutes), cron(0 6 ? * MON-FRI *) or at(2026-12-01T09:00:00)"})),
-            ("timezone", json!({"type": "string", "description": "IANA time zone for cron and at; default UTC"})),
+            (
+                "pattern",
+                json!({"type": ["object", "string"], "description": "An EventBridge event pattern"}),
+            ),
+            (
+                "schedule",
+                json!({"type": "string", "pattern": "^(rate|cron|at)\\(.*\\)$", "description": "rate(5 minutes), cron(0 6 ? * MON-FRI *) or at(2026-12-01T09:00:00)"}),
+            ),
+            (
+                "timezone",
+                json!({"type": "string", "description": "IANA time zone for cron and at; default UTC"}),
+            ),
             ("start", json!({"type": "string", "format": "date-time"})),
             ("end", json!({"type": "string", "format": "date-time"})),
             ("jitter", duration()),
             ("catch_up", catch_up),
             ("enabled", json!({"type": "boolean"})),
-            ("targets", json!({"type": "array", "minItems": 1, "maxItems": 5, "items": target()})),
+            (
+                "targets",
+                json!({"type": "array", "minItems": 1, "maxItems": 5, "items": target()}),
+            ),
             ("retry", retry()),
-            ("dead_letter", object(props(&[("sqs", json!({"type": "string"}))]), &["sqs"], "Dead-letter queue (standard SQS)")),
+            (
+                "dead_letter",
+                object(
+                    props(&[("sqs", json!({"type": "string"}))]),
+                    &["sqs"],
+                    "Dead-letter queue (standard SQS)",
+                ),
+            ),
         ]),
         &["name", "targets"],
         "A rule: a pattern or a schedule, and 1-5 targets",
@@ -166,15 +231,30 @@ fn rule() -> Value {
 
 fn source() -> Value {
     let keys = |list: &[&str]| -> Map<String, Value> {
-        list.iter()
-            .map(|k| ((*k).to_owned(), json!({})))
-            .collect()
+        list.iter().map(|k| ((*k).to_owned(), json!({}))).collect()
     };
     object(
         props(&[
-            ("sqs", object(keys(SQS_SOURCE_KEYS), &["queue_url"], "Poll an SQS queue")),
-            ("sns", object(keys(SNS_SOURCE_KEYS), &[], "Receive SNS over HTTP at POST /sns/NAME")),
-            ("webhook", object(keys(WEBHOOK_SOURCE_KEYS), &[], "Receive JSON at POST /events/NAME")),
+            (
+                "sqs",
+                object(keys(SQS_SOURCE_KEYS), &["queue_url"], "Poll an SQS queue"),
+            ),
+            (
+                "sns",
+                object(
+                    keys(SNS_SOURCE_KEYS),
+                    &[],
+                    "Receive SNS over HTTP at POST /sns/NAME",
+                ),
+            ),
+            (
+                "webhook",
+                object(
+                    keys(WEBHOOK_SOURCE_KEYS),
+                    &[],
+                    "Receive JSON at POST /events/NAME",
+                ),
+            ),
         ]),
         &[],
         "A source: exactly one kind",
@@ -202,15 +282,34 @@ pub fn tests() -> Value {
             ("name", json!({"type": "string"})),
             ("event", json!({"type": "object"})),
             ("event_file", json!({"type": "string"})),
-            ("schedule", object(props(&[("rule", json!({"type": "string"})), ("time", json!({"type": "string", "format": "date-time"}))]), &["rule", "time"], "A schedule rule's fire")),
-            ("expect", object(
-                props(&[
-                    ("matched", json!({"type": "array", "items": {"type": "string"}})),
-                    ("payloads", json!({"type": "object", "description": "rule/target-id: expected payload (JSON compared as JSON; a string compared exactly)"})),
-                ]),
-                &[],
-                "What must happen",
-            )),
+            (
+                "schedule",
+                object(
+                    props(&[
+                        ("rule", json!({"type": "string"})),
+                        ("time", json!({"type": "string", "format": "date-time"})),
+                    ]),
+                    &["rule", "time"],
+                    "A schedule rule's fire",
+                ),
+            ),
+            (
+                "expect",
+                object(
+                    props(&[
+                        (
+                            "matched",
+                            json!({"type": "array", "items": {"type": "string"}}),
+                        ),
+                        (
+                            "payloads",
+                            json!({"type": "object", "description": "rule/target-id: expected payload (JSON compared as JSON; a string compared exactly)"}),
+                        ),
+                    ]),
+                    &[],
+                    "What must happen",
+                ),
+            ),
         ]),
         &["name", "expect"],
         "A rule test",

@@ -16,7 +16,7 @@ use crate::rules::{RuleSet, Settings};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The directory or a file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -29,7 +29,10 @@ pub enum LoadError {
 
 /// True for the files that hold rule tests rather than rules.
 pub fn is_test_file(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     name.ends_with(".test.yaml") || name.ends_with(".test.yml")
 }
 
@@ -103,8 +106,18 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
         rules.extend(contents.rules);
         sources.extend(contents.sources);
     }
-    check_unique(&mut diags, &rules, |r| (&r.name, &r.file, r.line), "rule");
-    check_unique(&mut diags, &sources, |s| (&s.name, &s.file, s.line), "source");
+    check_unique(
+        &mut diags,
+        &rules,
+        |r| (&r.name, &r.file, r.line, r.column),
+        "rule",
+    );
+    check_unique(
+        &mut diags,
+        &sources,
+        |s| (&s.name, &s.file, s.line, s.column),
+        "source",
+    );
     if !diags.is_empty() {
         return Err(LoadError::Invalid(Diagnostics(diags)));
     }
@@ -115,17 +128,17 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
 fn check_unique<T>(
     diags: &mut Vec<Diagnostic>,
     items: &[T],
-    key: impl Fn(&T) -> (&String, &String, usize),
+    key: impl Fn(&T) -> (&String, &String, usize, usize),
     what: &str,
 ) {
     for (i, item) in items.iter().enumerate() {
-        let (name, file, line) = key(item);
+        let (name, file, line, column) = key(item);
         if let Some(first) = items[..i].iter().find(|o| key(o).0 == name) {
-            let (_, first_file, first_line) = key(first);
+            let (_, first_file, first_line, _) = key(first);
             diags.push(Diagnostic {
                 file: file.clone(),
                 line,
-                column: 1,
+                column,
                 message: format!(
                     "{what} name `{name}` is already used at {first_file}:{first_line}; names must be unique"
                 ),

@@ -17,12 +17,18 @@ impl<'n> Fields<'n> {
     /// names the mapping in messages ("a rule", "a target").
     pub fn new(r: &mut Reporter<'_>, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Self> {
         let Kind::Map(entries) = &node.kind else {
-            r.error(node.pos, format!("{what} must be a mapping, got {}", node.type_name()));
+            r.error(
+                node.pos,
+                format!("{what} must be a mapping, got {}", node.type_name()),
+            );
             return None;
         };
         for (i, (k, _)) in entries.iter().enumerate() {
             let Some(key) = k.as_str() else {
-                r.error(k.pos, format!("keys of {what} must be strings, got {}", k.type_name()));
+                r.error(
+                    k.pos,
+                    format!("keys of {what} must be strings, got {}", k.type_name()),
+                );
                 continue;
             };
             if !allowed.contains(&key) {
@@ -69,7 +75,10 @@ pub fn string<'n>(r: &mut Reporter<'_>, node: &'n Node, what: &str) -> Option<&'
     match &node.kind {
         Kind::Str(s) => Some(s),
         _ => {
-            r.error(node.pos, format!("{what} must be a string, got {}", node.type_name()));
+            r.error(
+                node.pos,
+                format!("{what} must be a string, got {}", node.type_name()),
+            );
             None
         }
     }
@@ -131,7 +140,10 @@ pub fn integer(
 /// A list of strings.
 pub fn string_list(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<Vec<String>> {
     let Kind::Seq(items) = &node.kind else {
-        r.error(node.pos, format!("{what} must be a list of strings, got {}", node.type_name()));
+        r.error(
+            node.pos,
+            format!("{what} must be a list of strings, got {}", node.type_name()),
+        );
         return None;
     };
     let before = r.count();
@@ -145,7 +157,10 @@ pub fn string_list(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<Vec<
 /// A mapping of strings to strings (headers, environment variables).
 pub fn string_map(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<Vec<(String, String)>> {
     let Kind::Map(entries) = &node.kind else {
-        r.error(node.pos, format!("{what} must be a mapping, got {}", node.type_name()));
+        r.error(
+            node.pos,
+            format!("{what} must be a mapping, got {}", node.type_name()),
+        );
         return None;
     };
     let before = r.count();
@@ -156,7 +171,10 @@ pub fn string_map(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<Vec<(
             Kind::Str(s) => Some(s.clone()),
             Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => v.key_text(),
             _ => {
-                r.error(v.pos, format!("a value of {what} must be a string, got {}", v.type_name()));
+                r.error(
+                    v.pos,
+                    format!("a value of {what} must be a string, got {}", v.type_name()),
+                );
                 None
             }
         };

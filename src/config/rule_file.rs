@@ -35,7 +35,15 @@ pub const RULE_KEYS: &[&str] = &[
     "dead_letter",
 ];
 /// Keys that name a target's kind; exactly one per target.
-pub const TARGET_KINDS: &[&str] = &["lambda", "sqs", "sns", "eventbridge", "http", "command", "log"];
+pub const TARGET_KINDS: &[&str] = &[
+    "lambda",
+    "sqs",
+    "sns",
+    "eventbridge",
+    "http",
+    "command",
+    "log",
+];
 /// The three input options besides the whole event; at most one per target.
 pub const INPUT_KEYS: &[&str] = &["input", "input_path", "input_transformer"];
 /// Options and the kinds they apply to.
@@ -174,7 +182,8 @@ fn read_rule(r: &mut Reporter<'_>, node: &Node) -> Option<Rule> {
         targets: targets?,
         enabled,
         file: r.file().to_owned(),
-        line: node.pos.line,
+        line: f.get("name").map_or(node.pos, |n| n.pos).line,
+        column: f.get("name").map_or(node.pos, |n| n.pos).column,
     })
 }
 
@@ -275,7 +284,10 @@ fn read_schedule(r: &mut Reporter<'_>, node: &Node, f: &Fields<'_>) -> Option<Sc
     let expr = match ScheduleExpr::parse(text) {
         Ok(e) => Some(e),
         Err(e) => {
-            r.error(node.pos_at(e.offset), format!("invalid schedule `{text}`: {e}"));
+            r.error(
+                node.pos_at(e.offset),
+                format!("invalid schedule `{text}`: {e}"),
+            );
             None
         }
     };
@@ -370,7 +382,11 @@ fn read_catch_up(r: &mut Reporter<'_>, node: &Node) -> Option<CatchUp> {
                 r.error(node.pos, "`within` applies only to the `once` policy");
                 return None;
             }
-            Some(if once { CatchUp::Once { within } } else { CatchUp::Skip })
+            Some(if once {
+                CatchUp::Once { within }
+            } else {
+                CatchUp::Skip
+            })
         }
     }
 }
@@ -392,20 +408,25 @@ fn timestamp(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<DateTime<U
 fn read_retry(r: &mut Reporter<'_>, node: Option<&Node>) -> Option<RetryPolicy> {
     let node = node?;
     let f = Fields::new(r, node, "`retry`", RETRY_KEYS)?;
-    let mut policy = RetryPolicy::default();
-    if let Some(n) = f.get("max_attempts") {
-        policy.max_attempts = reader::integer(r, n, "`retry.max_attempts`", 0..=185)? as u32;
-    }
-    if let Some(n) = f.get("max_event_age") {
-        policy.max_event_age = reader::duration_within(
+    let default = RetryPolicy::default();
+    let max_attempts = match f.get("max_attempts") {
+        Some(n) => reader::integer(r, n, "`retry.max_attempts`", 0..=185).map(|v| v as u32),
+        None => Some(default.max_attempts),
+    };
+    let max_event_age = match f.get("max_event_age") {
+        Some(n) => reader::duration_within(
             r,
             n,
             "`retry.max_event_age`",
             Duration::from_secs(60),
             Duration::from_secs(86_400),
-        )?;
-    }
-    Some(policy)
+        ),
+        None => Some(default.max_event_age),
+    };
+    Some(RetryPolicy {
+        max_attempts: max_attempts?,
+        max_event_age: max_event_age?,
+    })
 }
 
 fn read_dead_letter(r: &mut Reporter<'_>, node: &Node) -> Option<DeadLetter> {
@@ -437,7 +458,10 @@ fn read_targets(
         return None;
     };
     let Kind::Seq(items) = &node.kind else {
-        r.error(node.pos, format!("`targets` must be a list, got {}", node.type_name()));
+        r.error(
+            node.pos,
+            format!("`targets` must be a list, got {}", node.type_name()),
+        );
         return None;
     };
     if items.is_empty() || items.len() > 5 {
@@ -451,7 +475,10 @@ fn read_targets(
     for item in items {
         if let Some(t) = read_target(r, item, retry, dead_letter) {
             if out.iter().any(|o| o.id == t.id) {
-                r.error(item.pos, format!("target id `{}` is used twice in this rule", t.id));
+                r.error(
+                    item.pos,
+                    format!("target id `{}` is used twice in this rule", t.id),
+                );
             }
             out.push(t);
         }
@@ -569,15 +596,23 @@ fn read_kind(r: &mut Reporter<'_>, kind: &str, v: &Node, f: &Fields<'_>) -> Opti
                     Some("Event") => InvocationType::Event,
                     Some("RequestResponse") => InvocationType::RequestResponse,
                     _ => {
-                        r.error(n.pos, "`invocation_type` must be `Event` or `RequestResponse`");
+                        r.error(
+                            n.pos,
+                            "`invocation_type` must be `Event` or `RequestResponse`",
+                        );
                         return None;
                     }
                 },
             };
             let on_success = destination(r, "on_success")?;
             let on_failure = destination(r, "on_failure")?;
-            if invocation_type == InvocationType::Event && (on_success.is_some() || on_failure.is_some()) {
-                let at = f.key_node("on_success").or(f.key_node("on_failure")).map_or(v.pos, |k| k.pos);
+            if invocation_type == InvocationType::Event
+                && (on_success.is_some() || on_failure.is_some())
+            {
+                let at = f
+                    .key_node("on_success")
+                    .or(f.key_node("on_failure"))
+                    .map_or(v.pos, |k| k.pos);
                 r.error(
                     at,
                     "destinations need the function's result: set `invocation_type: RequestResponse`",
@@ -685,7 +720,15 @@ fn read_kind(r: &mut Reporter<'_>, kind: &str, v: &Node, f: &Fields<'_>) -> Opti
     }
 }
 
-const DESTINATION_KINDS: &[&str] = &["lambda", "sqs", "sns", "eventbridge", "http", "command", "bus"];
+const DESTINATION_KINDS: &[&str] = &[
+    "lambda",
+    "sqs",
+    "sns",
+    "eventbridge",
+    "http",
+    "command",
+    "bus",
+];
 
 fn read_destination(r: &mut Reporter<'_>, node: &Node, key: &str) -> Option<Destination> {
     let f = Fields::new(r, node, &format!("`{key}`"), DESTINATION_KINDS)?;
@@ -693,7 +736,10 @@ fn read_destination(r: &mut Reporter<'_>, node: &Node, key: &str) -> Option<Dest
     let [kind] = kinds.as_slice() else {
         r.error(
             node.pos,
-            format!("`{key}` names one destination: one of {}", DESTINATION_KINDS.join(", ")),
+            format!(
+                "`{key}` names one destination: one of {}",
+                DESTINATION_KINDS.join(", ")
+            ),
         );
         return None;
     };
@@ -702,7 +748,10 @@ fn read_destination(r: &mut Reporter<'_>, node: &Node, key: &str) -> Option<Dest
         "bus" => match v.kind {
             Kind::Bool(true) => Some(Destination::Bus),
             _ => {
-                r.error(v.pos, "write `bus: true` to send the result to trigd's own bus");
+                r.error(
+                    v.pos,
+                    "write `bus: true` to send the result to trigd's own bus",
+                );
                 None
             }
         },
@@ -756,7 +805,9 @@ fn http_url(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<String> {
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"));
     match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !s.contains(char::is_whitespace) => {
+        Some(rest)
+            if !rest.is_empty() && !rest.starts_with('/') && !s.contains(char::is_whitespace) =>
+        {
             Some(s.to_owned())
         }
         _ => {
@@ -811,13 +862,15 @@ fn lambda_function(r: &mut Reporter<'_>, node: &Node) -> Option<String> {
     let name_ok = |n: &str| {
         !n.is_empty()
             && n.len() <= 64
-            && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
     };
     let parts: Vec<&str> = s.split(':').collect();
     let ok = match parts.as_slice() {
         [name] | [name, _] => name_ok(name),
         [_, "function", name] | [_, "function", name, _] => name_ok(name),
-        ["arn", partition, "lambda", _, _, "function", name] | ["arn", partition, "lambda", _, _, "function", name, _] => {
+        ["arn", partition, "lambda", _, _, "function", name]
+        | ["arn", partition, "lambda", _, _, "function", name, _] => {
             partition.starts_with("aws") && name_ok(name)
         }
         _ => false,
@@ -861,7 +914,10 @@ fn read_input(r: &mut Reporter<'_>, node: &Node, f: &Fields<'_>, id: &str) -> Op
             Ok(json) => {
                 let text = json.to_string();
                 if text.chars().count() > 8192 {
-                    r.error(v.pos, "`input` is longer than EventBridge's 8192 characters");
+                    r.error(
+                        v.pos,
+                        "`input` is longer than EventBridge's 8192 characters",
+                    );
                     return None;
                 }
                 Some(InputSpec::Constant(text))
@@ -905,7 +961,10 @@ fn read_transformer(r: &mut Reporter<'_>, node: &Node) -> Option<InputSpec> {
                 if entries.len() > 100 {
                     r.error(
                         map.pos,
-                        format!("`input_paths` has {} entries; EventBridge allows at most 100", entries.len()),
+                        format!(
+                            "`input_paths` has {} entries; EventBridge allows at most 100",
+                            entries.len()
+                        ),
                     );
                 }
                 for (k, v) in entries {
@@ -913,7 +972,10 @@ fn read_transformer(r: &mut Reporter<'_>, node: &Node) -> Option<InputSpec> {
                         continue;
                     };
                     if name.starts_with("AWS.") || name.starts_with("aws.") {
-                        r.error(k.pos, format!("`{name}`: names may not start with `AWS.`; AWS reserves them"));
+                        r.error(
+                            k.pos,
+                            format!("`{name}`: names may not start with `AWS.`; AWS reserves them"),
+                        );
                         continue;
                     }
                     let valid_chars = !name.is_empty()
@@ -938,7 +1000,10 @@ fn read_transformer(r: &mut Reporter<'_>, node: &Node) -> Option<InputSpec> {
             }
             _ => r.error(
                 map.pos,
-                format!("`input_paths` must be a mapping of names to JSONPaths, got {}", map.type_name()),
+                format!(
+                    "`input_paths` must be a mapping of names to JSONPaths, got {}",
+                    map.type_name()
+                ),
             ),
         }
     }
@@ -951,7 +1016,10 @@ fn read_transformer(r: &mut Reporter<'_>, node: &Node) -> Option<InputSpec> {
     let template = match Template::parse(text, &names) {
         Ok(t) => Some(t),
         Err(e) => {
-            r.error(tpl.pos_at(e.offset), format!("invalid `input_template`: {}", e.message));
+            r.error(
+                tpl.pos_at(e.offset),
+                format!("invalid `input_template`: {}", e.message),
+            );
             None
         }
     };
@@ -994,7 +1062,10 @@ fn read_source(r: &mut Reporter<'_>, key: &Node, node: &Node) -> Option<Source> 
                     Some("eventbridge") => QueueFormat::EventBridge,
                     Some("raw") => QueueFormat::Raw,
                     _ => {
-                        r.error(n.pos, "`format` must be one of: auto, s3, sns, eventbridge, raw");
+                        r.error(
+                            n.pos,
+                            "`format` must be one of: auto, s3, sns, eventbridge, raw",
+                        );
                         return None;
                     }
                 },
@@ -1028,12 +1099,15 @@ fn read_source(r: &mut Reporter<'_>, key: &Node, node: &Node) -> Option<Source> 
             let env_name = |r: &mut Reporter<'_>, key: &str| -> Option<Option<String>> {
                 match g.get(key) {
                     None => Some(None),
-                    Some(n) => reader::nonempty(r, n, &format!("`{key}`")).map(|s| Some(s.to_owned())),
+                    Some(n) => {
+                        reader::nonempty(r, n, &format!("`{key}`")).map(|s| Some(s.to_owned()))
+                    }
                 }
             };
             let bearer_token_env = env_name(r, "bearer_token_env")?;
             let hmac_secret_env = env_name(r, "hmac_secret_env")?;
-            let hmac_header = env_name(r, "hmac_header")?.unwrap_or_else(|| "X-Hub-Signature-256".to_owned());
+            let hmac_header =
+                env_name(r, "hmac_header")?.unwrap_or_else(|| "X-Hub-Signature-256".to_owned());
             SourceKind::Webhook {
                 bearer_token_env,
                 hmac_secret_env,
@@ -1050,5 +1124,6 @@ fn read_source(r: &mut Reporter<'_>, key: &Node, node: &Node) -> Option<Source> 
         kind,
         file: r.file().to_owned(),
         line: key.pos.line,
+        column: key.pos.column,
     })
 }

@@ -111,12 +111,9 @@ impl Node {
                     message: format!("{f} cannot be represented in JSON"),
                 })?,
             Kind::Str(s) => Value::String(s.clone()),
-            Kind::Seq(items) => Value::Array(
-                items
-                    .iter()
-                    .map(Node::to_json)
-                    .collect::<Result<_, _>>()?,
-            ),
+            Kind::Seq(items) => {
+                Value::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?)
+            }
             Kind::Map(entries) => {
                 let mut map = serde_json::Map::new();
                 for (k, v) in entries {
@@ -199,7 +196,14 @@ impl Builder {
                 } else {
                     Kind::Str(value.into_owned())
                 };
-                self.push_value(Node { kind, pos: at, inline }, Some(anchor))
+                self.push_value(
+                    Node {
+                        kind,
+                        pos: at,
+                        inline,
+                    },
+                    Some(anchor),
+                )
             }
             Event::SequenceStart(anchor, _) => self.open(Kind::Seq(Vec::new()), at, anchor),
             Event::MappingStart(anchor, _) => {
@@ -284,7 +288,9 @@ fn resolve_plain(s: &str) -> Kind {
         "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
         "true" | "True" | "TRUE" => return Kind::Bool(true),
         "false" | "False" | "FALSE" => return Kind::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Kind::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Kind::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Kind::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Kind::Float(f64::NAN),
         _ => {}
@@ -368,12 +374,24 @@ mod tests {
     #[test]
     fn positions_are_one_based() {
         let n = parse("rules:\n  - name: x\n    pattern: {source: [a]}\n").unwrap();
-        let Kind::Map(entries) = &n.kind else { panic!() };
-        let Kind::Seq(rules) = &entries[0].1.kind else { panic!() };
+        let Kind::Map(entries) = &n.kind else {
+            panic!()
+        };
+        let Kind::Seq(rules) = &entries[0].1.kind else {
+            panic!()
+        };
         assert_eq!(rules[0].pos, Pos { line: 2, column: 5 });
-        let Kind::Map(rule) = &rules[0].kind else { panic!() };
+        let Kind::Map(rule) = &rules[0].kind else {
+            panic!()
+        };
         assert_eq!(rule[1].0.pos, Pos { line: 3, column: 5 });
-        assert_eq!(rule[1].1.pos, Pos { line: 3, column: 14 });
+        assert_eq!(
+            rule[1].1.pos,
+            Pos {
+                line: 3,
+                column: 14
+            }
+        );
     }
 
     #[test]

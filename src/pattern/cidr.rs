@@ -88,7 +88,11 @@ fn prefix_mask(bits: u32, width: u32) -> u128 {
         (1u128 << width) - 1
     };
     let host = width - bits;
-    if host >= 128 { 0 } else { (all >> host) << host }
+    if host >= 128 {
+        0
+    } else {
+        (all >> host) << host
+    }
 }
 
 #[cfg(test)]

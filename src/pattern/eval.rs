@@ -76,8 +76,12 @@ fn anything_but(ab: &AnythingBut, view: &LeafView<'_>) -> bool {
     match (ab, view.leaf) {
         (AnythingBut::Strings(list), Leaf::Str(s)) => !list.iter().any(|x| x == s),
         (AnythingBut::Numbers(list), Leaf::Num(n)) => !list.contains(&n),
-        (AnythingBut::Prefixes(list), Leaf::Str(s)) => !list.iter().any(|p| s.starts_with(p.as_str())),
-        (AnythingBut::Suffixes(list), Leaf::Str(s)) => !list.iter().any(|p| s.ends_with(p.as_str())),
+        (AnythingBut::Prefixes(list), Leaf::Str(s)) => {
+            !list.iter().any(|p| s.starts_with(p.as_str()))
+        }
+        (AnythingBut::Suffixes(list), Leaf::Str(s)) => {
+            !list.iter().any(|p| s.ends_with(p.as_str()))
+        }
         (AnythingBut::IgnoreCase(list), Leaf::Str(_)) => {
             let folded = view.folded().unwrap_or_default();
             !list.iter().any(|x| x == folded)

@@ -366,7 +366,10 @@ impl Scratch {
         }
         if self.generation == u32::MAX {
             let fresh = m.scratch();
-            *self = Scratch { scan: std::mem::take(&mut self.scan), ..fresh };
+            *self = Scratch {
+                scan: std::mem::take(&mut self.scan),
+                ..fresh
+            };
         }
         self.generation += 1;
         self.touched.clear();

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::ast::{AnythingBut, Alt, Bound, Branch, Condition, Literal, NumericRange, Pattern};
 use super::ast::fold_case;
+use super::ast::{Alt, AnythingBut, Bound, Branch, Condition, Literal, NumericRange, Pattern};
 use super::cidr::Cidr;
 use super::wildcard::Wildcard;
 
@@ -274,7 +274,10 @@ fn parse_operator(name: &str, arg: &Value, loc: &mut Vec<PathSeg>) -> Result<Alt
         "suffix" => parse_affix(arg, loc, "suffix", Alt::Suffix, Alt::SuffixIgnoreCase),
         "equals-ignore-case" => match arg {
             Value::String(s) => Ok(Alt::EqualsIgnoreCase(fold_case(s))),
-            _ => Err(err(loc, "equals-ignore-case match pattern must be a string")),
+            _ => Err(err(
+                loc,
+                "equals-ignore-case match pattern must be a string",
+            )),
         },
         "wildcard" => match arg {
             Value::String(s) => wildcard(s, loc).map(Alt::Wildcard),
@@ -284,7 +287,10 @@ fn parse_operator(name: &str, arg: &Value, loc: &mut Vec<PathSeg>) -> Result<Alt
         "numeric" => parse_numeric(arg, loc).map(Alt::Numeric),
         "exists" => match arg {
             Value::Bool(b) => Ok(Alt::Exists(*b)),
-            _ => Err(err(loc, "exists match pattern must be either true or false")),
+            _ => Err(err(
+                loc,
+                "exists match pattern must be either true or false",
+            )),
         },
         "cidr" => match arg {
             Value::String(s) => Cidr::parse(s)
@@ -310,10 +316,15 @@ fn parse_affix(
     match arg {
         Value::String(s) => Ok(plain(s.clone())),
         Value::Object(inner) if inner.len() == 1 => match inner.iter().next() {
-            Some((k, Value::String(s))) if k == "equals-ignore-case" => Ok(ignore_case(fold_case(s))),
+            Some((k, Value::String(s))) if k == "equals-ignore-case" => {
+                Ok(ignore_case(fold_case(s)))
+            }
             Some((k, _)) if k == "equals-ignore-case" => {
                 loc.push(PathSeg::Key(k.clone()));
-                Err(err(loc, "equals-ignore-case match pattern must be a string"))
+                Err(err(
+                    loc,
+                    "equals-ignore-case match pattern must be a string",
+                ))
             }
             Some((k, _)) => Err(err(loc, format!("Unsupported {op} pattern: {k}"))),
             None => Err(err(loc, format!("{op} match pattern must be a string"))),
@@ -364,7 +375,10 @@ fn parse_anything_but(arg: &Value, loc: &mut Vec<PathSeg>) -> Result<AnythingBut
                     }
                     Ok(AnythingBut::Wildcards(out))
                 }
-                other => Err(err(loc, format!("Unsupported anything-but pattern: {other}"))),
+                other => Err(err(
+                    loc,
+                    format!("Unsupported anything-but pattern: {other}"),
+                )),
             };
             loc.pop();
             out
@@ -419,9 +433,17 @@ fn parse_numeric(arg: &Value, loc: &mut Vec<PathSeg>) -> Result<NumericRange, Pa
         let op = match &items[i] {
             Value::String(s) if matches!(s.as_str(), "=" | "<" | "<=" | ">" | ">=") => s.as_str(),
             Value::String(s) => {
-                return Err(err(loc, format!("Unrecognized numeric range operator: {s}")));
+                return Err(err(
+                    loc,
+                    format!("Unrecognized numeric range operator: {s}"),
+                ));
             }
-            other => return Err(err(loc, format!("Invalid member in numeric match: {other}"))),
+            other => {
+                return Err(err(
+                    loc,
+                    format!("Invalid member in numeric match: {other}"),
+                ));
+            }
         };
         let value = match items.get(i + 1) {
             Some(Value::Number(n)) => number(n),

@@ -197,7 +197,10 @@ fn describe_failure(cond: &Condition, leaves: &[FlatLeaf<'_>]) -> String {
         .collect();
     let path = &cond.path;
     if values.is_empty() {
-        return format!("{path}: expected {}, but the field is missing", expected(cond));
+        return format!(
+            "{path}: expected {}, but the field is missing",
+            expected(cond)
+        );
     }
     let got = describe_values(&values);
     if cond.alts.iter().all(|a| matches!(a, Alt::Numeric(_)))

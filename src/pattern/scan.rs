@@ -415,12 +415,10 @@ impl<'a> Scanner<'a, '_> {
     }
 
     fn slice(&self, start: usize, end: usize) -> Result<&'a str, EventError> {
-        self.text
-            .get(start..end)
-            .ok_or(EventError {
-                offset: start,
-                what: "string is not valid UTF-8",
-            })
+        self.text.get(start..end).ok_or(EventError {
+            offset: start,
+            what: "string is not valid UTF-8",
+        })
     }
 
     #[inline]
@@ -501,7 +499,9 @@ impl<'a> Scanner<'a, '_> {
             .ok_or(self.fail("invalid \\u escape"))?;
         let mut v = 0u32;
         for &d in digits {
-            let x = (d as char).to_digit(16).ok_or(self.fail("invalid \\u escape"))?;
+            let x = (d as char)
+                .to_digit(16)
+                .ok_or(self.fail("invalid \\u escape"))?;
             v = v * 16 + x;
         }
         self.pos += 4;

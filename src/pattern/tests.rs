@@ -19,8 +19,16 @@ fn check(pattern: &str, event: &str, want: bool) {
         .unwrap_or_else(|e| panic!("{event}: {e}"));
     assert_eq!(!out.is_empty(), want, "compiled: {pattern} | {event}");
     let ev: Value = serde_json::from_str(event).expect("event JSON");
-    assert_eq!(reference_matches(&pat, &ev), want, "reference: {pattern} | {event}");
-    assert_eq!(explain(&pat, &ev).is_none(), want, "explain: {pattern} | {event}");
+    assert_eq!(
+        reference_matches(&pat, &ev),
+        want,
+        "reference: {pattern} | {event}"
+    );
+    assert_eq!(
+        explain(&pat, &ev).is_none(),
+        want,
+        "explain: {pattern} | {event}"
+    );
 }
 
 #[track_caller]
@@ -38,10 +46,26 @@ fn invalid(pattern: &str, reason: &str) {
 const MATCHES: &[(&str, &str, bool)] = &[
     // Exact values and types.
     (r#"{"source":["aws.ec2"]}"#, r#"{"source":"aws.ec2"}"#, true),
-    (r#"{"source":["aws.ec2"]}"#, r#"{"source":"AWS.EC2"}"#, false),
-    (r#"{"source":["aws.ec2","aws.fargate"]}"#, r#"{"source":"aws.fargate"}"#, true),
-    (r#"{"detail":{"state":["running"]}}"#, r#"{"detail":{}}"#, false),
-    (r#"{"detail":{"state":["running"]}}"#, r#"{"detail":{"state":"running"}}"#, true),
+    (
+        r#"{"source":["aws.ec2"]}"#,
+        r#"{"source":"AWS.EC2"}"#,
+        false,
+    ),
+    (
+        r#"{"source":["aws.ec2","aws.fargate"]}"#,
+        r#"{"source":"aws.fargate"}"#,
+        true,
+    ),
+    (
+        r#"{"detail":{"state":["running"]}}"#,
+        r#"{"detail":{}}"#,
+        false,
+    ),
+    (
+        r#"{"detail":{"state":["running"]}}"#,
+        r#"{"detail":{"state":"running"}}"#,
+        true,
+    ),
     (r#"{"number":[300]}"#, r#"{"number":300.0}"#, true),
     (r#"{"number":[300]}"#, r#"{"number":3.0e2}"#, true),
     (r#"{"number":[300]}"#, r#"{"number":"300"}"#, false),
@@ -57,155 +81,522 @@ const MATCHES: &[(&str, &str, bool)] = &[
     (r#"{"x":[""]}"#, r#"{"x":null}"#, false),
     (r#"{"x":[""]}"#, r#"{"x":""}"#, true),
     (r#"{"MY_KEY":["v"]}"#, r#"{"my_key":"v"}"#, false),
-    (r#"{"detail":{"k":["v"]}}"#, r#"{"detail":"{\"k\":\"v\"}"}"#, false),
+    (
+        r#"{"detail":{"k":["v"]}}"#,
+        r#"{"detail":"{\"k\":\"v\"}"}"#,
+        false,
+    ),
     (r#"{"s":["é"]}"#, r#"{"s":"\u00e9"}"#, true),
     (r#"{"s":["a\"b"]}"#, r#"{"s":"a\"b"}"#, true),
     (r#"{"s":["😀"]}"#, r#"{"s":"\ud83d\ude00"}"#, true),
     (r#"{"a":["x"]}"#, r#"{"a":{"b":"x"}}"#, false),
-    (r#"{"a":["x"],"b":["y"]}"#, r#"{"a":"x","b":"y","c":"z"}"#, true),
+    (
+        r#"{"a":["x"],"b":["y"]}"#,
+        r#"{"a":"x","b":"y","c":"z"}"#,
+        true,
+    ),
     (r#"{"a":["x"],"b":["y"]}"#, r#"{"a":"x","b":"n"}"#, false),
     // Arrays in events.
-    (r#"{"resources":["arn:a"]}"#, r#"{"resources":["arn:b","arn:a"]}"#, true),
-    (r#"{"resources":["arn:a"]}"#, r#"{"resources":["arn:b"]}"#, false),
-    (r#"{"resources":[{"exists":true}]}"#, r#"{"resources":[]}"#, false),
+    (
+        r#"{"resources":["arn:a"]}"#,
+        r#"{"resources":["arn:b","arn:a"]}"#,
+        true,
+    ),
+    (
+        r#"{"resources":["arn:a"]}"#,
+        r#"{"resources":["arn:b"]}"#,
+        false,
+    ),
+    (
+        r#"{"resources":[{"exists":true}]}"#,
+        r#"{"resources":[]}"#,
+        false,
+    ),
     (r#"{"resources":[null]}"#, r#"{"resources":[]}"#, false),
-    (r#"{"resources":[{"exists":false}]}"#, r#"{"resources":[]}"#, true),
-    (r#"{"e":{"firstName":["Anna"],"lastName":["Jones"]}}"#,
-     r#"{"e":[{"firstName":"Anna","lastName":"Smith"},{"firstName":"Peter","lastName":"Jones"}]}"#, false),
-    (r#"{"e":{"firstName":["Anna"],"lastName":["Jones"]}}"#,
-     r#"{"e":[{"firstName":"Anna","lastName":"Smith"},{"firstName":"Anna","lastName":"Jones"}]}"#, true),
-    (r#"{"e":{"firstName":["Anna"]}}"#,
-     r#"{"e":[[{"firstName":"John"},{"firstName":"Anna"}],[{"firstName":"Peter"}]]}"#, true),
-    (r#"{"employees":{"firstName":["Anna"]}}"#,
-     r#"{"employees":[{"firstName":"John"},{"firstName":"Anna"}]}"#, true),
-    (r#"{"a":["x"],"e":{"n":["y"]}}"#, r#"{"a":"x","e":[{"n":"q"},{"n":"y"}]}"#, true),
-    (r#"{"e":{"a":["1"]},"f":{"b":["2"]}}"#, r#"{"e":[{"a":"1"}],"f":[{"b":"0"},{"b":"2"}]}"#, true),
-    (r#"{"e":{"a":["1"],"b":{"c":["2"]}}}"#, r#"{"e":[{"a":"1","b":[{"c":"3"},{"c":"2"}]}]}"#, true),
-    (r#"{"e":{"a":["1"],"b":{"c":["2"]}}}"#, r#"{"e":[{"a":"1","b":[{"c":"3"}]},{"a":"0","b":[{"c":"2"}]}]}"#, false),
+    (
+        r#"{"resources":[{"exists":false}]}"#,
+        r#"{"resources":[]}"#,
+        true,
+    ),
+    (
+        r#"{"e":{"firstName":["Anna"],"lastName":["Jones"]}}"#,
+        r#"{"e":[{"firstName":"Anna","lastName":"Smith"},{"firstName":"Peter","lastName":"Jones"}]}"#,
+        false,
+    ),
+    (
+        r#"{"e":{"firstName":["Anna"],"lastName":["Jones"]}}"#,
+        r#"{"e":[{"firstName":"Anna","lastName":"Smith"},{"firstName":"Anna","lastName":"Jones"}]}"#,
+        true,
+    ),
+    (
+        r#"{"e":{"firstName":["Anna"]}}"#,
+        r#"{"e":[[{"firstName":"John"},{"firstName":"Anna"}],[{"firstName":"Peter"}]]}"#,
+        true,
+    ),
+    (
+        r#"{"employees":{"firstName":["Anna"]}}"#,
+        r#"{"employees":[{"firstName":"John"},{"firstName":"Anna"}]}"#,
+        true,
+    ),
+    (
+        r#"{"a":["x"],"e":{"n":["y"]}}"#,
+        r#"{"a":"x","e":[{"n":"q"},{"n":"y"}]}"#,
+        true,
+    ),
+    (
+        r#"{"e":{"a":["1"]},"f":{"b":["2"]}}"#,
+        r#"{"e":[{"a":"1"}],"f":[{"b":"0"},{"b":"2"}]}"#,
+        true,
+    ),
+    (
+        r#"{"e":{"a":["1"],"b":{"c":["2"]}}}"#,
+        r#"{"e":[{"a":"1","b":[{"c":"3"},{"c":"2"}]}]}"#,
+        true,
+    ),
+    (
+        r#"{"e":{"a":["1"],"b":{"c":["2"]}}}"#,
+        r#"{"e":[{"a":"1","b":[{"c":"3"}]},{"a":"0","b":[{"c":"2"}]}]}"#,
+        false,
+    ),
     (r#"{"n":[3]}"#, r#"{"n":[1,2,3]}"#, true),
     (r#"{"n":[{"numeric":[">",10]}]}"#, r#"{"n":[1,2,30]}"#, true),
     (r#"{"n":[{"numeric":[">",10]}]}"#, r#"{"n":[1,2,3]}"#, false),
     // Dot joining.
-    (r#"{"detail":{"state":{"status":["running"]}}}"#, r#"{"detail":{"state.status":"running"}}"#, true),
-    (r#"{"detail":{"state.status":["running"]}}"#, r#"{"detail":{"state":{"status":"running"}}}"#, true),
-    (r#"{"detail.state":["running"]}"#, r#"{"detail":{"state":"running"}}"#, true),
-    (r#"{"detail":{"state":["running"]}}"#, r#"{"detail":{"state":{"status":"running"}}}"#, false),
+    (
+        r#"{"detail":{"state":{"status":["running"]}}}"#,
+        r#"{"detail":{"state.status":"running"}}"#,
+        true,
+    ),
+    (
+        r#"{"detail":{"state.status":["running"]}}"#,
+        r#"{"detail":{"state":{"status":"running"}}}"#,
+        true,
+    ),
+    (
+        r#"{"detail.state":["running"]}"#,
+        r#"{"detail":{"state":"running"}}"#,
+        true,
+    ),
+    (
+        r#"{"detail":{"state":["running"]}}"#,
+        r#"{"detail":{"state":{"status":"running"}}}"#,
+        false,
+    ),
     // Duplicate keys in the pattern: the last wins.
-    (r#"{"l":[{"prefix":"us-"}],"l":[{"anything-but":"us-east"}]}"#, r#"{"l":"eu-west"}"#, true),
+    (
+        r#"{"l":[{"prefix":"us-"}],"l":[{"anything-but":"us-east"}]}"#,
+        r#"{"l":"eu-west"}"#,
+        true,
+    ),
     // prefix / suffix.
-    (r#"{"time":[{"prefix":"2017-10-02"}]}"#, r#"{"time":"2017-10-02T18:43:48Z"}"#, true),
-    (r#"{"time":[{"prefix":"2017-10-02"}]}"#, r#"{"time":"2017-10-03T18:43:48Z"}"#, false),
-    (r#"{"source":[{"prefix":""}]}"#, r#"{"source":"anything"}"#, true),
+    (
+        r#"{"time":[{"prefix":"2017-10-02"}]}"#,
+        r#"{"time":"2017-10-02T18:43:48Z"}"#,
+        true,
+    ),
+    (
+        r#"{"time":[{"prefix":"2017-10-02"}]}"#,
+        r#"{"time":"2017-10-03T18:43:48Z"}"#,
+        false,
+    ),
+    (
+        r#"{"source":[{"prefix":""}]}"#,
+        r#"{"source":"anything"}"#,
+        true,
+    ),
     (r#"{"source":[{"prefix":""}]}"#, r#"{"source":""}"#, true),
     (r#"{"source":[{"prefix":""}]}"#, r#"{"source":5}"#, false),
-    (r#"{"source":[{"prefix":"aws."}]}"#, r#"{"source":"aws"}"#, false),
-    (r#"{"s":[{"prefix":{"equals-ignore-case":"EventB"}}]}"#, r#"{"s":"EvEnTbridge"}"#, true),
-    (r#"{"s":[{"prefix":{"equals-ignore-case":"EventB"}}]}"#, r#"{"s":"Event"}"#, false),
+    (
+        r#"{"source":[{"prefix":"aws."}]}"#,
+        r#"{"source":"aws"}"#,
+        false,
+    ),
+    (
+        r#"{"s":[{"prefix":{"equals-ignore-case":"EventB"}}]}"#,
+        r#"{"s":"EvEnTbridge"}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"prefix":{"equals-ignore-case":"EventB"}}]}"#,
+        r#"{"s":"Event"}"#,
+        false,
+    ),
     (r#"{"f":[{"suffix":".png"}]}"#, r#"{"f":"image.png"}"#, true),
-    (r#"{"f":[{"suffix":".png"}]}"#, r#"{"f":"image.PNG"}"#, false),
+    (
+        r#"{"f":[{"suffix":".png"}]}"#,
+        r#"{"f":"image.PNG"}"#,
+        false,
+    ),
     (r#"{"f":[{"suffix":""}]}"#, r#"{"f":"x"}"#, true),
-    (r#"{"f":[{"suffix":{"equals-ignore-case":".png"}}]}"#, r#"{"f":"image.PNG"}"#, true),
-    (r#"{"f":[{"suffix":{"equals-ignore-case":".png"}}]}"#, r#"{"f":"image.jpg"}"#, false),
-    (r#"{"f":[{"prefix":"a"},{"prefix":"ab"}]}"#, r#"{"f":"abc"}"#, true),
-    (r#"{"f":[{"suffix":"c"},{"prefix":"z"}]}"#, r#"{"f":"abc"}"#, true),
+    (
+        r#"{"f":[{"suffix":{"equals-ignore-case":".png"}}]}"#,
+        r#"{"f":"image.PNG"}"#,
+        true,
+    ),
+    (
+        r#"{"f":[{"suffix":{"equals-ignore-case":".png"}}]}"#,
+        r#"{"f":"image.jpg"}"#,
+        false,
+    ),
+    (
+        r#"{"f":[{"prefix":"a"},{"prefix":"ab"}]}"#,
+        r#"{"f":"abc"}"#,
+        true,
+    ),
+    (
+        r#"{"f":[{"suffix":"c"},{"prefix":"z"}]}"#,
+        r#"{"f":"abc"}"#,
+        true,
+    ),
     // equals-ignore-case.
-    (r#"{"n":[{"equals-ignore-case":"alice"}]}"#, r#"{"n":"ALICE"}"#, true),
-    (r#"{"n":[{"equals-ignore-case":"alice"}]}"#, r#"{"n":"alicia"}"#, false),
-    (r#"{"n":[{"equals-ignore-case":"Ärger"}]}"#, r#"{"n":"äRGER"}"#, true),
+    (
+        r#"{"n":[{"equals-ignore-case":"alice"}]}"#,
+        r#"{"n":"ALICE"}"#,
+        true,
+    ),
+    (
+        r#"{"n":[{"equals-ignore-case":"alice"}]}"#,
+        r#"{"n":"alicia"}"#,
+        false,
+    ),
+    (
+        r#"{"n":[{"equals-ignore-case":"Ärger"}]}"#,
+        r#"{"n":"äRGER"}"#,
+        true,
+    ),
     (r#"{"v":[{"equals-ignore-case":""}]}"#, r#"{"v":""}"#, true),
-    (r#"{"v":[{"equals-ignore-case":""}]}"#, r#"{"v":"x"}"#, false),
+    (
+        r#"{"v":[{"equals-ignore-case":""}]}"#,
+        r#"{"v":"x"}"#,
+        false,
+    ),
     (r#"{"v":[{"equals-ignore-case":"1"}]}"#, r#"{"v":1}"#, false),
     // wildcard.
-    (r#"{"p":[{"wildcard":"/Users/*/doc.txt"}]}"#, r#"{"p":"/Users/u/a/b/doc.txt"}"#, true),
-    (r#"{"p":[{"wildcard":"/Users/*/doc.txt"}]}"#, r#"{"p":"/Users/u/notmatchingdoc.txt"}"#, false),
+    (
+        r#"{"p":[{"wildcard":"/Users/*/doc.txt"}]}"#,
+        r#"{"p":"/Users/u/a/b/doc.txt"}"#,
+        true,
+    ),
+    (
+        r#"{"p":[{"wildcard":"/Users/*/doc.txt"}]}"#,
+        r#"{"p":"/Users/u/notmatchingdoc.txt"}"#,
+        false,
+    ),
     (r#"{"p":[{"wildcard":"a*b"}]}"#, r#"{"p":"ab"}"#, true),
     (r#"{"p":[{"wildcard":"a\\*b"}]}"#, r#"{"p":"a*b"}"#, true),
     (r#"{"p":[{"wildcard":"a\\*b"}]}"#, r#"{"p":"axb"}"#, false),
     (r#"{"p":[{"wildcard":""}]}"#, r#"{"p":"x"}"#, false),
     (r#"{"p":[{"wildcard":""}]}"#, r#"{"p":""}"#, true),
     (r#"{"p":[{"wildcard":"*"}]}"#, r#"{"p":7}"#, false),
-    (r#"{"p":[{"wildcard":"arn:aws:events:us-east-1:*:event-bus/*"}]}"#,
-     r#"{"p":"arn:aws:events:us-east-1:123:event-bus/default"}"#, true),
+    (
+        r#"{"p":[{"wildcard":"arn:aws:events:us-east-1:*:event-bus/*"}]}"#,
+        r#"{"p":"arn:aws:events:us-east-1:123:event-bus/default"}"#,
+        true,
+    ),
     // anything-but.
     (r#"{"state":[{"anything-but":"init"}]}"#, r#"{}"#, false),
-    (r#"{"state":[{"anything-but":"init"}]}"#, r#"{"state":null}"#, true),
-    (r#"{"state":[{"anything-but":"init"}]}"#, r#"{"state":"init"}"#, false),
-    (r#"{"state":[{"anything-but":"init"}]}"#, r#"{"state":12}"#, true),
-    (r#"{"state":[{"anything-but":"init"}]}"#, r#"{"state":"running"}"#, true),
-    (r#"{"state":[{"anything-but":["stopped","overloaded"]}]}"#, r#"{"state":"overloaded"}"#, false),
-    (r#"{"state":[{"anything-but":["stopped","overloaded"]}]}"#, r#"{"state":"ok"}"#, true),
-    (r#"{"x":[{"anything-but":[100,200]}]}"#, r#"{"x":100.0}"#, false),
-    (r#"{"x":[{"anything-but":[100,200]}]}"#, r#"{"x":150}"#, true),
+    (
+        r#"{"state":[{"anything-but":"init"}]}"#,
+        r#"{"state":null}"#,
+        true,
+    ),
+    (
+        r#"{"state":[{"anything-but":"init"}]}"#,
+        r#"{"state":"init"}"#,
+        false,
+    ),
+    (
+        r#"{"state":[{"anything-but":"init"}]}"#,
+        r#"{"state":12}"#,
+        true,
+    ),
+    (
+        r#"{"state":[{"anything-but":"init"}]}"#,
+        r#"{"state":"running"}"#,
+        true,
+    ),
+    (
+        r#"{"state":[{"anything-but":["stopped","overloaded"]}]}"#,
+        r#"{"state":"overloaded"}"#,
+        false,
+    ),
+    (
+        r#"{"state":[{"anything-but":["stopped","overloaded"]}]}"#,
+        r#"{"state":"ok"}"#,
+        true,
+    ),
+    (
+        r#"{"x":[{"anything-but":[100,200]}]}"#,
+        r#"{"x":100.0}"#,
+        false,
+    ),
+    (
+        r#"{"x":[{"anything-but":[100,200]}]}"#,
+        r#"{"x":150}"#,
+        true,
+    ),
     (r#"{"x":[{"anything-but":0}]}"#, r#"{"x":789}"#, true),
     (r#"{"x":[{"anything-but":0}]}"#, r#"{"x":"0"}"#, true),
     (r#"{"x":[{"anything-but":"101"}]}"#, r#"{"x":"42"}"#, true),
     (r#"{"x":[{"anything-but":"101"}]}"#, r#"{"x":"101"}"#, false),
     (r#"{"x":[{"anything-but":"101"}]}"#, r#"{"x":101}"#, true),
-    (r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#, r#"{"s":"initializing"}"#, false),
-    (r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#, r#"{"s":"running"}"#, true),
-    (r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#, r#"{"s":12}"#, true),
-    (r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#, r#"{"s":null}"#, true),
-    (r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#, r#"{}"#, false),
-    (r#"{"s":[{"anything-but":{"prefix":["init","error"]}}]}"#, r#"{"s":"error: x"}"#, false),
-    (r#"{"s":[{"anything-but":{"suffix":[".txt",".jpg"]}}]}"#, r#"{"s":"file.txt.bak"}"#, true),
-    (r#"{"s":[{"anything-but":{"suffix":[".txt",".jpg"]}}]}"#, r#"{"s":"a.jpg"}"#, false),
-    (r#"{"s":[{"anything-but":{"equals-ignore-case":["initializing","stopped"]}}]}"#, r#"{"s":"Stopped"}"#, false),
-    (r#"{"s":[{"anything-but":{"equals-ignore-case":["initializing","stopped"]}}]}"#, r#"{"s":"pending"}"#, true),
-    (r#"{"s":[{"anything-but":{"equals-ignore-case":"x"}}]}"#, r#"{"s":null}"#, true),
-    (r#"{"s":[{"anything-but":{"wildcard":"*/dir/*"}}]}"#, r#"{"s":"dir/init/file"}"#, true),
-    (r#"{"s":[{"anything-but":{"wildcard":"*/dir/*"}}]}"#, r#"{"s":"a/dir/b"}"#, false),
-    (r#"{"s":[{"anything-but":{"wildcard":"*/dir/*"}}]}"#, r#"{"s":123}"#, true),
-    (r#"{"s":[{"anything-but":{"wildcard":""}}]}"#, r#"{"s":"x"}"#, true),
-    (r#"{"s":[{"anything-but":{"wildcard":""}}]}"#, r#"{"s":""}"#, false),
-    (r#"{"s":[{"anything-but":"a"}]}"#, r#"{"s":["a","b"]}"#, true),
+    (
+        r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#,
+        r#"{"s":"initializing"}"#,
+        false,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#,
+        r#"{"s":"running"}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#,
+        r#"{"s":12}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#,
+        r#"{"s":null}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#,
+        r#"{}"#,
+        false,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":["init","error"]}}]}"#,
+        r#"{"s":"error: x"}"#,
+        false,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"suffix":[".txt",".jpg"]}}]}"#,
+        r#"{"s":"file.txt.bak"}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"suffix":[".txt",".jpg"]}}]}"#,
+        r#"{"s":"a.jpg"}"#,
+        false,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"equals-ignore-case":["initializing","stopped"]}}]}"#,
+        r#"{"s":"Stopped"}"#,
+        false,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"equals-ignore-case":["initializing","stopped"]}}]}"#,
+        r#"{"s":"pending"}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"equals-ignore-case":"x"}}]}"#,
+        r#"{"s":null}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"wildcard":"*/dir/*"}}]}"#,
+        r#"{"s":"dir/init/file"}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"wildcard":"*/dir/*"}}]}"#,
+        r#"{"s":"a/dir/b"}"#,
+        false,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"wildcard":"*/dir/*"}}]}"#,
+        r#"{"s":123}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"wildcard":""}}]}"#,
+        r#"{"s":"x"}"#,
+        true,
+    ),
+    (
+        r#"{"s":[{"anything-but":{"wildcard":""}}]}"#,
+        r#"{"s":""}"#,
+        false,
+    ),
+    (
+        r#"{"s":[{"anything-but":"a"}]}"#,
+        r#"{"s":["a","b"]}"#,
+        true,
+    ),
     (r#"{"s":[{"anything-but":"a"}]}"#, r#"{"s":["a"]}"#, false),
     // numeric.
     (r#"{"c":[{"numeric":[">",0,"<=",5]}]}"#, r#"{"c":5}"#, true),
     (r#"{"c":[{"numeric":[">",0,"<=",5]}]}"#, r#"{"c":0}"#, false),
-    (r#"{"c":[{"numeric":[">",0,"<=",5]}]}"#, r#"{"c":5.0000001}"#, false),
+    (
+        r#"{"c":[{"numeric":[">",0,"<=",5]}]}"#,
+        r#"{"c":5.0000001}"#,
+        false,
+    ),
     (r#"{"c":[{"numeric":[">=",0,"<",5]}]}"#, r#"{"c":0}"#, true),
-    (r#"{"c":[{"numeric":["=",3.018e2]}]}"#, r#"{"c":301.8}"#, true),
+    (
+        r#"{"c":[{"numeric":["=",3.018e2]}]}"#,
+        r#"{"c":301.8}"#,
+        true,
+    ),
     (r#"{"c":[{"numeric":[">",100]}]}"#, r#"{"c":"300"}"#, false),
     (r#"{"c":[{"numeric":[">",100]}]}"#, r#"{"c":null}"#, false),
     (r#"{"c":[{"numeric":[">",100]}]}"#, r#"{"c":101.0}"#, true),
-    (r#"{"c":[{"numeric":["<",-122.41600944012424]}]}"#, r#"{"c":-122.5}"#, true),
-    (r#"{"c":[{"numeric":["<=",-1e-3]}]}"#, r#"{"c":-0.001}"#, true),
-    (r#"{"c":[{"numeric":["<",5]},{"numeric":[">",10]}]}"#, r#"{"c":12}"#, true),
-    (r#"{"c":[{"numeric":["<",5]},{"numeric":[">",10]}]}"#, r#"{"c":7}"#, false),
+    (
+        r#"{"c":[{"numeric":["<",-122.41600944012424]}]}"#,
+        r#"{"c":-122.5}"#,
+        true,
+    ),
+    (
+        r#"{"c":[{"numeric":["<=",-1e-3]}]}"#,
+        r#"{"c":-0.001}"#,
+        true,
+    ),
+    (
+        r#"{"c":[{"numeric":["<",5]},{"numeric":[">",10]}]}"#,
+        r#"{"c":12}"#,
+        true,
+    ),
+    (
+        r#"{"c":[{"numeric":["<",5]},{"numeric":[">",10]}]}"#,
+        r#"{"c":7}"#,
+        false,
+    ),
     (r#"{"c":[{"numeric":["=",5]},3]}"#, r#"{"c":3}"#, true),
     // exists.
-    (r#"{"d":{"s":[{"exists":true}]}}"#, r#"{"d":{"s":{"k":1}}}"#, false),
-    (r#"{"d":{"s":[{"exists":true}]}}"#, r#"{"d":{"s":null}}"#, true),
+    (
+        r#"{"d":{"s":[{"exists":true}]}}"#,
+        r#"{"d":{"s":{"k":1}}}"#,
+        false,
+    ),
+    (
+        r#"{"d":{"s":[{"exists":true}]}}"#,
+        r#"{"d":{"s":null}}"#,
+        true,
+    ),
     (r#"{"d":{"s":[{"exists":true}]}}"#, r#"{"d":{"s":0}}"#, true),
-    (r#"{"d":{"s":[{"exists":false}]}}"#, r#"{"d":{"s":{"k":1}}}"#, true),
-    (r#"{"a":{"b":{"c":[{"exists":false}]}}}"#, r#"{"a":{"x":1}}"#, true),
+    (
+        r#"{"d":{"s":[{"exists":false}]}}"#,
+        r#"{"d":{"s":{"k":1}}}"#,
+        true,
+    ),
+    (
+        r#"{"a":{"b":{"c":[{"exists":false}]}}}"#,
+        r#"{"a":{"x":1}}"#,
+        true,
+    ),
     (r#"{"a":{"b":{"c":[{"exists":false}]}}}"#, r#"{}"#, true),
-    (r#"{"a":{"b":{"c":[{"exists":false}]}}}"#, r#"{"a":{"b":{"c":1}}}"#, false),
-    (r#"{"k":[{"exists":true},{"prefix":"IGNORED"}]}"#, r#"{"k":"v"}"#, true),
-    (r#"{"S":[{"anything-but":["roses"]},{"exists":false}]}"#, r#"{"x":1}"#, true),
-    (r#"{"S":[{"anything-but":["roses"]},{"exists":false}]}"#, r#"{"S":"tulips"}"#, true),
-    (r#"{"S":[{"anything-but":["roses"]},{"exists":false}]}"#, r#"{"S":"roses"}"#, false),
-    (r#"{"a":["1"],"b":[{"exists":false}]}"#, r#"{"a":"1"}"#, true),
-    (r#"{"a":["1"],"b":[{"exists":false}]}"#, r#"{"a":"1","b":2}"#, false),
+    (
+        r#"{"a":{"b":{"c":[{"exists":false}]}}}"#,
+        r#"{"a":{"b":{"c":1}}}"#,
+        false,
+    ),
+    (
+        r#"{"k":[{"exists":true},{"prefix":"IGNORED"}]}"#,
+        r#"{"k":"v"}"#,
+        true,
+    ),
+    (
+        r#"{"S":[{"anything-but":["roses"]},{"exists":false}]}"#,
+        r#"{"x":1}"#,
+        true,
+    ),
+    (
+        r#"{"S":[{"anything-but":["roses"]},{"exists":false}]}"#,
+        r#"{"S":"tulips"}"#,
+        true,
+    ),
+    (
+        r#"{"S":[{"anything-but":["roses"]},{"exists":false}]}"#,
+        r#"{"S":"roses"}"#,
+        false,
+    ),
+    (
+        r#"{"a":["1"],"b":[{"exists":false}]}"#,
+        r#"{"a":"1"}"#,
+        true,
+    ),
+    (
+        r#"{"a":["1"],"b":[{"exists":false}]}"#,
+        r#"{"a":"1","b":2}"#,
+        false,
+    ),
     // cidr.
-    (r#"{"ip":[{"cidr":"10.0.0.0/24"}]}"#, r#"{"ip":"10.0.0.255"}"#, true),
-    (r#"{"ip":[{"cidr":"10.0.0.0/24"}]}"#, r#"{"ip":"10.0.1.0"}"#, false),
+    (
+        r#"{"ip":[{"cidr":"10.0.0.0/24"}]}"#,
+        r#"{"ip":"10.0.0.255"}"#,
+        true,
+    ),
+    (
+        r#"{"ip":[{"cidr":"10.0.0.0/24"}]}"#,
+        r#"{"ip":"10.0.1.0"}"#,
+        false,
+    ),
     (r#"{"ip":[{"cidr":"10.0.0.0/24"}]}"#, r#"{"ip":123}"#, false),
-    (r#"{"ip":[{"cidr":"10.0.0.0/24"}]}"#, r#"{"ip":"not an ip"}"#, false),
-    (r#"{"ip":[{"cidr":"2001:db8:1234:1a00::/64"}]}"#, r#"{"ip":"2001:0db8:1234:1a00:0000:0000:0000:0001"}"#, true),
-    (r#"{"ip":[{"cidr":"2001:db8:1234:1a00::/64"}]}"#, r#"{"ip":"2001:0db8:1234:1a01::1"}"#, false),
+    (
+        r#"{"ip":[{"cidr":"10.0.0.0/24"}]}"#,
+        r#"{"ip":"not an ip"}"#,
+        false,
+    ),
+    (
+        r#"{"ip":[{"cidr":"2001:db8:1234:1a00::/64"}]}"#,
+        r#"{"ip":"2001:0db8:1234:1a00:0000:0000:0000:0001"}"#,
+        true,
+    ),
+    (
+        r#"{"ip":[{"cidr":"2001:db8:1234:1a00::/64"}]}"#,
+        r#"{"ip":"2001:0db8:1234:1a01::1"}"#,
+        false,
+    ),
     // $or.
     (r#"{"$or":[{"a":["1"]},{"b":["2"]}]}"#, r#"{"b":"2"}"#, true),
-    (r#"{"$or":[{"a":["1"]},{"b":["2"]}]}"#, r#"{"c":"3"}"#, false),
-    (r#"{"x":["y"],"$or":[{"a":["1"]},{"b":["2"]}]}"#, r#"{"x":"y","a":"1"}"#, true),
-    (r#"{"x":["y"],"$or":[{"a":["1"]},{"b":["2"]}]}"#, r#"{"x":"n","a":"1"}"#, false),
-    (r#"{"detail":{"$or":[{"c":[{"numeric":[">",5]}]},{"d":["x"]}]}}"#, r#"{"detail":{"d":"x"}}"#, true),
-    (r#"{"detail":{"$or":[{"c":[{"numeric":[">",5]}]},{"d":["x"]}]}}"#, r#"{"detail":{"c":1,"d":"y"}}"#, false),
-    (r#"{"$or":[{"a":["1"]},{"$or":[{"b":["2"]},{"c":["3"]}]}]}"#, r#"{"c":"3"}"#, true),
-    (r#"{"$or":[{"a":["1"]},{"b":["2"]}],"c":{"$or":[{"d":["4"]},{"e":["5"]}]}}"#, r#"{"b":"2","c":{"e":"5"}}"#, true),
-    (r#"{"$or":[{"a":["1"]},{"b":["2"]}],"c":{"$or":[{"d":["4"]},{"e":["5"]}]}}"#, r#"{"b":"2","c":{"f":"5"}}"#, false),
+    (
+        r#"{"$or":[{"a":["1"]},{"b":["2"]}]}"#,
+        r#"{"c":"3"}"#,
+        false,
+    ),
+    (
+        r#"{"x":["y"],"$or":[{"a":["1"]},{"b":["2"]}]}"#,
+        r#"{"x":"y","a":"1"}"#,
+        true,
+    ),
+    (
+        r#"{"x":["y"],"$or":[{"a":["1"]},{"b":["2"]}]}"#,
+        r#"{"x":"n","a":"1"}"#,
+        false,
+    ),
+    (
+        r#"{"detail":{"$or":[{"c":[{"numeric":[">",5]}]},{"d":["x"]}]}}"#,
+        r#"{"detail":{"d":"x"}}"#,
+        true,
+    ),
+    (
+        r#"{"detail":{"$or":[{"c":[{"numeric":[">",5]}]},{"d":["x"]}]}}"#,
+        r#"{"detail":{"c":1,"d":"y"}}"#,
+        false,
+    ),
+    (
+        r#"{"$or":[{"a":["1"]},{"$or":[{"b":["2"]},{"c":["3"]}]}]}"#,
+        r#"{"c":"3"}"#,
+        true,
+    ),
+    (
+        r#"{"$or":[{"a":["1"]},{"b":["2"]}],"c":{"$or":[{"d":["4"]},{"e":["5"]}]}}"#,
+        r#"{"b":"2","c":{"e":"5"}}"#,
+        true,
+    ),
+    (
+        r#"{"$or":[{"a":["1"]},{"b":["2"]}],"c":{"$or":[{"d":["4"]},{"e":["5"]}]}}"#,
+        r#"{"b":"2","c":{"f":"5"}}"#,
+        false,
+    ),
     (r#"{"$or":{"a":["1"]}}"#, r#"{"$or":{"a":"1"}}"#, true),
-    (r#"{"$or":[{"a":[{"exists":false}]},{"b":["2"]}]}"#, r#"{"c":1}"#, true),
+    (
+        r#"{"$or":[{"a":[{"exists":false}]},{"b":["2"]}]}"#,
+        r#"{"c":1}"#,
+        true,
+    ),
 ];
 
 #[test]
@@ -219,77 +610,266 @@ const INVALID: &[(&str, &str)] = &[
     (r#"[]"#, "Filter is not an object"),
     (r#""x""#, "Filter is not an object"),
     (r#"{}"#, "Empty objects are not allowed"),
-    (r#"{"detail":{}}"#, "Empty objects are not allowed (at detail)"),
+    (
+        r#"{"detail":{}}"#,
+        "Empty objects are not allowed (at detail)",
+    ),
     (r#"{"resources":[]}"#, "Empty arrays are not allowed"),
     (r#"{"int":42}"#, r#""int" must be an object or an array"#),
-    (r#"{"string":"v"}"#, r#""string" must be an object or an array"#),
+    (
+        r#"{"string":"v"}"#,
+        r#""string" must be an object or an array"#,
+    ),
     (r#"{"n":null}"#, r#""n" must be an object or an array"#),
-    (r#"{"a":[["x"]]}"#, "Match value must be String, number, true, false, or null"),
+    (
+        r#"{"a":[["x"]]}"#,
+        "Match value must be String, number, true, false, or null",
+    ),
     (r#"{"a":[{}]}"#, "Only one key allowed in match expression"),
-    (r#"{"a":[{"prefix":"x","suffix":"y"}]}"#, "Only one key allowed in match expression"),
+    (
+        r#"{"a":[{"prefix":"x","suffix":"y"}]}"#,
+        "Only one key allowed in match expression",
+    ),
     (r#"{"a":[{"regex":"x"}]}"#, "Unrecognized match type regex"),
-    (r#"{"c":[{"NUMERIC":["=",5]}]}"#, "Unrecognized match type NUMERIC"),
-    (r#"{"c":[{"EXISTS":true}]}"#, "Unrecognized match type EXISTS"),
-    (r#"{"f":[{"prefix":123}]}"#, "prefix match pattern must be a string"),
-    (r#"{"f":[{"prefix":["a"]}]}"#, "prefix match pattern must be a string"),
-    (r#"{"f":[{"prefix":null}]}"#, "prefix match pattern must be a string"),
-    (r#"{"f":[{"suffix":1}]}"#, "suffix match pattern must be a string"),
-    (r#"{"f":[{"prefix":{"equals-ignore-case":1}}]}"#, "equals-ignore-case match pattern must be a string"),
-    (r#"{"f":[{"prefix":{"wildcard":"x"}}]}"#, "Unsupported prefix pattern: wildcard"),
-    (r#"{"n":["x",{"equals-ignore-case":["a"]}]}"#, "equals-ignore-case match pattern must be a string"),
-    (r#"{"n":[{"equals-ignore-case":{"prefix":"x"}}]}"#, "equals-ignore-case match pattern must be a string"),
-    (r#"{"n":[{"equals-ignore-case":5}]}"#, "equals-ignore-case match pattern must be a string"),
-    (r#"{"p":[{"wildcard":"a**b"}]}"#, "Consecutive wildcard characters at pos 2"),
-    (r#"{"p":[{"wildcard":"*:*:*:*:*:event-bus/*"}]}"#, "Rule is too complex"),
+    (
+        r#"{"c":[{"NUMERIC":["=",5]}]}"#,
+        "Unrecognized match type NUMERIC",
+    ),
+    (
+        r#"{"c":[{"EXISTS":true}]}"#,
+        "Unrecognized match type EXISTS",
+    ),
+    (
+        r#"{"f":[{"prefix":123}]}"#,
+        "prefix match pattern must be a string",
+    ),
+    (
+        r#"{"f":[{"prefix":["a"]}]}"#,
+        "prefix match pattern must be a string",
+    ),
+    (
+        r#"{"f":[{"prefix":null}]}"#,
+        "prefix match pattern must be a string",
+    ),
+    (
+        r#"{"f":[{"suffix":1}]}"#,
+        "suffix match pattern must be a string",
+    ),
+    (
+        r#"{"f":[{"prefix":{"equals-ignore-case":1}}]}"#,
+        "equals-ignore-case match pattern must be a string",
+    ),
+    (
+        r#"{"f":[{"prefix":{"wildcard":"x"}}]}"#,
+        "Unsupported prefix pattern: wildcard",
+    ),
+    (
+        r#"{"n":["x",{"equals-ignore-case":["a"]}]}"#,
+        "equals-ignore-case match pattern must be a string",
+    ),
+    (
+        r#"{"n":[{"equals-ignore-case":{"prefix":"x"}}]}"#,
+        "equals-ignore-case match pattern must be a string",
+    ),
+    (
+        r#"{"n":[{"equals-ignore-case":5}]}"#,
+        "equals-ignore-case match pattern must be a string",
+    ),
+    (
+        r#"{"p":[{"wildcard":"a**b"}]}"#,
+        "Consecutive wildcard characters at pos 2",
+    ),
+    (
+        r#"{"p":[{"wildcard":"*:*:*:*:*:event-bus/*"}]}"#,
+        "Rule is too complex",
+    ),
     (r#"{"p":[{"wildcard":"a\\b"}]}"#, "Invalid escape character"),
-    (r#"{"p":[{"wildcard":123}]}"#, "wildcard match pattern must be a string"),
-    (r#"{"p":[{"wildcard":["a"]}]}"#, "wildcard match pattern must be a string"),
-    (r#"{"x":[{"anything-but":["a",1]}]}"#, "mixed type is not supported"),
-    (r#"{"x":[{"anything-but":null}]}"#, "Value of anything-but must be an array or single string/number value"),
-    (r#"{"x":[{"anything-but":true}]}"#, "Value of anything-but must be an array or single string/number value"),
-    (r#"{"x":[{"anything-but":["stopped",null]}]}"#, "mixed type is not supported"),
-    (r#"{"x":[{"anything-but":[]}]}"#, "Empty arrays are not allowed"),
-    (r#"{"s":[{"anything-but":{"prefix":""}}]}"#, "Null prefix not allowed"),
-    (r#"{"s":[{"anything-but":{"suffix":""}}]}"#, "Null suffix not allowed"),
-    (r#"{"s":[{"anything-but":{"prefix":["a",""]}}]}"#, "Null prefix not allowed"),
-    (r#"{"s":[{"anything-but":{"prefix":123}}]}"#, "prefix match pattern must be a string"),
-    (r#"{"s":[{"anything-but":{"suffix":123}}]}"#, "suffix match pattern must be a string"),
-    (r#"{"s":[{"anything-but":{"prefix":{"equals-ignore-case":"x"}}}]}"#, "prefix match pattern must be a string"),
-    (r#"{"s":[{"anything-but":{"suffix":{"equals-ignore-case":"x"}}}]}"#, "suffix match pattern must be a string"),
-    (r#"{"s":[{"anything-but":{"equals-ignore-case":123}}]}"#, "equals-ignore-case match pattern must be a string"),
-    (r#"{"s":[{"anything-but":{"equals-ignore-case":[123,456]}}]}"#, "equals-ignore-case match pattern must be a string"),
-    (r#"{"s":[{"anything-but":{"wildcard":123}}]}"#, "wildcard match pattern must be a string"),
-    (r#"{"s":[{"anything-but":{"wildcard":["a",1]}}]}"#, "wildcard match pattern must be a string"),
-    (r#"{"s":[{"anything-but":{"wildcard":"a**"}}]}"#, "Consecutive wildcard characters"),
-    (r#"{"s":[{"anything-but":{"numeric":[">",1]}}]}"#, "Unsupported anything-but pattern: numeric"),
-    (r#"{"s":[{"anything-but":{"exists":true}}]}"#, "Unsupported anything-but pattern: exists"),
-    (r#"{"s":[{"anything-but":{"cidr":"10.0.0.0/8"}}]}"#, "Unsupported anything-but pattern: cidr"),
-    (r#"{"s":[{"anything-but":{"prefix":"a","suffix":"b"}}]}"#, "Only one key allowed in match expression"),
-    (r#"{"c":[{"numeric":10}]}"#, "Value of numeric must be an array"),
+    (
+        r#"{"p":[{"wildcard":123}]}"#,
+        "wildcard match pattern must be a string",
+    ),
+    (
+        r#"{"p":[{"wildcard":["a"]}]}"#,
+        "wildcard match pattern must be a string",
+    ),
+    (
+        r#"{"x":[{"anything-but":["a",1]}]}"#,
+        "mixed type is not supported",
+    ),
+    (
+        r#"{"x":[{"anything-but":null}]}"#,
+        "Value of anything-but must be an array or single string/number value",
+    ),
+    (
+        r#"{"x":[{"anything-but":true}]}"#,
+        "Value of anything-but must be an array or single string/number value",
+    ),
+    (
+        r#"{"x":[{"anything-but":["stopped",null]}]}"#,
+        "mixed type is not supported",
+    ),
+    (
+        r#"{"x":[{"anything-but":[]}]}"#,
+        "Empty arrays are not allowed",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":""}}]}"#,
+        "Null prefix not allowed",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"suffix":""}}]}"#,
+        "Null suffix not allowed",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":["a",""]}}]}"#,
+        "Null prefix not allowed",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":123}}]}"#,
+        "prefix match pattern must be a string",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"suffix":123}}]}"#,
+        "suffix match pattern must be a string",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":{"equals-ignore-case":"x"}}}]}"#,
+        "prefix match pattern must be a string",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"suffix":{"equals-ignore-case":"x"}}}]}"#,
+        "suffix match pattern must be a string",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"equals-ignore-case":123}}]}"#,
+        "equals-ignore-case match pattern must be a string",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"equals-ignore-case":[123,456]}}]}"#,
+        "equals-ignore-case match pattern must be a string",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"wildcard":123}}]}"#,
+        "wildcard match pattern must be a string",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"wildcard":["a",1]}}]}"#,
+        "wildcard match pattern must be a string",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"wildcard":"a**"}}]}"#,
+        "Consecutive wildcard characters",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"numeric":[">",1]}}]}"#,
+        "Unsupported anything-but pattern: numeric",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"exists":true}}]}"#,
+        "Unsupported anything-but pattern: exists",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"cidr":"10.0.0.0/8"}}]}"#,
+        "Unsupported anything-but pattern: cidr",
+    ),
+    (
+        r#"{"s":[{"anything-but":{"prefix":"a","suffix":"b"}}]}"#,
+        "Only one key allowed in match expression",
+    ),
+    (
+        r#"{"c":[{"numeric":10}]}"#,
+        "Value of numeric must be an array",
+    ),
     (r#"{"c":[{"numeric":[]}]}"#, "Empty arrays are not allowed"),
-    (r#"{"c":[{"numeric":["<",5,">",1]}]}"#, "Bad numeric range operator: <"),
-    (r#"{"c":[{"numeric":[">",5,"<",1]}]}"#, "Bottom must be less than top"),
-    (r#"{"c":[{"numeric":[">",5,"<",5]}]}"#, "Bottom must be less than top"),
-    (r#"{"c":[{"numeric":[">",0,">",0]}]}"#, "Bad numeric range operator: >"),
-    (r#"{"c":[{"numeric":[">",0,"<"]}]}"#, "Value of < must be numeric"),
+    (
+        r#"{"c":[{"numeric":["<",5,">",1]}]}"#,
+        "Bad numeric range operator: <",
+    ),
+    (
+        r#"{"c":[{"numeric":[">",5,"<",1]}]}"#,
+        "Bottom must be less than top",
+    ),
+    (
+        r#"{"c":[{"numeric":[">",5,"<",5]}]}"#,
+        "Bottom must be less than top",
+    ),
+    (
+        r#"{"c":[{"numeric":[">",0,">",0]}]}"#,
+        "Bad numeric range operator: >",
+    ),
+    (
+        r#"{"c":[{"numeric":[">",0,"<"]}]}"#,
+        "Value of < must be numeric",
+    ),
     (r#"{"c":[{"numeric":[">"]}]}"#, "Value of > must be numeric"),
-    (r#"{"c":[{"numeric":["=","5"]}]}"#, "Value of = must be numeric"),
-    (r#"{"c":[{"numeric":["~",5]}]}"#, "Unrecognized numeric range operator: ~"),
-    (r#"{"c":[{"numeric":[5,">"]}]}"#, "Invalid member in numeric match: 5"),
-    (r#"{"c":[{"numeric":[">",0,"<",5,"<",6]}]}"#, "Too many elements in numeric expression"),
-    (r#"{"c":[{"numeric":["=",1,"<",5]}]}"#, "Bad numeric range operator: ="),
-    (r#"{"k":[{"exists":"yes"}]}"#, "exists match pattern must be either true or false"),
-    (r#"{"k":[{"exists":1}]}"#, "exists match pattern must be either true or false"),
-    (r#"{"ip":[{"cidr":"bad-filter"}]}"#, "Malformed CIDR, one '/' required"),
-    (r#"{"ip":[{"cidr":"10.0.0.0/x"}]}"#, "Malformed CIDR, mask bits must be an integer"),
-    (r#"{"ip":[{"cidr":"10.0.0.300/8"}]}"#, "Nonstandard IP address: 10.0.0.300"),
-    (r#"{"ip":[{"cidr":["10.0.0.0/8"]}]}"#, "cidr match pattern must be a string"),
-    (r#"{"$or":[{"a":["1"]}]}"#, "There must have at least 2 Objects in $or relationship"),
-    (r#"{"$or":[]}"#, "There must have at least 2 Objects in $or relationship"),
-    (r#"{"$or":[{"a":["1"]},"b"]}"#, "Only JSON object is allowed in array of $or relationship"),
-    (r#"{"$or":[{"prefix":["x"]},{"b":["2"]}]}"#, "\"prefix\" is an operator name"),
-    (r#"{"$or":[{"a":["1"]},{"numeric":["2"]}]}"#, "\"numeric\" is an operator name"),
-    (r#"{"$or":[{"a":[]},{"b":["2"]}]}"#, "Empty arrays are not allowed (at $or[0].a)"),
+    (
+        r#"{"c":[{"numeric":["=","5"]}]}"#,
+        "Value of = must be numeric",
+    ),
+    (
+        r#"{"c":[{"numeric":["~",5]}]}"#,
+        "Unrecognized numeric range operator: ~",
+    ),
+    (
+        r#"{"c":[{"numeric":[5,">"]}]}"#,
+        "Invalid member in numeric match: 5",
+    ),
+    (
+        r#"{"c":[{"numeric":[">",0,"<",5,"<",6]}]}"#,
+        "Too many elements in numeric expression",
+    ),
+    (
+        r#"{"c":[{"numeric":["=",1,"<",5]}]}"#,
+        "Bad numeric range operator: =",
+    ),
+    (
+        r#"{"k":[{"exists":"yes"}]}"#,
+        "exists match pattern must be either true or false",
+    ),
+    (
+        r#"{"k":[{"exists":1}]}"#,
+        "exists match pattern must be either true or false",
+    ),
+    (
+        r#"{"ip":[{"cidr":"bad-filter"}]}"#,
+        "Malformed CIDR, one '/' required",
+    ),
+    (
+        r#"{"ip":[{"cidr":"10.0.0.0/x"}]}"#,
+        "Malformed CIDR, mask bits must be an integer",
+    ),
+    (
+        r#"{"ip":[{"cidr":"10.0.0.300/8"}]}"#,
+        "Nonstandard IP address: 10.0.0.300",
+    ),
+    (
+        r#"{"ip":[{"cidr":["10.0.0.0/8"]}]}"#,
+        "cidr match pattern must be a string",
+    ),
+    (
+        r#"{"$or":[{"a":["1"]}]}"#,
+        "There must have at least 2 Objects in $or relationship",
+    ),
+    (
+        r#"{"$or":[]}"#,
+        "There must have at least 2 Objects in $or relationship",
+    ),
+    (
+        r#"{"$or":[{"a":["1"]},"b"]}"#,
+        "Only JSON object is allowed in array of $or relationship",
+    ),
+    (
+        r#"{"$or":[{"prefix":["x"]},{"b":["2"]}]}"#,
+        "\"prefix\" is an operator name",
+    ),
+    (
+        r#"{"$or":[{"a":["1"]},{"numeric":["2"]}]}"#,
+        "\"numeric\" is an operator name",
+    ),
+    (
+        r#"{"$or":[{"a":[]},{"b":["2"]}]}"#,
+        "Empty arrays are not allowed (at $or[0].a)",
+    ),
     (r#"{"$or":"x"}"#, "\"$or\" must be an object or an array"),
 ];
 
@@ -323,14 +903,19 @@ fn or_combination_limit() {
 #[test]
 fn size_limit() {
     let long = "x".repeat(2040);
-    invalid(&format!(r#"{{"a":["{long}"]}}"#), "EventBridge allows at most 2048");
+    invalid(
+        &format!(r#"{{"a":["{long}"]}}"#),
+        "EventBridge allows at most 2048",
+    );
     let fits = "x".repeat(2030 - 20);
     assert!(parse(&serde_json::from_str(&format!(r#"{{"a":["{fits}"]}}"#)).unwrap()).is_ok());
 }
 
 #[test]
 fn error_paths_point_at_the_node() {
-    let p: Value = serde_json::from_str(r#"{"detail":{"object":{"key":[{"suffix":".jpg"},{"prefix":5}]}}}"#).unwrap();
+    let p: Value =
+        serde_json::from_str(r#"{"detail":{"object":{"key":[{"suffix":".jpg"},{"prefix":5}]}}}"#)
+            .unwrap();
     let e = parse(&p).unwrap_err();
     assert_eq!(display_path(&e.path), "detail.object.key[1].prefix");
 }
@@ -342,11 +927,29 @@ fn malformed_events_are_refused() {
     let mut s = m.scratch();
     let mut out = Vec::new();
     for bad in [
-        "", "[]", "\"x\"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":\"x\",}", "{\"a\":\"x\"} x",
-        "{\"b\":[1,2}", "{\"b\":tru}", "{\"b\":01}", "{\"b\":1.}", "{\"b\":-}", "{\"b\":\"\\x\"}",
-        "{\"a\":\"\\ud800\"}", "{\"b\":{\"c\":1,}}", "{\"b\":\"a\u{1}b\"}", "{'a':1}",
+        "",
+        "[]",
+        "\"x\"",
+        "{",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":\"x\",}",
+        "{\"a\":\"x\"} x",
+        "{\"b\":[1,2}",
+        "{\"b\":tru}",
+        "{\"b\":01}",
+        "{\"b\":1.}",
+        "{\"b\":-}",
+        "{\"b\":\"\\x\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"b\":{\"c\":1,}}",
+        "{\"b\":\"a\u{1}b\"}",
+        "{'a':1}",
     ] {
-        assert!(m.matches(bad, &mut s, &mut out).is_err(), "should refuse {bad:?}");
+        assert!(
+            m.matches(bad, &mut s, &mut out).is_err(),
+            "should refuse {bad:?}"
+        );
     }
     let deep = format!("{{\"b\":{}{}}}", "[".repeat(600), "]".repeat(600));
     assert!(m.matches(&deep, &mut s, &mut out).is_err());
@@ -366,28 +969,52 @@ fn many_rules_one_pass() {
     let m = Matcher::new(&patterns);
     let mut s = m.scratch();
     let mut out = Vec::new();
-    m.matches(r#"{"detail":{"id":"id-1234"}}"#, &mut s, &mut out).unwrap();
+    m.matches(r#"{"detail":{"id":"id-1234"}}"#, &mut s, &mut out)
+        .unwrap();
     assert_eq!(out, vec![1234, 2000]);
-    m.matches(r#"{"detail":{"id":"id-7"}}"#, &mut s, &mut out).unwrap();
+    m.matches(r#"{"detail":{"id":"id-7"}}"#, &mut s, &mut out)
+        .unwrap();
     assert_eq!(out, vec![7]);
 }
 
 #[test]
 fn explanations_name_the_failing_field() {
     let cases: &[(&str, &str, &str)] = &[
-        (r#"{"detail":{"state":["running"]}}"#, r#"{"detail":{"state":"terminated"}}"#,
-         r#"detail.state: expected one of ["running"], got "terminated""#),
-        (r#"{"detail":{"size":[{"numeric":[">",100]}]}}"#, r#"{"detail":{"size":"12"}}"#,
-         r#"detail.size: numeric > 100 needs a number, got "12" (a string)"#),
-        (r#"{"source":["aws.s3"],"detail":{"state":["x"]}}"#, r#"{"source":"aws.s3"}"#,
-         r#"detail.state: expected one of ["x"], but the field is missing"#),
-        (r#"{"a":[{"exists":false}]}"#, r#"{"a":3}"#, "a: expected the field to be absent, got 3"),
-        (r#"{"e":{"f":["Anna"],"l":["Jones"]}}"#, r#"{"e":[{"f":"Anna","l":"Smith"},{"f":"Peter","l":"Jones"}]}"#,
-         "e.f, e.l: no single array element satisfies all of these fields together"),
-        (r#"{"$or":[{"a":["1"]},{"b":["2"],"c":["3"]}]}"#, r#"{"b":"2","c":"4"}"#,
-         r#"$or branch 2 of 2: c: expected one of ["3"], got "4""#),
-        (r#"{"k":[{"prefix":"a"},{"numeric":["=",1]}]}"#, r#"{"k":["x","y"]}"#,
-         r#"k: expected one of [prefix "a", numeric = 1], got ["x", "y"]"#),
+        (
+            r#"{"detail":{"state":["running"]}}"#,
+            r#"{"detail":{"state":"terminated"}}"#,
+            r#"detail.state: expected one of ["running"], got "terminated""#,
+        ),
+        (
+            r#"{"detail":{"size":[{"numeric":[">",100]}]}}"#,
+            r#"{"detail":{"size":"12"}}"#,
+            r#"detail.size: numeric > 100 needs a number, got "12" (a string)"#,
+        ),
+        (
+            r#"{"source":["aws.s3"],"detail":{"state":["x"]}}"#,
+            r#"{"source":"aws.s3"}"#,
+            r#"detail.state: expected one of ["x"], but the field is missing"#,
+        ),
+        (
+            r#"{"a":[{"exists":false}]}"#,
+            r#"{"a":3}"#,
+            "a: expected the field to be absent, got 3",
+        ),
+        (
+            r#"{"e":{"f":["Anna"],"l":["Jones"]}}"#,
+            r#"{"e":[{"f":"Anna","l":"Smith"},{"f":"Peter","l":"Jones"}]}"#,
+            "e.f, e.l: no single array element satisfies all of these fields together",
+        ),
+        (
+            r#"{"$or":[{"a":["1"]},{"b":["2"],"c":["3"]}]}"#,
+            r#"{"b":"2","c":"4"}"#,
+            r#"$or branch 2 of 2: c: expected one of ["3"], got "4""#,
+        ),
+        (
+            r#"{"k":[{"prefix":"a"},{"numeric":["=",1]}]}"#,
+            r#"{"k":["x","y"]}"#,
+            r#"k: expected one of [prefix "a", numeric = 1], got ["x", "y"]"#,
+        ),
     ];
     for (p, e, want) in cases {
         let pat = parse(&serde_json::from_str(p).unwrap()).unwrap();
@@ -404,8 +1031,15 @@ fn arb_key() -> impl Strategy<Value = String> {
 
 fn arb_scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
-        prop_oneof![Just("x"), Just("xy"), Just("X"), Just("yx"), Just(""), Just("10.0.0.1")]
-            .prop_map(|s| Value::String(s.to_owned())),
+        prop_oneof![
+            Just("x"),
+            Just("xy"),
+            Just("X"),
+            Just("yx"),
+            Just(""),
+            Just("10.0.0.1")
+        ]
+        .prop_map(|s| Value::String(s.to_owned())),
         (-3i32..4).prop_map(|n| serde_json::json!(n)),
         Just(serde_json::json!(1.5)),
         any::<bool>().prop_map(Value::Bool),
@@ -433,10 +1067,16 @@ fn arb_match_value() -> impl Strategy<Value = Value> {
         arb_scalar(),
         prop_oneof![Just("x"), Just("y"), Just("")].prop_map(|s| serde_json::json!({"prefix": s})),
         prop_oneof![Just("x"), Just("y")].prop_map(|s| serde_json::json!({"suffix": s})),
-        prop_oneof![Just("x"), Just("XY")].prop_map(|s| serde_json::json!({"equals-ignore-case": s})),
-        prop_oneof![Just("x*"), Just("*y"), Just("*")].prop_map(|s| serde_json::json!({"wildcard": s})),
-        prop_oneof![Just(serde_json::json!("x")), Just(serde_json::json!([1, 2])), Just(serde_json::json!({"prefix": "x"}))]
-            .prop_map(|v| serde_json::json!({"anything-but": v})),
+        prop_oneof![Just("x"), Just("XY")]
+            .prop_map(|s| serde_json::json!({"equals-ignore-case": s})),
+        prop_oneof![Just("x*"), Just("*y"), Just("*")]
+            .prop_map(|s| serde_json::json!({"wildcard": s})),
+        prop_oneof![
+            Just(serde_json::json!("x")),
+            Just(serde_json::json!([1, 2])),
+            Just(serde_json::json!({"prefix": "x"}))
+        ]
+        .prop_map(|v| serde_json::json!({"anything-but": v})),
         (-3i32..4).prop_map(|n| serde_json::json!({"numeric": [">", n]})),
         any::<bool>().prop_map(|b| serde_json::json!({"exists": b})),
         Just(serde_json::json!({"cidr": "10.0.0.0/8"})),

@@ -160,10 +160,7 @@ mod tests {
 
     #[test]
     fn invalid() {
-        assert_eq!(
-            Wildcard::parse("a**b"),
-            Err(WildcardError::Consecutive(2))
-        );
+        assert_eq!(Wildcard::parse("a**b"), Err(WildcardError::Consecutive(2)));
         assert_eq!(Wildcard::parse("a\\b"), Err(WildcardError::BadEscape(1)));
         assert_eq!(Wildcard::parse("a\\"), Err(WildcardError::BadEscape(1)));
         assert_eq!(

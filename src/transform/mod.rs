@@ -24,11 +24,11 @@ mod tests;
 use thiserror::Error;
 
 pub use input::{
-    validate_input_paths, InputPathsError, InputSpec, InputSpecError, MAX_INPUT_CHARS,
-    MAX_INPUT_PATHS,
+    InputPathsError, InputSpec, InputSpecError, MAX_INPUT_CHARS, MAX_INPUT_PATHS,
+    validate_input_paths,
 };
-pub use path::{JsonPath, PathError, MAX_PATH_CHARS};
-pub use template::{Template, TemplateError, Values, MAX_TEMPLATE_CHARS, RESERVED_NAMES};
+pub use path::{JsonPath, MAX_PATH_CHARS, PathError};
+pub use template::{MAX_TEMPLATE_CHARS, RESERVED_NAMES, Template, TemplateError, Values};
 
 /// Per-rule facts available to templates as reserved variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +45,7 @@ pub struct RenderContext<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RenderError {
     /// A JSON template produced invalid JSON (AWS silently drops such events).
-    #[error(
-        "input_template produced invalid JSON at offset {offset} ({message}) near {excerpt:?}"
-    )]
+    #[error("input_template produced invalid JSON at offset {offset} ({message}) near {excerpt:?}")]
     InvalidJson {
         /// What the JSON parser objected to.
         message: String,

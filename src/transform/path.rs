@@ -356,7 +356,7 @@ impl<'t> Parser<'t> {
                             return fail(
                                 escape,
                                 r#"unsupported escape: only \\, \' and \" are allowed in quoted names"#,
-                            )
+                            );
                         }
                     }
                 }
@@ -406,10 +406,7 @@ fn bad_bracket<T>(open: usize, c: char) -> Result<T, PathError> {
             open,
             "empty brackets: write an index such as [0], [*] or a quoted name such as ['a']",
         ),
-        _ => fail(
-            open,
-            "unquoted name in brackets: write ['name'] or .name",
-        ),
+        _ => fail(open, "unquoted name in brackets: write ['name'] or .name"),
     }
 }
 

@@ -353,7 +353,7 @@ impl<'t> Scanner<'t> {
         let source = self.resolve(name, at, position)?;
         match position {
             Position::JsonValue if followed_by_colon(self.text, end) => {
-                return Err(self.key_error(at))
+                return Err(self.key_error(at));
             }
             Position::JsonString => {
                 self.string_placeholder.get_or_insert(at);

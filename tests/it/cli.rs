@@ -1,0 +1,350 @@
+//! The command-line contract: each command's output and exit status, on the example rules
+//! and on temporary rule directories.
+
+use serde_json::Value;
+
+use crate::util::{root, rules_dir, run, run_in};
+
+const RULE: &str = r#"
+rules:
+  - name: orders
+    pattern:
+      source: [shop]
+      detail:
+        total: [{numeric: [">", 100]}]
+    targets:
+      - id: big
+        log: true
+        input_path: $.detail.total
+      - id: note
+        log: true
+        input_transformer:
+          input_paths: {id: $.detail.id}
+          input_template: '"order <id> is big"'
+  - name: tick
+    schedule: rate(5 minutes)
+    targets: [{id: t, log: true}]
+"#;
+
+#[test]
+fn check_accepts_the_example_rules() {
+    let r = run(&["check", "rules"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("ok: "), "{}", r.stdout);
+    let r = run(&["check", "rules", "--format", "json"]);
+    assert_eq!(r.code, 0);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"errors": []}));
+}
+
+#[test]
+fn check_exit_codes() {
+    let missing = run(&["check", "does/not/exist"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("cannot read does/not/exist"),
+        "{}",
+        missing.stderr
+    );
+    let usage = run(&["check"]);
+    assert_eq!(usage.code, 2);
+    let bad_flag = run(&["check", "rules", "--format", "xml"]);
+    assert_eq!(bad_flag.code, 2);
+    let dir = rules_dir(&[("r.yaml", "rules: [{name: x}]\n")]);
+    let invalid = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(invalid.code, 1);
+    assert!(
+        invalid
+            .stderr
+            .contains("./r.yaml:1:9: a rule needs a `pattern` or a `schedule`"),
+        "{}",
+        invalid.stderr
+    );
+}
+
+#[test]
+fn an_empty_directory_is_valid() {
+    let dir = rules_dir(&[]);
+    let r = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("0 rules"));
+}
+
+#[test]
+fn test_files_are_not_rules_and_nested_dirs_are_read() {
+    let dir = rules_dir(&[
+        ("team/a/orders.yaml", RULE),
+        ("team/a/orders.test.yaml", "tests: []\n"),
+        (".hidden/ignored.yaml", "not: [valid"),
+        ("README.md", "# not yaml"),
+    ]);
+    let r = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("2 rules (1 pattern, 1 schedule)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn match_json_lists_payloads_and_reasons() {
+    let dir = rules_dir(&[("r.yaml", RULE)]);
+    let ev = r#"{"source":"shop","detail":{"id":"o-1","total":250.5}}"#;
+    let r = run_in(
+        dir.path(),
+        &["match", ".", "--event", "-", "--format", "json"],
+        Some(ev),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "matched": [{"rule": "orders", "targets": [
+                {"id": "big", "payload": "250.5"},
+                {"id": "note", "payload": "\"order o-1 is big\""}
+            ]}],
+            "unmatched": []
+        })
+    );
+    let small = r#"{"source":"shop","detail":{"id":"o-2","total":"12"}}"#;
+    let r = run_in(
+        dir.path(),
+        &["match", ".", "--event", "-", "--format", "json"],
+        Some(small),
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["matched"], serde_json::json!([]));
+    assert_eq!(
+        v["unmatched"],
+        serde_json::json!([{"rule": "orders", "reason": "detail.total: numeric > 100 needs a number, got \"12\" (a string)"}])
+    );
+}
+
+#[test]
+fn match_text_and_files() {
+    let r = run(&["match", "rules", "--event", "rules/events/s3-put.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("matched  resize-images\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("  -> notify: {\"text\": \"new upload 2026/cat.jpg in photos\"")
+    );
+    assert!(
+        r.stdout
+            .contains("no match main-pushed: source: expected one of [\"github\"], got \"aws.s3\"")
+    );
+    assert!(
+        !r.stdout.contains("heartbeat"),
+        "schedule rules are never listed"
+    );
+}
+
+#[test]
+fn match_refuses_bad_events() {
+    let dir = rules_dir(&[("r.yaml", RULE)]);
+    for (event, why) in [
+        ("{\"source\": ", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ("\"text\"", "must be a JSON object"),
+    ] {
+        let r = run_in(dir.path(), &["match", ".", "--event", "-"], Some(event));
+        assert_eq!(r.code, 2, "{event}");
+        assert!(r.stderr.contains(why), "{event}: {}", r.stderr);
+    }
+    let r = run_in(dir.path(), &["match", ".", "--event", "missing.json"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("reading missing.json"), "{}", r.stderr);
+}
+
+#[test]
+fn match_with_invalid_rules_reports_them() {
+    let dir = rules_dir(&[(
+        "r.yaml",
+        "rules: [{name: x, pattern: {a: 1}, targets: [{id: t, log: true}]}]",
+    )]);
+    let r = run_in(dir.path(), &["match", ".", "--event", "-"], Some("{}"));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("\"a\" must be an object or an array"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn test_passes_on_the_example_rules() {
+    let r = run(&["test", "rules"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let last = r.stdout.lines().last().unwrap();
+    assert!(last.ends_with("passed, 0 failed"), "{last}");
+    assert!(
+        !r.stdout.contains("rules no test exercises"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn test_reports_failures_with_a_diff_and_exit_1() {
+    let tests = r#"
+tests:
+  - name: big order
+    event: {source: shop, detail: {id: o-1, total: 500}}
+    expect:
+      matched: [orders]
+      payloads:
+        orders/note: '"order o-1 is huge"'
+  - name: small order
+    event: {source: shop, detail: {id: o-2, total: 5}}
+    expect:
+      matched: [orders]
+  - name: json payload
+    event: {source: shop, detail: {id: o-3, total: 101}}
+    expect:
+      payloads:
+        orders/big: 101
+"#;
+    let dir = rules_dir(&[("r.yaml", RULE), ("r.test.yaml", tests)]);
+    let r = run_in(dir.path(), &["test", "."], None);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("FAIL big order (./r.test.yaml:3)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("    - \"order o-1 is huge\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("    + \"order o-1 is big\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("FAIL small order"));
+    assert!(r.stdout.contains("matched [], expected [orders]"));
+    assert!(
+        r.stdout
+            .contains("orders did not match: detail.total: expected one of [numeric > 100], got 5")
+    );
+    assert!(r.stdout.contains("ok   json payload"));
+    assert!(r.stdout.contains("rules no test exercises: tick"));
+    assert!(
+        r.stdout.trim_end().ends_with("1 passed, 2 failed"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn test_files_are_validated_with_positions() {
+    let tests =
+        "tests:\n  - name: x\n    event: {source: shop}\n    expect:\n      matched: [ordres]\n";
+    let dir = rules_dir(&[("r.yaml", RULE), ("r.test.yaml", tests)]);
+    let r = run_in(dir.path(), &["test", "."], None);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("./r.test.yaml:5:17: no rule is named `ordres`; did you mean `orders`?"),
+        "{}",
+        r.stderr
+    );
+    let check = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(check.code, 1, "check validates tests too");
+}
+
+#[test]
+fn next_json_is_one_object_per_rule() {
+    let r = run(&[
+        "next",
+        "rules",
+        "--after",
+        "2026-11-20T12:00:00Z",
+        "-n",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            serde_json::json!({"rule": "alarm-clock", "expression": "cron(0 7 ? * MON-FRI *)", "timezone": "America/New_York",
+                "fires": ["2026-11-23T12:00:00Z", "2026-11-24T12:00:00Z"]}),
+            serde_json::json!({"rule": "heartbeat", "expression": "rate(1 minute)", "timezone": "UTC",
+                "fires": ["2026-11-20T12:01:00Z", "2026-11-20T12:02:00Z"]}),
+        ]
+    );
+}
+
+#[test]
+fn next_text_flags_dst_changes() {
+    let rules = "rules:\n  - name: early\n    schedule: cron(30 1 * * ? *)\n    timezone: America/New_York\n    targets: [{id: t, log: true}]\n";
+    let dir = rules_dir(&[("r.yaml", rules)]);
+    let r = run_in(
+        dir.path(),
+        &["next", ".", "--after", "2026-10-31T00:00:00Z", "-n", "3"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "early  cron(30 1 * * ? *)  America/New_York");
+    assert_eq!(
+        lines[1],
+        "  2026-10-31 01:30:00 EDT  (2026-10-31T05:30:00Z)"
+    );
+    // 01:30 happens twice on 2026-11-01; it fires once, at the first (EDT) occurrence, and
+    // the fire is flagged as next to the change.
+    assert_eq!(
+        lines[2],
+        "  2026-11-01 01:30:00 EDT  (2026-11-01T05:30:00Z)  [DST change: UTC-04:00 -> UTC-05:00 on 2026-11-01]"
+    );
+    assert!(
+        lines[3].starts_with("  2026-11-02 01:30:00 EST  (2026-11-02T06:30:00Z)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn next_errors() {
+    let r = run(&["next", "rules", "--rule", "nope"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no rule is named `nope`"));
+    let r = run(&["next", "rules", "--rule", "resize-images"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("has no schedule"), "{}", r.stderr);
+    let r = run(&["next", "rules", "--after", "yesterday"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not an RFC 3339 timestamp"));
+}
+
+#[test]
+fn schema_matches_the_committed_files() {
+    for (kind, file) in [
+        ("rules", "schema/rules.schema.json"),
+        ("tests", "schema/tests.schema.json"),
+    ] {
+        let r = run(&["schema", kind]);
+        assert_eq!(r.code, 0);
+        let printed: Value = serde_json::from_str(&r.stdout).unwrap();
+        let committed: Value =
+            serde_json::from_str(&std::fs::read_to_string(root().join(file)).unwrap()).unwrap();
+        assert_eq!(
+            printed, committed,
+            "regenerate with: trigd schema {kind} > {file}"
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary (one link step instead of one per file). Every test here
+//! drives the real `trigd` binary or the library's public API.
+
+mod cli;
+mod diagnostics;
+mod util;
