@@ -204,12 +204,50 @@ static STRING_STOP: [bool; 256] = {
     t
 };
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+const THREES: u64 = 0x3030_3030_3030_3030;
+
+/// Eight bytes at `i`, little-endian, when there are eight.
+#[inline]
+fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let chunk: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// The high bit set in each byte of `x` that is zero (exact for the lowest such byte).
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// The high bit set in each byte that ends the fast part of a string: `"`, `\\` or a control
+/// character (exact for the lowest such byte).
+#[inline]
+fn string_stops(x: u64) -> u64 {
+    zero_bytes(x ^ (ONES * u64::from(b'"')))
+        | zero_bytes(x ^ (ONES * u64::from(b'\\')))
+        | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
+}
+
 /// The end of the number starting at `i`, validated per the JSON grammar; on error, the
 /// offset of the offending byte.
 #[inline]
 fn number_end(b: &[u8], mut i: usize) -> Result<usize, usize> {
+    /// Skips ASCII digits, eight bytes at a time: a byte is a digit when its high nibble is 3
+    /// and adding 6 keeps it there. The lowest flagged byte is the first non-digit (a carry
+    /// can only corrupt the flags of bytes after it).
     #[inline]
     fn digits(b: &[u8], mut i: usize) -> usize {
+        while let Some(x) = word_at(b, i) {
+            let flags = ((x & HIGH_NIBBLES) ^ THREES)
+                | ((x.wrapping_add(ONES * 6) & HIGH_NIBBLES) ^ THREES);
+            if flags != 0 {
+                return i + (flags.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
@@ -425,6 +463,14 @@ impl<'a> Scanner<'a, '_> {
     fn skip_plain(&mut self) {
         let b = self.b;
         let mut i = self.pos;
+        while let Some(x) = word_at(b, i) {
+            let stops = string_stops(x);
+            if stops != 0 {
+                self.pos = i + (stops.trailing_zeros() / 8) as usize;
+                return;
+            }
+            i += 8;
+        }
         while i < b.len() && !STRING_STOP[b[i] as usize] {
             i += 1;
         }

@@ -44,6 +44,7 @@ impl CronExpr {
     }
 
     /// Whether local wall-clock time `t` matches, at minute resolution (seconds are ignored).
+    #[must_use]
     pub fn matches_local(&self, t: NaiveDateTime) -> bool {
         self.minutes.contains(t.minute())
             && self.hours.contains(t.hour())

@@ -43,17 +43,8 @@ pub enum CronField {
 }
 
 impl CronField {
-    /// The fields in the order they appear in an expression.
-    pub const ALL: [CronField; 6] = [
-        CronField::Minute,
-        CronField::Hour,
-        CronField::DayOfMonth,
-        CronField::Month,
-        CronField::DayOfWeek,
-        CronField::Year,
-    ];
-
     /// Smallest value of the field.
+    #[must_use]
     pub fn min(self) -> u32 {
         match self {
             CronField::Minute | CronField::Hour => 0,
@@ -63,6 +54,7 @@ impl CronField {
     }
 
     /// Largest value of the field.
+    #[must_use]
     pub fn max(self) -> u32 {
         match self {
             CronField::Minute => 59,
@@ -75,6 +67,7 @@ impl CronField {
     }
 
     /// Number of distinct values (also the largest allowed step).
+    #[must_use]
     pub fn span(self) -> u32 {
         self.max() - self.min() + 1
     }
@@ -160,14 +153,10 @@ pub enum ScheduleErrorKind {
     #[error("rate(): expected `rate(value unit)`, e.g. `rate(5 minutes)`")]
     RateEmpty,
     /// Spaces or other whitespace in the wrong place inside `rate(...)`.
-    #[error(
-        "unexpected whitespace in rate(): write exactly one space between value and unit, e.g. `rate(5 minutes)`"
-    )]
+    #[error("unexpected whitespace in rate(): write exactly one space between value and unit, e.g. `rate(5 minutes)`")]
     RateSpacing,
     /// `rate(10)`.
-    #[error(
-        "rate({value}): missing unit: write `rate(value unit)` with unit minute(s), hour(s) or day(s)"
-    )]
+    #[error("rate({value}): missing unit: write `rate(value unit)` with unit minute(s), hour(s) or day(s)")]
     RateMissingUnit {
         /// The value as written.
         value: String,
@@ -231,7 +220,8 @@ pub enum ScheduleErrorKind {
     },
     /// Not exactly six fields.
     #[error(
-        "cron expression has {found} fields: expected 6 (minutes hours day-of-month month day-of-week year)"
+        "cron expression has {found} field{}: expected 6 (minutes hours day-of-month month day-of-week year)",
+        if *.found == 1 { "" } else { "s" }
     )]
     CronFieldCount {
         /// Number of fields found.
@@ -279,9 +269,7 @@ pub enum ScheduleErrorKind {
         found: char,
     },
     /// `?`, `L`, `LW`, `nW`, `nL` or `d#n` combined with lists, ranges or steps.
-    #[error(
-        "`{found}` must be the only term of the {field} field: it cannot be combined with lists, ranges or steps"
-    )]
+    #[error("`{found}` must be the only term of the {field} field: it cannot be combined with lists, ranges or steps")]
     CronSpecialNotAlone {
         /// The field.
         field: CronField,
@@ -307,17 +295,13 @@ pub enum ScheduleErrorKind {
         found: String,
     },
     /// An `at(...)` argument not shaped like `yyyy-mm-ddThh:mm:ss`.
-    #[error(
-        "invalid at() time `{found}`: expected `yyyy-mm-ddThh:mm:ss`, e.g. `at(2030-01-01T09:00:00)`"
-    )]
+    #[error("invalid at() time `{found}`: expected `yyyy-mm-ddThh:mm:ss`, e.g. `at(2030-01-01T09:00:00)`")]
     AtFormat {
         /// The argument as written.
         found: String,
     },
     /// A zone or fraction after the seconds.
-    #[error(
-        "at() takes a local time without zone or fractional seconds: remove `{found}` and set the time zone separately"
-    )]
+    #[error("at() takes a local time without zone or fractional seconds: remove `{found}` and set the time zone separately")]
     AtSuffix {
         /// The text after the seconds.
         found: String,

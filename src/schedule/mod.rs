@@ -16,14 +16,20 @@
 //!   whole expression; unverified on AWS). Ranges wrap around the end of every field except the
 //!   year (`20-2` hours, `NOV-FEB`, `FRI-MON`). `nW` in a month shorter than `n` uses the
 //!   month's last day; `L`, `LW`, `nW`, `nL` and `d#n` must be the whole field.
-//! - **at(yyyy-mm-ddThh:mm:ss)**: one fire at that local time.
+//!   Numbers may have leading zeros (`05`); a step is 1 up to the number of values of the field
+//!   (`0/60` minutes is accepted and fires at minute 0 only).
+//! - **at(yyyy-mm-ddThh:mm:ss)**: one fire at that local time (any valid date with a 4-digit
+//!   year; no zone suffix, no fractional seconds).
+//! - **Whitespace** is never tolerated beyond the single separators (AWS rejects
+//!   `rate( 5 minutes)` and ` rate(5 minutes)`); expressions are at most 256 characters.
 //! - **DST** (cron and at): a local time skipped by spring-forward does not fire; a local time
 //!   repeated by fall-back fires once, at its first occurrence. So `cron(*/30 * * * ? *)` fires
 //!   at 01:00 and 01:30 only during the first pass through the repeated hour, and skips 02:00 and
 //!   02:30 on a spring-forward day in New York.
 //!
 //! [`ScheduleExpr::next_after`] jumps field by field and gives up after 2199, so it is fast even
-//! for expressions that never fire again.
+//! for expressions that never fire again. [`Timer`] runs a set of schedules on the tokio clock
+//! and emits their fires on a channel.
 
 mod at;
 mod bitset;
@@ -32,6 +38,7 @@ mod cron_parse;
 mod days;
 mod error;
 mod rate;
+mod timer;
 mod tz;
 
 #[cfg(test)]
@@ -46,6 +53,7 @@ use chrono_tz::Tz;
 pub use cron::CronExpr;
 pub use error::{CronField, ScheduleError, ScheduleErrorKind};
 pub use rate::{Rate, RateUnit};
+pub use timer::{Fire, FireQueue, ScheduleEntry, TimeBase, Timer, TimerHandle};
 pub use tz::dst_note;
 
 /// Longest expression AWS accepts, in characters.
@@ -67,6 +75,11 @@ const KEYWORDS: [&str; 3] = ["rate", "cron", "at"];
 
 impl ScheduleExpr {
     /// Parses `rate(...)`, `cron(...)` or `at(...)` exactly as AWS accepts them.
+    ///
+    /// # Errors
+    ///
+    /// A [`ScheduleError`] with the byte offset of the first problem when AWS would reject the
+    /// text (see [`ScheduleErrorKind`] for every reason).
     pub fn parse(text: &str) -> Result<ScheduleExpr, ScheduleError> {
         check_envelope(text)?;
         let open = text.find('(').ok_or_else(|| unknown_kind(text))?;
@@ -92,6 +105,7 @@ impl ScheduleExpr {
     /// `tz` applies to cron and at (local wall-clock time, DST rules in the module docs). A rate
     /// fires at `anchor + k * period` for `k = 0, 1, 2, ...` and ignores `tz`. `None` when the
     /// schedule never fires again (cron searches up to the end of 2199).
+    #[must_use]
     pub fn next_after(
         &self,
         after: DateTime<Utc>,

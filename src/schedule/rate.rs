@@ -78,6 +78,7 @@ impl RateUnit {
 
 impl Rate {
     /// The interval between fires.
+    #[must_use]
     pub fn period(&self) -> TimeDelta {
         // At most u32::MAX days (about 3.7e14 s), well inside TimeDelta's range.
         TimeDelta::try_seconds(i64::from(self.value) * self.unit.seconds())

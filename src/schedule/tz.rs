@@ -22,12 +22,12 @@ pub(super) fn first_occurrence(tz: Tz, local: NaiveDateTime) -> Option<DateTime<
 /// time at `after`.
 ///
 /// Every local time before it first occurs at or before `after`, so it is where the search for
-/// the next fire starts. `None` when `after` is past the supported range (year 2199); before the
-/// range (1970) the search starts at 1969-01-01 local, which keeps extreme instants from
-/// overflowing the local time.
+/// the next fire starts. `None` when `after` is past the supported range (after 2200 UTC, which
+/// is after 2199 in every zone); before the range (1970) the search starts at 1969-01-01 local.
+/// Both bounds keep extreme instants from overflowing the local time.
 pub(super) fn first_local_minute_after(tz: Tz, after: DateTime<Utc>) -> Option<NaiveDateTime> {
     let first_year = CronField::Year.min() as i32;
-    if after.year() > CronField::Year.max() as i32 {
+    if after.year() > CronField::Year.max() as i32 + 1 {
         return None;
     }
     if after.year() < first_year - 1 {
@@ -42,6 +42,7 @@ pub(super) fn first_local_minute_after(tz: Tz, after: DateTime<Utc>) -> Option<N
 
 /// A note when the UTC offset of `tz` changes within 24 hours either side of `instant`, e.g.
 /// `"DST change: UTC-04:00 -> UTC-05:00 on 2026-11-01"` (the date is local, after the change).
+#[must_use]
 pub fn dst_note(tz: Tz, instant: DateTime<Utc>) -> Option<String> {
     let day = TimeDelta::hours(24);
     let before = instant.checked_sub_signed(day)?;
@@ -163,7 +164,7 @@ mod tests {
         assert_eq!(start("2024-01-01T12:00:00Z"), "2024-01-01 12:01:00");
         assert_eq!(start("2024-01-01T12:00:30Z"), "2024-01-01 12:01:00");
         assert_eq!(
-            first_local_minute_after(Tz::UTC, utc("2200-01-01T00:00:00Z")),
+            first_local_minute_after(Tz::UTC, utc("2201-01-01T00:00:00Z")),
             None
         );
     }

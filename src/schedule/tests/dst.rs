@@ -197,3 +197,16 @@ fn dst_note_flags_fires_next_to_a_change() {
         assert_eq!(super::super::dst_note(New_York, extreme), None);
     }
 }
+
+#[test]
+fn the_last_local_year_extends_past_2199_utc() {
+    assert_eq!(
+        first_fires(
+            "cron(59 23 31 12 ? 2199)",
+            New_York,
+            "2200-01-01T02:00:00Z",
+            2
+        ),
+        ["2200-01-01T04:59:00Z"]
+    );
+}

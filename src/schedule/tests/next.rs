@@ -338,9 +338,7 @@ fn minute_steps_from_an_offset() {
     let minutes: Vec<&str> = all.iter().map(|f| &f[11..16]).collect();
     assert_eq!(
         minutes,
-        [
-            "00:01", "00:11", "00:21", "00:31", "00:41", "00:51", "01:01"
-        ]
+        ["00:01", "00:11", "00:21", "00:31", "00:41", "00:51", "01:01"]
     );
 }
 
@@ -451,17 +449,14 @@ fn extreme_instants_do_not_panic() {
             daily.next_after(chrono::DateTime::<chrono::Utc>::MAX_UTC, tz, no_anchor()),
             None
         );
-        assert!(
-            daily
-                .next_after(chrono::DateTime::<chrono::Utc>::MIN_UTC, tz, no_anchor())
-                .is_some()
-        );
+        assert!(daily
+            .next_after(chrono::DateTime::<chrono::Utc>::MIN_UTC, tz, no_anchor())
+            .is_some());
     }
     let once = expr("at(9999-12-31T23:59:59)");
-    assert!(
-        once.next_after(no_anchor(), chrono_tz::Pacific::Kiritimati, no_anchor())
-            .is_some()
-    );
+    assert!(once
+        .next_after(no_anchor(), chrono_tz::Pacific::Kiritimati, no_anchor())
+        .is_some());
 }
 
 #[test]

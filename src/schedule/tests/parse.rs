@@ -185,7 +185,7 @@ const INVALID: &[(&str, usize, &str)] = &[
     ("cron(0 12 * * ? * *)", 18, "cron expression has 7 fields"),
     ("cron(0 0 12 * * ? *)", 18, "has 7 fields"),
     ("cron()", 5, "has 0 fields"),
-    ("cron(*)", 6, "has 1 fields"),
+    ("cron(*)", 6, "has 1 field: expected 6"),
     ("cron(0  0 * * ? *)", 7, "separated by exactly one space"),
     ("cron( 0 0 * * ? *)", 5, "exactly one space"),
     ("cron(0 0 * * ? * )", 16, "exactly one space"),
