@@ -12,16 +12,22 @@
 //! * [`dry_run`], [`rule_tests`], [`next`], [`schema`]: the offline tools behind `trigd match`,
 //!   `test`, `next` and `schema`.
 //! * [`event`]: events in the EventBridge envelope.
+//! * [`replay`], [`diff`]: batch dry runs over recorded events (`trigd match --events`) and the
+//!   semantic diff of two rule sets over them (`trigd diff`).
 
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod diff;
 pub mod dry_run;
 pub mod event;
 pub mod next;
 pub mod pattern;
+pub mod replay;
 pub mod rule_tests;
 pub mod rules;
 pub mod schedule;
 pub mod schema;
 pub mod transform;
+pub mod delivery;
+pub mod targets;

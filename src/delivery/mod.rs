@@ -1,0 +1,41 @@
+//! Deliveries: the outbox they wait in, the policy that spaces their retries, the dispatcher
+//! that runs them, and the dead letters they end in when they cannot succeed.
+//!
+//! The promise: a delivery is written to the outbox (fsync'd) before its source is
+//! acknowledged, and leaves the outbox only when its target succeeded or it was written, with
+//! its reason, to the dead-letter directory. A crash at any point loses nothing; it may repeat.
+
+pub mod store;
+
+use crate::event::stable_id;
+
+/// A delivery waiting in the outbox: one (event, rule, target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Stable idempotency key derived from rule, target and event id: the same event routed
+    /// twice is the same delivery (see [`delivery_id`]).
+    pub id: String,
+    pub rule: String,
+    /// The target's id within the rule.
+    pub target: String,
+    pub event_id: String,
+    /// The event's JSON text, kept for dead letters and redrive.
+    pub event: String,
+    /// The exact text the target receives.
+    pub payload: String,
+    /// Attempts made so far (0 for a new delivery).
+    pub attempts: u32,
+    /// When the event was accepted, in Unix milliseconds (for `max_event_age`).
+    pub first_seen_ms: i64,
+    /// When the next attempt is due, in Unix milliseconds.
+    pub next_attempt_ms: i64,
+    /// The first and the latest error, when an attempt failed.
+    pub first_error: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The idempotency key of (rule, target, event): also sent to targets (HTTP
+/// `Idempotency-Key`, `TRIGD_DELIVERY_ID`) so they can drop repeats.
+pub fn delivery_id(rule: &str, target: &str, event_id: &str) -> String {
+    stable_id(&format!("{rule}\n{target}\n{event_id}"))
+}
