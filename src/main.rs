@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use trigd::config::{self, LoadError};
 use trigd::rules::{RuleSet, Settings};
-use trigd::{dry_run, next, rule_tests, schema};
+use trigd::{diff, dry_run, next, replay, rule_tests, schema};
 
 /// A self-hosted, EventBridge-compatible event-trigger router.
 #[derive(Parser)]
@@ -31,13 +31,40 @@ enum Command {
         format: Format,
     },
     /// Dry-run an event: which rules match, why the others don't, and each target's payload.
+    /// With `--events`, replay a file of recorded events instead.
+    #[command(group(ArgGroup::new("input").required(true).args(["event", "events"])))]
     Match {
         rules: PathBuf,
         /// The event as a JSON file, or `-` for standard input.
         #[arg(long)]
-        event: PathBuf,
+        event: Option<PathBuf>,
+        /// Recorded events as JSON lines, one event per line (gzip is read transparently), or
+        /// `-` for standard input. Bad lines are reported on stderr as `line N: <reason>`.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// `text` (default) or `json` with `--event`; `jsonl` (default: one object per event)
+        /// or `summary` (match counts per rule) with `--events`.
+        #[arg(long, value_enum)]
+        format: Option<MatchFormat>,
+        /// With `--events` and `jsonl`: add each matched target's payload.
+        #[arg(long)]
+        payloads: bool,
+    },
+    /// Replay recorded events against two rule sets: which events route differently, and what
+    /// targets would receive differently.
+    Diff {
+        /// The rules as they are.
+        old: PathBuf,
+        /// The rules as proposed.
+        new: PathBuf,
+        /// Recorded events as JSON lines (gzip is read transparently), or `-` for standard input.
+        #[arg(long)]
+        events: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Exit 1 when any event routes differently or any payload changed.
+        #[arg(long)]
+        exit_code: bool,
     },
     /// Run the rule tests (`*.test.yaml`) beside the rules; exit 1 on any failure.
     Test { rules: PathBuf },
@@ -68,6 +95,15 @@ enum Command {
 enum Format {
     Text,
     Json,
+}
+
+/// `trigd match --format`: the first two for `--event`, the last two for `--events`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MatchFormat {
+    Text,
+    Json,
+    Jsonl,
+    Summary,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,8 +143,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match {
             rules,
             event,
+            events,
             format,
-        } => match_event(&rules, &event, format),
+            payloads,
+        } => match (event, events) {
+            (Some(event), _) => {
+                if payloads {
+                    anyhow::bail!("--payloads needs --events (`--event` always shows payloads)");
+                }
+                let format = match format {
+                    None | Some(MatchFormat::Text) => Format::Text,
+                    Some(MatchFormat::Json) => Format::Json,
+                    Some(MatchFormat::Jsonl | MatchFormat::Summary) => {
+                        anyhow::bail!("--format jsonl and summary need --events; use text or json")
+                    }
+                };
+                match_event(&rules, &event, format)
+            }
+            (None, Some(events)) => {
+                let format = match format {
+                    None | Some(MatchFormat::Jsonl) => replay::MatchFormat::Jsonl,
+                    Some(MatchFormat::Summary) => replay::MatchFormat::Summary,
+                    Some(MatchFormat::Text | MatchFormat::Json) => {
+                        anyhow::bail!("--format text and json need --event; use jsonl or summary")
+                    }
+                };
+                if payloads && format == replay::MatchFormat::Summary {
+                    anyhow::bail!("--payloads needs --format jsonl");
+                }
+                match_events(&rules, &events, format, payloads)
+            }
+            (None, None) => anyhow::bail!("give --event or --events"),
+        },
+        Command::Diff {
+            old,
+            new,
+            events,
+            format,
+            exit_code,
+        } => diff(&old, &new, &events, format, exit_code),
         Command::Test { rules } => test(&rules),
         Command::Next {
             rules,
@@ -213,6 +286,80 @@ fn match_event(rules: &Path, event: &Path, format: Format) -> anyhow::Result<Exi
         Format::Text => print(&report.to_text())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Options for the replay pipeline: every core, and a progress line on a terminal.
+fn replay_options() -> replay::Options {
+    replay::Options {
+        progress: std::io::stderr().is_terminal(),
+        ..replay::Options::default()
+    }
+}
+
+fn match_events(
+    rules: &Path,
+    events: &Path,
+    format: replay::MatchFormat,
+    payloads: bool,
+) -> anyhow::Result<ExitCode> {
+    let set = match load(rules, Format::Text)? {
+        Ok(set) => set,
+        Err(code) => return Ok(code),
+    };
+    let opts = replay::MatchOptions {
+        format,
+        payloads,
+        now: Utc::now(),
+    };
+    replay::match_events(
+        &set,
+        &replay::Input::from_arg(events),
+        &replay_options(),
+        &opts,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(
+    old: &Path,
+    new: &Path,
+    events: &Path,
+    format: Format,
+    exit_code: bool,
+) -> anyhow::Result<ExitCode> {
+    // Both sets are checked, so that every problem is reported at once; in JSON, the new set
+    // only when the old one is valid, so that the output is one document.
+    let old = load(old, format)?;
+    if let (Err(code), Format::Json) = (&old, format) {
+        return Ok(*code);
+    }
+    let (old, new) = match (old, load(new, format)?) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(code), _) | (_, Err(code)) => return Ok(code),
+    };
+    let opts = diff::DiffOptions {
+        format: match format {
+            Format::Text => diff::DiffFormat::Text,
+            Format::Json => diff::DiffFormat::Json,
+        },
+        now: Utc::now(),
+    };
+    let summary = diff::run(
+        &old,
+        &new,
+        &replay::Input::from_arg(events),
+        &replay_options(),
+        &opts,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )?;
+    Ok(if exit_code && summary.changed > 0 {
+        ExitCode::from(EXIT_FOUND_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn test(rules: &Path) -> anyhow::Result<ExitCode> {

@@ -3,4 +3,5 @@
 
 mod cli;
 mod diagnostics;
+mod replay;
 mod util;
