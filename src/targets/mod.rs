@@ -30,7 +30,10 @@ pub enum Outcome {
         retry_after: Option<Duration>,
     },
     /// A failure that retrying cannot fix: straight to the dead letter.
-    Fail { code: ErrorCode, error: String },
+    Fail {
+        code: ErrorCode,
+        error: String,
+    },
 }
 
 /// Why an attempt failed, in the vocabulary of EventBridge's dead-letter `ERROR_CODE`.
@@ -63,6 +66,84 @@ impl ErrorCode {
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::TargetError => "TARGET_ERROR",
             ErrorCode::Network => "SDK_CLIENT_ERROR",
+        }
+    }
+}
+
+pub mod command;
+pub mod http;
+pub mod log;
+
+use crate::rules::TargetKind;
+
+/// Why [`Targets::new`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetsError {
+    /// The shared HTTP client could not be built (e.g. the TLS roots could not be loaded).
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// The clients every delivery shares, built once: one pooled HTTP client for all `http`
+/// targets, so connections to a target are reused across deliveries.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// Pooled, redirects off, user agent set (see [`http`]).
+    http: reqwest::Client,
+}
+
+impl Targets {
+    pub fn new() -> Result<Targets, TargetsError> {
+        Ok(Targets {
+            http: http::client().map_err(TargetsError::HttpClient)?,
+        })
+    }
+
+    /// One attempt at one delivery. Never panics; every failure is an [`Outcome`], so the
+    /// dispatcher decides retries and dead letters from the outcome alone.
+    pub async fn deliver(&self, kind: &TargetKind, attempt: &Attempt<'_>) -> Outcome {
+        match kind {
+            TargetKind::Http {
+                url,
+                method,
+                headers,
+                timeout,
+            } => {
+                let request = http::Request {
+                    url,
+                    method,
+                    headers,
+                    timeout: *timeout,
+                };
+                http::deliver(&self.http, &request, attempt).await
+            }
+            TargetKind::Command {
+                argv,
+                timeout,
+                cwd,
+                env,
+                ..
+            } => {
+                let command = command::Invocation {
+                    argv,
+                    timeout: *timeout,
+                    cwd: cwd.as_deref(),
+                    env,
+                };
+                command::deliver(&command, attempt).await
+            }
+            TargetKind::Log => log::deliver(attempt),
+            TargetKind::Lambda { .. }
+            | TargetKind::Sqs { .. }
+            | TargetKind::Sns { .. }
+            | TargetKind::EventBridge { .. } => Outcome::Fail {
+                code: ErrorCode::InvalidParameter,
+                error: format!(
+                    "{} targets are not supported by this build yet",
+                    kind.name()
+                ),
+            },
         }
     }
 }

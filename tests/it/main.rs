@@ -4,4 +4,5 @@
 mod cli;
 mod diagnostics;
 mod replay;
+mod targets;
 mod util;

@@ -1,0 +1,483 @@
+//! The `http` target: one request per attempt, and the mapping of its response to an
+//! [`Outcome`].
+//!
+//! Decisions, in one place:
+//! * **Body**: the payload, exactly, for every method (GET and DELETE included: the payload is
+//!   the point of the delivery).
+//! * **Headers**: the configured ones, with `${VAR}` in a value replaced by the environment
+//!   variable `VAR` at each attempt; a variable that is not set fails the delivery
+//!   (`INVALID_PARAMETER`, naming the variable but never a value). Values that held a reference
+//!   are marked sensitive so they are never printed. Then `Idempotency-Key: <delivery id>`
+//!   (always ours, replacing a configured one: the delivery id is the key), and, unless
+//!   configured, `User-Agent: trigd/<version>` and `Content-Type`: `application/json` when the
+//!   payload is a JSON text, else `text/plain; charset=utf-8` (an input template can render free
+//!   text, and calling that JSON would make strict receivers reject it).
+//! * **Redirects are not followed**: a 3xx fails the delivery (`INVALID_PARAMETER`, "redirect
+//!   to X not followed"). Following would resend the payload to a URL nobody configured, and
+//!   301/302 turn a POST into a body-less GET; the fix is to configure the final URL.
+//! * **Statuses**: 2xx delivered; 408, 429 and 5xx retried (429 as `THROTTLING`, the others as
+//!   `TARGET_ERROR`); 401/403 `NO_PERMISSIONS`, 404/410 `NO_RESOURCE`, every other status
+//!   `INVALID_PARAMETER`, not retried. Failed statuses carry the status and the first
+//!   [`BODY_EXCERPT`] bytes of the response body (lossy UTF-8).
+//! * **`Retry-After`** on a retried status is honoured as delta-seconds or an HTTP-date. A date
+//!   is measured from the response's own `Date` header when it has one (so clock skew between
+//!   us and the server does not matter), else from our clock; a date in the past means "now".
+//!   The wait is capped at [`RETRY_AFTER_CAP`] (one hour) so a broken or hostile server cannot
+//!   park a delivery past its `max_event_age` by itself; unparseable values are ignored.
+//! * **Errors**: no answer within the target's `timeout` (connect, request and response
+//!   together) is `TIMEOUT`; connection refused or reset, DNS and TLS failures are
+//!   `SDK_CLIENT_ERROR` (`Network`), retried. Error texts leave the URL out: webhook URLs often
+//!   hold a secret (Slack, Discord), and errors end up in logs and dead letters.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, Method, Response, StatusCode};
+
+use super::{Attempt, ErrorCode, Outcome};
+
+/// Most of a failed response's body quoted in the error.
+pub const BODY_EXCERPT: usize = 512;
+
+/// The longest `Retry-After` honoured.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+
+/// Most of a successful response's body read so the connection can go back to the pool;
+/// a longer body is dropped with its connection.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// One `http` target's configuration, borrowed from the rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub url: &'a str,
+    /// Upper case, validated by the rule loader (POST, PUT, PATCH, GET or DELETE).
+    pub method: &'a str,
+    /// Values may hold `${VAR}` references.
+    pub headers: &'a [(String, String)],
+    pub timeout: Duration,
+}
+
+/// The shared client: pooled, redirects off, our user agent by default.
+pub fn client() -> Result<Client, reqwest::Error> {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent())
+        .build()
+}
+
+fn user_agent() -> String {
+    format!("trigd/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// One attempt: sends the payload and classifies what came back.
+pub async fn deliver(client: &Client, request: &Request<'_>, attempt: &Attempt<'_>) -> Outcome {
+    let method = match Method::from_bytes(request.method.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return invalid(format!("`{}` is not an HTTP method", request.method)),
+    };
+    let headers = match headers(request.headers, attempt) {
+        Ok(h) => h,
+        Err(error) => return invalid(error),
+    };
+    let sent = client
+        .request(method, request.url)
+        .headers(headers)
+        .timeout(request.timeout)
+        .body(attempt.payload.to_owned())
+        .send()
+        .await;
+    match sent {
+        Ok(response) => classify(response).await,
+        Err(e) => send_error(&e, request.timeout),
+    }
+}
+
+fn invalid(error: String) -> Outcome {
+    Outcome::Fail {
+        code: ErrorCode::InvalidParameter,
+        error,
+    }
+}
+
+/// The request headers: configured ones with `${VAR}` resolved, then ours.
+fn headers(configured: &[(String, String)], attempt: &Attempt<'_>) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in configured {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{name}` is not a valid header name"))?;
+        let (expanded, secret) = expand(value, |var| std::env::var(var).ok())
+            .map_err(|var| format!("header `{name}` refers to environment variable `{var}`, which is not set or not UTF-8"))?;
+        let mut value = HeaderValue::from_str(&expanded).map_err(|_| {
+            if secret {
+                format!(
+                    "header `{name}`: the value from the environment is not a valid header value"
+                )
+            } else {
+                format!("header `{name}` has a value that is not a valid header value")
+            }
+        })?;
+        value.set_sensitive(secret);
+        // `append`, not `insert`: a configured header never silently replaces another.
+        map.append(header, value);
+    }
+    let key = HeaderValue::from_str(attempt.delivery_id).map_err(|_| {
+        format!(
+            "delivery id `{}` is not a valid header value",
+            attempt.delivery_id
+        )
+    })?;
+    map.insert(HeaderName::from_static("idempotency-key"), key);
+    if !map.contains_key(header::CONTENT_TYPE) {
+        map.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(attempt.payload)),
+        );
+    }
+    // User-Agent: the client's default applies unless configured here.
+    Ok(map)
+}
+
+/// The default `Content-Type` of a payload.
+pub fn content_type(payload: &str) -> &'static str {
+    if serde_json::from_str::<serde_json::Value>(payload).is_ok() {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
+/// Replaces each `${NAME}` (NAME: a letter or `_`, then letters, digits, `_`) in `value` with
+/// `lookup(NAME)`. Anything else, `$` alone or an unterminated `${`, stays as written. Returns the
+/// text and whether it held a reference, or the first name `lookup` did not know.
+pub fn expand(
+    value: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(String, bool), String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    let mut found = false;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        match after.find('}') {
+            Some(end) if is_var_name(&after[..end]) => {
+                let name = &after[..end];
+                out.push_str(&lookup(name).ok_or_else(|| name.to_owned())?);
+                found = true;
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok((out, found))
+}
+
+fn is_var_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// What a response means for the delivery.
+async fn classify(mut response: Response) -> Outcome {
+    let status = response.status();
+    if status.is_success() {
+        // Read a short body to the end so the connection can be reused; the target has
+        // accepted the payload whatever happens here.
+        let mut read = 0;
+        while read <= DRAIN_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        return Outcome::Delivered;
+    }
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+        let error = match location {
+            Some(l) => format!(
+                "HTTP {}: redirect to `{l}` not followed",
+                status_text(status)
+            ),
+            None => format!("HTTP {}: redirect not followed", status_text(status)),
+        };
+        return invalid(error);
+    }
+    let retry_after = retry_after(response.headers(), Utc::now());
+    let error = failure_text(status, &mut response).await;
+    match status_class(status) {
+        Some(code @ (ErrorCode::Throttling | ErrorCode::TargetError)) => Outcome::Retry {
+            code,
+            error,
+            retry_after,
+        },
+        Some(code) => Outcome::Fail { code, error },
+        None => invalid(error),
+    }
+}
+
+/// The error code of a failed (non-2xx, non-3xx) status: `Throttling` and `TargetError` are
+/// retried, the others are not.
+pub fn status_class(status: StatusCode) -> Option<ErrorCode> {
+    Some(match status.as_u16() {
+        429 => ErrorCode::Throttling,
+        408 | 500..=599 => ErrorCode::TargetError,
+        401 | 403 => ErrorCode::NoPermissions,
+        404 | 410 => ErrorCode::NoResource,
+        400..=499 => ErrorCode::InvalidParameter,
+        _ => return None,
+    })
+}
+
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// `"HTTP 503 Service Unavailable: <the body's first bytes>"`.
+async fn failure_text(status: StatusCode, response: &mut Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < BODY_EXCERPT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let truncated = body.len() > BODY_EXCERPT;
+    body.truncate(BODY_EXCERPT);
+    let text = String::from_utf8_lossy(trim_partial_char(&body)).into_owned();
+    let text = text.trim();
+    let status = status_text(status);
+    match (text.is_empty(), truncated) {
+        (true, _) => format!("HTTP {status}"),
+        (false, false) => format!("HTTP {status}: {text}"),
+        (false, true) => format!("HTTP {status}: {text}…"),
+    }
+}
+
+/// `bytes` without a UTF-8 sequence cut short at its end.
+fn trim_partial_char(bytes: &[u8]) -> &[u8] {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => bytes,
+        // `error_len() == None`: the input ended inside a sequence.
+        Err(e) if e.error_len().is_none() => &bytes[..e.valid_up_to()],
+        Err(_) => bytes,
+    }
+}
+
+/// How long the response asks us to wait, from `Retry-After`, capped at [`RETRY_AFTER_CAP`].
+/// `now` is used for an HTTP-date only when the response has no usable `Date` header.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits to fit is "a very long time": the cap.
+        Duration::from_secs(value.parse().unwrap_or(u64::MAX))
+    } else {
+        let at = http_date(value)?;
+        let now = headers
+            .get(header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(http_date)
+            .unwrap_or(now);
+        (at - now).to_std().unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(RETRY_AFTER_CAP))
+}
+
+/// An HTTP-date (RFC 9110 §5.6.7): the IMF-fixdate, or the obsolete RFC 850 and asctime forms
+/// that recipients must still accept.
+pub fn http_date(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(d) = DateTime::parse_from_rfc2822(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .map(|d| d.and_utc())
+}
+
+/// What a request that got no response means.
+fn send_error(e: &reqwest::Error, timeout: Duration) -> Outcome {
+    if e.is_builder() {
+        return invalid(format!("cannot build the request: {}", chain(e)));
+    }
+    if e.is_timeout() {
+        return Outcome::Retry {
+            code: ErrorCode::Timeout,
+            error: format!("no response within {}s", timeout.as_secs_f64()),
+            retry_after: None,
+        };
+    }
+    Outcome::Retry {
+        code: ErrorCode::Network,
+        error: chain(e),
+        retry_after: None,
+    }
+}
+
+/// The error and its causes, "a: b: c", without the URL.
+fn chain(e: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut current: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = current {
+        let msg = match err.downcast_ref::<reqwest::Error>() {
+            Some(re) if re.url().is_some() => {
+                // Display without the URL: rebuild from the kind, then walk on.
+                reqwest_kind(re).to_owned()
+            }
+            _ => err.to_string(),
+        };
+        // hyper and std repeat their cause in their own text now and then: skip duplicates.
+        if !text.contains(&msg) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&msg);
+        }
+        current = err.source();
+    }
+    text
+}
+
+fn reqwest_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_connect() {
+        "cannot connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() {
+        "error sending the request body"
+    } else if e.is_request() {
+        "error sending the request"
+    } else if e.is_decode() {
+        "error decoding the response"
+    } else {
+        "request failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TOKEN" => Some("s3cret".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_references() {
+        assert_eq!(
+            expand("Bearer ${TOKEN}", env),
+            Ok(("Bearer s3cret".to_owned(), true))
+        );
+        assert_eq!(
+            expand("${TOKEN}${EMPTY}-${TOKEN}", env),
+            Ok(("s3cret-s3cret".to_owned(), true))
+        );
+        assert_eq!(expand("plain", env), Ok(("plain".to_owned(), false)));
+        assert_eq!(expand("$TOKEN", env), Ok(("$TOKEN".to_owned(), false)));
+        assert_eq!(expand("${", env), Ok(("${".to_owned(), false)));
+        assert_eq!(
+            expand("a ${ b } ${TOKEN", env),
+            Ok(("a ${ b } ${TOKEN".to_owned(), false))
+        );
+        assert_eq!(expand("${1X}", env), Ok(("${1X}".to_owned(), false)));
+        assert_eq!(
+            expand("x ${MISSING} ${TOKEN}", env),
+            Err("MISSING".to_owned())
+        );
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type(r#"{"a":1}"#), "application/json");
+        assert_eq!(content_type(r#" "text" "#), "application/json");
+        assert_eq!(content_type("42"), "application/json");
+        assert_eq!(
+            content_type("[ALERT] disk full"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(content_type(""), "text/plain; charset=utf-8");
+    }
+
+    #[test]
+    fn status_classes() {
+        let class = |s: u16| status_class(StatusCode::from_u16(s).unwrap());
+        assert_eq!(class(429), Some(ErrorCode::Throttling));
+        assert_eq!(class(408), Some(ErrorCode::TargetError));
+        assert_eq!(class(500), Some(ErrorCode::TargetError));
+        assert_eq!(class(599), Some(ErrorCode::TargetError));
+        assert_eq!(class(401), Some(ErrorCode::NoPermissions));
+        assert_eq!(class(403), Some(ErrorCode::NoPermissions));
+        assert_eq!(class(404), Some(ErrorCode::NoResource));
+        assert_eq!(class(410), Some(ErrorCode::NoResource));
+        assert_eq!(class(400), Some(ErrorCode::InvalidParameter));
+        assert_eq!(class(413), Some(ErrorCode::InvalidParameter));
+        assert_eq!(class(101), None);
+    }
+
+    fn retry_headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let at = |v: &str| retry_after(&retry_headers(&[("retry-after", v)]), now);
+        assert_eq!(at("7"), Some(Duration::from_secs(7)));
+        assert_eq!(at(" 0 "), Some(Duration::ZERO));
+        assert_eq!(at("86400"), Some(RETRY_AFTER_CAP));
+        assert_eq!(at("99999999999999999999999"), Some(RETRY_AFTER_CAP));
+        assert_eq!(
+            at("Sun, 06 Nov 1994 08:51:37 GMT"),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            at("Sunday, 06-Nov-94 08:50:37 GMT"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            at("Sun Nov  6 08:50:07 1994"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(at("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(at("-5"), None);
+        assert_eq!(at("soon"), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+        // The server's own clock wins over ours.
+        let skewed = retry_headers(&[
+            ("retry-after", "Sun, 06 Nov 1994 09:00:00 GMT"),
+            ("date", "Sun, 06 Nov 1994 08:59:00 GMT"),
+        ]);
+        assert_eq!(retry_after(&skewed, now), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn partial_chars_are_trimmed() {
+        let s = "añb".as_bytes();
+        assert_eq!(trim_partial_char(&s[..2]), b"a");
+        assert_eq!(trim_partial_char(s), s);
+        assert_eq!(trim_partial_char(b"\xffa"), b"\xffa");
+    }
+}
