@@ -28,6 +28,51 @@ pub fn scheduled_event(
     })
 }
 
+/// The event a webhook body becomes: `source` is the configured source name, `detail` the
+/// body, `detail-type` "Webhook".
+pub fn webhook_event(
+    settings: &Settings,
+    source: &str,
+    detail: Value,
+    id: &str,
+    time: DateTime<Utc>,
+) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "Webhook",
+        "source": source,
+        "account": settings.account,
+        "time": time.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "region": settings.region,
+        "resources": [],
+        "detail": detail,
+    })
+}
+
+/// The event a PutEvents entry becomes, as EventBridge builds it.
+pub fn put_events_event(
+    settings: &Settings,
+    source: &str,
+    detail_type: &str,
+    detail: Value,
+    resources: Vec<Value>,
+    time: DateTime<Utc>,
+    id: &str,
+) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": detail_type,
+        "source": source,
+        "account": settings.account,
+        "time": time.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "region": settings.region,
+        "resources": resources,
+        "detail": detail,
+    })
+}
+
 /// A UUID-shaped identifier derived from `seed`, stable across runs: for events whose
 /// identity is their origin (a schedule fire), so that a repeated fire is recognisably the
 /// same event.

@@ -18,9 +18,13 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod daemon;
+pub mod delivery;
 pub mod diff;
 pub mod dry_run;
 pub mod event;
+pub mod ingest;
+pub mod metrics;
 pub mod next;
 pub mod pattern;
 pub mod replay;
@@ -28,6 +32,7 @@ pub mod rule_tests;
 pub mod rules;
 pub mod schedule;
 pub mod schema;
-pub mod transform;
-pub mod delivery;
+pub mod sd_notify;
+pub mod server;
 pub mod targets;
+pub mod transform;

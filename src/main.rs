@@ -89,6 +89,61 @@ enum Command {
         #[arg(value_enum, default_value_t = SchemaKind::Rules)]
         kind: SchemaKind,
     },
+    /// Run the daemon: HTTP ingest, schedules, the durable outbox and its dispatcher.
+    /// Configuration problems exit 64 before anything is bound.
+    Run {
+        rules: PathBuf,
+        /// Daemon settings (trigd.yaml); flags below override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address [default: 127.0.0.1:8787].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Where the outbox and dead letters live [default: ./.trigd-state].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Dead letters: list, show, or put back into the outbox (also while the daemon runs).
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+        /// The daemon's state directory.
+        #[arg(long, global = true, default_value = ".trigd-state")]
+        state_dir: PathBuf,
+    },
+    /// Post an event (an EventBridge envelope: source, detail-type, detail) to a running
+    /// daemon through its PutEvents endpoint.
+    Send {
+        /// The event as a JSON file, or `-` for standard input.
+        event: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:8787")]
+        url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// One line per dead letter: id, rule/target, attempts, error.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// One dead letter in full (JSON).
+    Show { id: String },
+    /// Put dead letters back into the outbox: the given ids, or all with --all.
+    Redrive {
+        ids: Vec<String>,
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -198,7 +253,205 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&format!("{}\n", serde_json::to_string_pretty(&s)?))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run {
+            rules,
+            config,
+            listen,
+            state_dir,
+            log_format,
+        } => run_daemon(rules, config, listen, state_dir, log_format),
+        Command::Dlq { action, state_dir } => dlq(action, &state_dir),
+        Command::Send { event, url } => send(&event, &url),
     }
+}
+
+/// EX_USAGE: the configuration is invalid; nothing was started.
+const EXIT_CONFIG: u8 = 64;
+
+fn run_daemon(
+    rules: PathBuf,
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    state_dir: Option<PathBuf>,
+    log_format: LogFormat,
+) -> anyhow::Result<ExitCode> {
+    init_tracing(log_format);
+    let mut settings = match &config {
+        Some(path) => match trigd::config::settings::load(path) {
+            Ok(s) => s,
+            Err(LoadError::Invalid(d)) => {
+                eprintln!("trigd: invalid configuration:\n{d}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            Err(e) => {
+                eprintln!("trigd: {:#}", anyhow::Error::from(e));
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+        },
+        None => trigd::config::settings::DaemonSettings::default(),
+    };
+    if let Some(l) = listen {
+        settings.listen = l;
+    }
+    if let Some(d) = state_dir {
+        settings.state_dir = d;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let opts = trigd::daemon::Options {
+        rules_dir: rules,
+        settings,
+    };
+    let result = runtime.block_on(trigd::daemon::run(opts, shutdown_signal()));
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(
+            e @ (trigd::daemon::DaemonError::Config(_) | trigd::daemon::DaemonError::ConfigIo(_)),
+        ) => {
+            eprintln!("trigd: {:#}", anyhow::Error::from(e));
+            Ok(ExitCode::from(EXIT_CONFIG))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn dlq(action: DlqAction, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    use trigd::delivery::store;
+    match action {
+        DlqAction::List { format } => {
+            let letters = store::list_dead_letters(state_dir)
+                .with_context(|| format!("reading dead letters in {}", state_dir.display()))?;
+            let text: String = match format {
+                Format::Json => letters
+                    .iter()
+                    .map(|l| format!("{}\n", l.to_json()))
+                    .collect(),
+                Format::Text => {
+                    if letters.is_empty() {
+                        "no dead letters\n".to_owned()
+                    } else {
+                        letters
+                            .iter()
+                            .map(|l| {
+                                let j = l.to_json();
+                                format!(
+                                    "{}  {}/{}  attempts={}  {}: {}\n",
+                                    j["id"].as_str().unwrap_or_default(),
+                                    j["rule"].as_str().unwrap_or_default(),
+                                    j["target"].as_str().unwrap_or_default(),
+                                    j["attempts"],
+                                    j["error_code"].as_str().unwrap_or_default(),
+                                    j["last_error"].as_str().unwrap_or_default()
+                                )
+                            })
+                            .collect()
+                    }
+                }
+            };
+            print(&text)?;
+        }
+        DlqAction::Show { id } => {
+            let l = store::read_dead_letter(state_dir, &id)
+                .with_context(|| format!("reading dead letter {id}"))?;
+            print(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&l.to_json())?
+            ))?;
+        }
+        DlqAction::Redrive { ids, all } => {
+            if ids.is_empty() && !all {
+                anyhow::bail!("name the dead letters to redrive, or pass --all");
+            }
+            let n = store::redrive(state_dir, &ids, Utc::now().timestamp_millis())
+                .context("redriving dead letters")?;
+            print(&format!("redrove {n} dead letter(s)\n"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Posts an event through PutEvents, the way the AWS CLI would with an endpoint override.
+fn send(event: &Path, url: &str) -> anyhow::Result<ExitCode> {
+    let text = read_input(event)?;
+    let ev: serde_json::Value =
+        serde_json::from_str(&text).context("the event is not valid JSON")?;
+    let field = |k: &str| ev.get(k).and_then(serde_json::Value::as_str);
+    let (Some(source), Some(detail_type)) = (field("source"), field("detail-type")) else {
+        anyhow::bail!("the event needs `source` and `detail-type` (an EventBridge envelope)");
+    };
+    let detail = ev
+        .get("detail")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    let mut entry = serde_json::json!({
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": detail.to_string(),
+    });
+    if let Some(r) = ev.get("resources") {
+        entry["Resources"] = r.clone();
+    }
+    let body = serde_json::json!({"Entries": [entry]}).to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let response = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let r = client
+            .post(url)
+            .header("X-Amz-Target", "AWSEvents.PutEvents")
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .body(body)
+            .send()
+            .await?;
+        let status = r.status();
+        let text = r.text().await?;
+        Ok::<_, reqwest::Error>((status, text))
+    });
+    let (status, text) = response.with_context(|| format!("posting to {url}"))?;
+    if !status.is_success() {
+        anyhow::bail!("the daemon answered {status}: {text}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).context("unexpected answer")?;
+    if v["FailedEntryCount"].as_u64().unwrap_or(0) > 0 {
+        anyhow::bail!("the event was refused: {}", v["Entries"][0]["ErrorMessage"]);
+    }
+    print(&format!(
+        "{}\n",
+        v["Entries"][0]["EventId"].as_str().unwrap_or_default()
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print(text: &str) -> anyhow::Result<()> {

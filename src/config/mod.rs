@@ -4,6 +4,7 @@
 pub mod diag;
 pub mod reader;
 pub mod rule_file;
+pub mod settings;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

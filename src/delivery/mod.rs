@@ -5,6 +5,8 @@
 //! acknowledged, and leaves the outbox only when its target succeeded or it was written, with
 //! its reason, to the dead-letter directory. A crash at any point loses nothing; it may repeat.
 
+pub mod dispatcher;
+pub mod policy;
 pub mod store;
 
 use crate::event::stable_id;

@@ -1,8 +1,15 @@
 //! The one integration-test binary (one link step instead of one per file). Every test here
 //! drives the real `trigd` binary or the library's public API.
 
+// Tests may unwrap: a panic is a test failure with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
+mod crash;
+mod daemon;
 mod diagnostics;
+mod harness;
 mod replay;
+mod store;
 mod targets;
 mod util;

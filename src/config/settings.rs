@@ -1,0 +1,137 @@
+//! `trigd.yaml`: the daemon's settings (listen address, state directory, AWS region and
+//! account, limits), validated like rule files: every problem at `file:line:column`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::LoadError;
+use super::diag::{Diagnostic, Diagnostics, Reporter};
+use super::reader::{self, Fields};
+use super::yaml::{self, Kind};
+
+/// Keys of `trigd.yaml`.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "state_dir",
+    "region",
+    "account",
+    "endpoint_url",
+    "max_body_bytes",
+    "grace_period",
+];
+
+/// The daemon's settings, with defaults for everything.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSettings {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub region: String,
+    pub account: String,
+    /// Endpoint override for AWS clients (a local emulator); `AWS_ENDPOINT_URL` also works.
+    pub endpoint_url: Option<String>,
+    /// Largest request body accepted (EventBridge's 256 KiB by default).
+    pub max_body_bytes: usize,
+    /// How long in-flight deliveries may take to finish on shutdown.
+    pub grace_period: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            state_dir: PathBuf::from(".trigd-state"),
+            region: "us-east-1".to_owned(),
+            account: "123456789012".to_owned(),
+            endpoint_url: None,
+            max_body_bytes: 256 * 1024,
+            grace_period: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Reads `path`; a missing file is an error (the caller decides whether the file is optional).
+pub fn load(path: &Path) -> Result<DaemonSettings, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let shown = path.display().to_string();
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut r = Reporter::new(&shown, &mut diags);
+    let settings = match yaml::parse(&text) {
+        Ok(node) => read(&mut r, &node),
+        Err(e) => {
+            r.error(e.pos, format!("invalid YAML: {}", e.message));
+            None
+        }
+    };
+    match settings {
+        Some(s) if diags.is_empty() => Ok(s),
+        _ => Err(LoadError::Invalid(Diagnostics(diags))),
+    }
+}
+
+fn read(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<DaemonSettings> {
+    let mut s = DaemonSettings::default();
+    if node.kind == Kind::Null {
+        return Some(s);
+    }
+    let f = Fields::new(r, node, "trigd.yaml", KEYS)?;
+    if let Some(n) = f.get("listen") {
+        match reader::string(r, n, "`listen`").map(str::parse::<SocketAddr>) {
+            Some(Ok(a)) => s.listen = a,
+            Some(Err(_)) => r.error(
+                n.pos,
+                "`listen` must be an address and port such as 127.0.0.1:8787",
+            ),
+            None => {}
+        }
+    }
+    if let Some(n) = f.get("state_dir") {
+        if let Some(d) = reader::nonempty(r, n, "`state_dir`") {
+            s.state_dir = PathBuf::from(d);
+        }
+    }
+    if let Some(n) = f.get("region") {
+        if let Some(v) = reader::nonempty(r, n, "`region`") {
+            s.region = v.to_owned();
+        }
+    }
+    if let Some(n) = f.get("account") {
+        let v = match &n.kind {
+            Kind::Str(v) => Some(v.clone()),
+            Kind::Int(i) => Some(format!("{i:012}")),
+            _ => None,
+        };
+        match v {
+            Some(v) if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) => s.account = v,
+            _ => r.error(
+                n.pos,
+                "`account` must be a 12-digit AWS account id, quoted: \"123456789012\"",
+            ),
+        }
+    }
+    if let Some(n) = f.get("endpoint_url") {
+        if let Some(v) = reader::nonempty(r, n, "`endpoint_url`") {
+            s.endpoint_url = Some(v.to_owned());
+        }
+    }
+    if let Some(n) = f.get("max_body_bytes") {
+        if let Some(v) = reader::integer(r, n, "`max_body_bytes`", 1024..=16 * 1024 * 1024) {
+            s.max_body_bytes = v as usize;
+        }
+    }
+    if let Some(n) = f.get("grace_period") {
+        if let Some(d) = reader::duration_within(
+            r,
+            n,
+            "`grace_period`",
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ) {
+            s.grace_period = d;
+        }
+    }
+    Some(s)
+}

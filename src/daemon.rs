@@ -1,0 +1,484 @@
+//! `trigd run`: wires the parts together and owns their lifetimes.
+//!
+//! Start: load and validate rules and settings (problems end the start before anything is
+//! bound), open the outbox, bind the listener, start the dispatcher, the schedules and the
+//! reloader, then report READY. Run: reload on SIGHUP or a change under the rules directory
+//! (a bad rule set is refused whole and the old one keeps running). Stop (SIGTERM/SIGINT):
+//! refuse new events (503), stop schedules, let deliveries in flight finish within the grace
+//! period, leave the rest in the outbox, close it, exit 0.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU8;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::diag::Diagnostics;
+use crate::config::settings::DaemonSettings;
+use crate::config::{self, LoadError};
+use crate::delivery::dispatcher::Dispatcher;
+use crate::delivery::policy::Backoff;
+use crate::delivery::store::{Outbox, StoreError};
+use crate::event::{scheduled_event, stable_id};
+use crate::ingest::{Routed, add_rule};
+use crate::metrics::Metrics;
+use crate::rules::{CatchUp, RuleSet, Settings, TargetKind, Trigger};
+use crate::schedule::{ScheduleEntry, TimeBase, Timer};
+use crate::sd_notify;
+use crate::server::{self, AppState, Phase};
+use crate::targets::Targets;
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Rules or settings are invalid: nothing was started.
+    #[error("invalid configuration:\n{0}")]
+    Config(Diagnostics),
+    /// A configuration file could not be read.
+    #[error("cannot read the configuration")]
+    ConfigIo(#[source] LoadError),
+    #[error("the outbox failed")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the HTTP clients")]
+    Targets(#[source] crate::targets::TargetsError),
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// What `trigd run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rules_dir: PathBuf,
+    pub settings: DaemonSettings,
+}
+
+/// Loads and checks the rules the daemon can run.
+pub fn load_rules(dir: &Path, settings: &DaemonSettings) -> Result<RuleSet, DaemonError> {
+    let s = Settings {
+        region: settings.region.clone(),
+        account: settings.account.clone(),
+    };
+    let rules = match config::load_rules(dir, s) {
+        Ok(r) => r,
+        Err(LoadError::Invalid(d)) => return Err(DaemonError::Config(d)),
+        Err(e @ LoadError::Io { .. }) => return Err(DaemonError::ConfigIo(e)),
+    };
+    let unsupported: Vec<_> = rules
+        .rules
+        .iter()
+        .flat_map(|r| r.targets.iter().map(move |t| (r, t)))
+        .filter(|(_, t)| {
+            matches!(
+                t.kind,
+                TargetKind::Lambda { .. } | TargetKind::Sqs { .. } | TargetKind::Sns { .. } | TargetKind::EventBridge { .. }
+            )
+        })
+        .map(|(r, t)| crate::config::diag::Diagnostic {
+            file: r.file.clone(),
+            line: r.line,
+            column: r.column,
+            message: format!(
+                "rule `{}` target `{}`: {} targets are not supported by this build yet; use http, command or log",
+                r.name,
+                t.id,
+                t.kind.name()
+            ),
+        })
+        .collect();
+    if !unsupported.is_empty() {
+        return Err(DaemonError::Config(Diagnostics(unsupported)));
+    }
+    Ok(rules)
+}
+
+/// Runs the daemon until `shutdown` completes.
+pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let rules = Arc::new(load_rules(&opts.rules_dir, &opts.settings)?);
+    let outbox = Outbox::open(&opts.settings.state_dir)?;
+    let listener = tokio::net::TcpListener::bind(opts.settings.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: opts.settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+        addr: opts.settings.listen,
+        source,
+    })?;
+    let targets = Arc::new(Targets::new().map_err(DaemonError::Targets)?);
+    let metrics = Arc::new(Metrics::new());
+    metrics.set("trigd_rules", &[], rules.rules.len() as f64);
+    let (rules_tx, rules_rx) = watch::channel(Arc::clone(&rules));
+    let wake = Arc::new(Notify::new());
+    let state = Arc::new(AppState {
+        rules: rules_rx.clone(),
+        outbox: outbox.clone(),
+        metrics: Arc::clone(&metrics),
+        phase: AtomicU8::new(Phase::Starting as u8),
+        dispatch: Arc::clone(&wake),
+        scratch: Mutex::new(Vec::new()),
+    });
+
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+
+    // The listener stops accepting when `stop_http` fires, after the drain has begun.
+    let stop_http = CancellationToken::new();
+    let app = server::router(Arc::clone(&state), opts.settings.max_body_bytes);
+    let http_stop = stop_http.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .await
+    });
+
+    let dispatcher = Dispatcher::new(
+        outbox.clone(),
+        rules_rx.clone(),
+        targets,
+        Arc::clone(&metrics),
+        Arc::clone(&wake),
+        Backoff::default(),
+    );
+    let grace = opts.settings.grace_period;
+    let dispatch_stop = stop.clone();
+    let dispatch = tokio::spawn(async move { dispatcher.run(dispatch_stop, grace).await });
+
+    tasks.spawn(schedules(
+        rules_rx.clone(),
+        outbox.clone(),
+        Arc::clone(&metrics),
+        Arc::clone(&wake),
+        stop.clone(),
+    ));
+    tasks.spawn(reloader(
+        opts.rules_dir.clone(),
+        opts.settings.clone(),
+        rules_tx,
+        Arc::clone(&metrics),
+        stop.clone(),
+    ));
+    let watchdog = sd_notify::watchdog_interval();
+    if let Some(every) = watchdog {
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => sd_notify::notify("WATCHDOG=1"),
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    state.set_phase(Phase::Running);
+    sd_notify::notify("READY=1");
+    tracing::info!(
+        message = "trigd is ready.",
+        listen = %addr,
+        rules = rules.rules.len(),
+        state_dir = %opts.settings.state_dir.display()
+    );
+
+    shutdown.await;
+    tracing::info!(
+        message = "Shutting down: draining deliveries in flight.",
+        grace_secs = grace.as_secs()
+    );
+    sd_notify::notify("STOPPING=1");
+    state.set_phase(Phase::Draining);
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    let dispatched = dispatch.await;
+    stop_http.cancel();
+    let served = server.await;
+    outbox.close().await;
+    if let Ok(Err(e)) = dispatched {
+        return Err(DaemonError::Store(e));
+    }
+    if let Ok(Err(e)) = served {
+        return Err(DaemonError::Serve(e));
+    }
+    tracing::info!(message = "Stopped.");
+    Ok(())
+}
+
+/// A stable numeric id for a schedule rule, so that fires emitted across a reload still name
+/// the right rule.
+fn schedule_id(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Fires schedule rules: catch-up on start, then the timer, rebuilt on every reload.
+async fn schedules(
+    mut rules_rx: watch::Receiver<Arc<RuleSet>>,
+    outbox: Outbox,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let rules = rules_rx.borrow_and_update().clone();
+    let now = Utc::now();
+    let marks = load_marks(&outbox, &rules).await;
+    for (name, at) in catch_up(&rules, &marks, now) {
+        fire(&rules, &name, at, &outbox, &metrics, &wake).await;
+    }
+    let (timer, handle) = Timer::new(TimeBase::now(), entries(&rules, &marks, now));
+    let (tx, mut rx) = mpsc::channel(256);
+    let timer_stop = stop.clone();
+    let timer_task = tokio::spawn(timer.run(tx, async move { timer_stop.cancelled().await }));
+    loop {
+        tokio::select! {
+            Some(f) = rx.recv() => {
+                let rules = rules_rx.borrow().clone();
+                if let Some(rule) = rules.rules.iter().find(|r| schedule_id(&r.name) == f.id) {
+                    let name = rule.name.clone();
+                    fire(&rules, &name, f.scheduled, &outbox, &metrics, &wake).await;
+                }
+            }
+            Ok(()) = rules_rx.changed() => {
+                let rules = rules_rx.borrow_and_update().clone();
+                let marks = load_marks(&outbox, &rules).await;
+                handle.reload(entries(&rules, &marks, Utc::now()));
+            }
+            () = stop.cancelled() => break,
+        }
+    }
+    let _ = timer_task.await;
+}
+
+async fn load_marks(outbox: &Outbox, rules: &RuleSet) -> HashMap<String, DateTime<Utc>> {
+    let mut out = HashMap::new();
+    for r in &rules.rules {
+        if matches!(r.trigger, Trigger::Schedule(_)) {
+            match outbox.schedule_mark(&r.name).await {
+                Ok(Some(ms)) => {
+                    if let Some(t) = Utc.timestamp_millis_opt(ms).single() {
+                        out.insert(r.name.clone(), t);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(message = "Cannot read a schedule's last fire.", rule = %r.name, error = %e)
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Timer entries for the enabled schedule rules. Rate schedules continue their cadence from
+/// the last recorded fire (or `start`), else start now.
+fn entries(
+    rules: &RuleSet,
+    marks: &HashMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<ScheduleEntry> {
+    rules
+        .rules
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| match &r.trigger {
+            Trigger::Schedule(s) => Some(ScheduleEntry {
+                id: schedule_id(&r.name),
+                expr: s.expr.clone(),
+                tz: s.timezone,
+                anchor: marks.get(&r.name).copied().or(s.start).unwrap_or(now),
+            }),
+            Trigger::Pattern(_) => None,
+        })
+        .collect()
+}
+
+/// The fires to make up for on start: per rule, at most the latest one missed since its last
+/// recorded fire, when the rule's policy is `once` and it is recent enough.
+pub fn catch_up(
+    rules: &RuleSet,
+    marks: &HashMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<(String, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    for r in rules.rules.iter().filter(|r| r.enabled) {
+        let (Trigger::Schedule(s), Some(&last)) = (&r.trigger, marks.get(&r.name)) else {
+            continue;
+        };
+        let CatchUp::Once { within } = s.catch_up else {
+            continue;
+        };
+        let mut latest = None;
+        let mut cursor = last;
+        // Bounded: a minute-rate schedule down for a year is ~525k steps; stop well before.
+        for _ in 0..1_000_000 {
+            match s.expr.next_after(cursor, s.timezone, last) {
+                Some(t) if t <= now => {
+                    latest = Some(t);
+                    cursor = t;
+                }
+                _ => break,
+            }
+        }
+        if let Some(t) = latest {
+            let age = (now - t).to_std().unwrap_or_default();
+            let in_window = s.start.is_none_or(|st| t >= st) && s.end.is_none_or(|en| t <= en);
+            if age <= within && in_window {
+                out.push((r.name.clone(), t));
+            }
+        }
+    }
+    out
+}
+
+/// One fire of a schedule rule: its Scheduled Event's deliveries go to the outbox together
+/// with the rule's last-fire mark, in one transaction.
+async fn fire(
+    rules: &RuleSet,
+    name: &str,
+    scheduled: DateTime<Utc>,
+    outbox: &Outbox,
+    metrics: &Metrics,
+    wake: &Notify,
+) {
+    let Some(rule) = rules.rule(name) else {
+        return;
+    };
+    let Trigger::Schedule(s) = &rule.trigger else {
+        return;
+    };
+    if !rule.enabled
+        || s.start.is_some_and(|st| scheduled < st)
+        || s.end.is_some_and(|en| scheduled > en)
+    {
+        return;
+    }
+    let now = Utc::now();
+    let scheduled = Utc
+        .timestamp_opt(scheduled.timestamp(), 0)
+        .single()
+        .unwrap_or(scheduled);
+    let arn = rules.rule_arn(name);
+    let id = stable_id(&format!("{arn}@{}", scheduled.timestamp()));
+    let event: Value = scheduled_event(&rules.settings, &arn, scheduled, &id);
+    let text = event.to_string();
+    let due = match s.jitter {
+        Some(window) => {
+            let offset = window.mul_f64(rand::random::<f64>());
+            now + chrono::Duration::from_std(offset).unwrap_or_default()
+        }
+        None => now,
+    };
+    let mut routed = Routed::default();
+    add_rule(rules, rule, &event, &text, now, due, &mut routed);
+    metrics.inc("trigd_schedule_fires_total", &[("rule", name)]);
+    metrics.observe(
+        "trigd_schedule_lateness_seconds",
+        &[("rule", name)],
+        ((now - scheduled).num_milliseconds().max(0) as f64) / 1000.0,
+    );
+    let mark = Some((name.to_owned(), scheduled.timestamp_millis()));
+    if let Err(e) = outbox.enqueue(routed.deliveries, mark).await {
+        tracing::error!(message = "A schedule fire could not be stored; it will be caught up on restart.", rule = name, error = %e);
+        return;
+    }
+    for (d, error) in routed.failed {
+        tracing::warn!(message = "Delivery cannot be rendered; dead-lettered.", rule = %d.rule, target = %d.target, %error);
+        let info = crate::delivery::store::DeadLetterInfo {
+            code: crate::targets::ErrorCode::InvalidParameter,
+            error,
+            exhausted: None,
+            at_ms: now.timestamp_millis(),
+        };
+        if let Err(e) = outbox.dead_letter(&d, info).await {
+            tracing::error!(message = "Could not write a dead letter.", error = %e);
+        }
+    }
+    wake.notify_one();
+}
+
+/// Reloads on SIGHUP and on changes under the rules directory (debounced).
+async fn reloader(
+    dir: PathBuf,
+    settings: DaemonSettings,
+    rules_tx: watch::Sender<Arc<RuleSet>>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let (changed_tx, mut changed_rx) = mpsc::channel::<()>(1);
+    let _watcher = watch_dir(&dir, changed_tx);
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(message = "Cannot listen for SIGHUP; reload on file changes only.", error = %e);
+            None
+        }
+    };
+    loop {
+        let reason = tokio::select! {
+            Some(()) = changed_rx.recv() => {
+                // Editors write files in several steps: wait for them to settle.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                while changed_rx.try_recv().is_ok() {}
+                "file change"
+            }
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            () = stop.cancelled() => return,
+        };
+        sd_notify::notify("RELOADING=1");
+        match load_rules(&dir, &settings) {
+            Ok(new) => {
+                let count = new.rules.len();
+                metrics.set("trigd_rules", &[], count as f64);
+                metrics.inc("trigd_reloads_total", &[("result", "success")]);
+                rules_tx.send_replace(Arc::new(new));
+                tracing::info!(message = "Rules reloaded.", reason, rules = count);
+            }
+            Err(e) => {
+                metrics.inc("trigd_reloads_total", &[("result", "failure")]);
+                tracing::error!(message = "Reload refused; the previous rules keep running.", reason, error = %e);
+            }
+        }
+        sd_notify::notify("READY=1");
+    }
+}
+
+/// Watches `dir` recursively; every event is a nudge on `tx`. `None` when watching is not
+/// possible (SIGHUP still works).
+fn watch_dir(dir: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if !matches!(ev.kind, notify::EventKind::Access(_)) {
+                let _ = tx.try_send(());
+            }
+        }
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(mut w) => match w.watch(dir, notify::RecursiveMode::Recursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(message = "Cannot watch the rules directory; reload with SIGHUP.", error = %e);
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(message = "Cannot watch the rules directory; reload with SIGHUP.", error = %e);
+            None
+        }
+    }
+}

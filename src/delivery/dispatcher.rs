@@ -1,0 +1,331 @@
+//! The dispatcher: takes due deliveries from the outbox, runs each against its target with a
+//! per-target concurrency limit, and records the outcome: done (removed), retry later (per
+//! the policy), or dead letter.
+//!
+//! Backpressure: each target has a lane of `concurrency` permits and at most twice that many
+//! deliveries reserved; a saturated lane leaves its deliveries in the outbox, so a slow target
+//! slows only itself. The dispatcher sleeps until the next delivery is due or it is woken (new
+//! deliveries, a finished attempt); it does not poll the outbox in a loop.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Delivery;
+use super::policy::{self, Backoff, Decision, Exhausted};
+use super::store::{DeadLetterInfo, Outbox, StoreError};
+use crate::metrics::Metrics;
+use crate::rules::RuleSet;
+use crate::targets::{Attempt, ErrorCode, Outcome, Targets};
+
+/// How many due deliveries one outbox read takes.
+const BATCH: usize = 512;
+/// How long to wait for a wake-up when everything due is already being worked on.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// The longest sleep with nothing due: the outbox is re-read after it, so deliveries put back
+/// by `trigd dlq redrive` from another process are picked up without a signal.
+const MAX_SLEEP: Duration = Duration::from_secs(5);
+
+/// Everything an attempt needs, shared by all attempt tasks.
+struct Shared {
+    outbox: Outbox,
+    rules: watch::Receiver<Arc<RuleSet>>,
+    targets: Arc<Targets>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    backoff: Backoff,
+    in_flight: Mutex<HashSet<String>>,
+    lanes: Mutex<HashMap<(String, String), Lane>>,
+}
+
+/// One target's share of the dispatcher.
+struct Lane {
+    permits: Arc<Semaphore>,
+    /// Deliveries reserved for this target (running or waiting for a permit).
+    reserved: usize,
+    limit: usize,
+}
+
+/// The dispatcher task.
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        outbox: Outbox,
+        rules: watch::Receiver<Arc<RuleSet>>,
+        targets: Arc<Targets>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+        backoff: Backoff,
+    ) -> Self {
+        Dispatcher {
+            shared: Arc::new(Shared {
+                outbox,
+                rules,
+                targets,
+                metrics,
+                wake,
+                backoff,
+                in_flight: Mutex::new(HashSet::new()),
+                lanes: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Runs until `stop`; then lets attempts in flight finish within `grace` and returns.
+    /// Deliveries not finished stay in the outbox for the next start.
+    pub async fn run(self, stop: CancellationToken, grace: Duration) -> Result<(), StoreError> {
+        let attempts = TaskTracker::new();
+        let result = self.dispatch_loop(&stop, &attempts).await;
+        attempts.close();
+        if tokio::time::timeout(grace, attempts.wait()).await.is_err() {
+            let left = lock(&self.shared.in_flight).len();
+            tracing::warn!(
+                message = "Grace period over; unfinished deliveries stay in the outbox.",
+                in_flight = left
+            );
+        }
+        result
+    }
+
+    async fn dispatch_loop(
+        &self,
+        stop: &CancellationToken,
+        attempts: &TaskTracker,
+    ) -> Result<(), StoreError> {
+        let s = &self.shared;
+        loop {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            let now = Utc::now().timestamp_millis();
+            let reserved = lock(&s.in_flight).clone();
+            let due = s.outbox.due(now, BATCH, &reserved).await?;
+            let fetched = due.len();
+            let mut started = 0;
+            for d in due {
+                if let Some(permits) = self.reserve(&d) {
+                    started += 1;
+                    let shared = Arc::clone(s);
+                    attempts.spawn(async move {
+                        let Ok(_permit) = permits.acquire_owned().await else {
+                            return;
+                        };
+                        attempt(&shared, d).await;
+                    });
+                }
+            }
+            if started > 0 && fetched == BATCH {
+                continue;
+            }
+            let wait = match s.outbox.next_due_ms().await? {
+                None => MAX_SLEEP,
+                Some(t) if t > now => Duration::from_millis((t - now) as u64).min(MAX_SLEEP),
+                Some(_) => IDLE_RECHECK,
+            };
+            tokio::select! {
+                () = s.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Reserves a slot in the delivery's lane, or `None` when the lane is full.
+    fn reserve(&self, d: &Delivery) -> Option<Arc<Semaphore>> {
+        let s = &self.shared;
+        let concurrency = {
+            let rules = s.rules.borrow();
+            rules
+                .rule(&d.rule)
+                .and_then(|r| r.targets.iter().find(|t| t.id == d.target))
+                .map_or(1, |t| t.concurrency as usize)
+        };
+        let mut lanes = lock(&s.lanes);
+        let lane = lanes
+            .entry((d.rule.clone(), d.target.clone()))
+            .or_insert_with(|| Lane {
+                permits: Arc::new(Semaphore::new(concurrency)),
+                reserved: 0,
+                limit: concurrency,
+            });
+        if lane.limit != concurrency {
+            // The rule changed on reload: a fresh lane with the new limit.
+            *lane = Lane {
+                permits: Arc::new(Semaphore::new(concurrency)),
+                reserved: lane.reserved,
+                limit: concurrency,
+            };
+        }
+        if lane.reserved >= lane.limit * 2 {
+            return None;
+        }
+        lane.reserved += 1;
+        lock(&s.in_flight).insert(d.id.clone());
+        Some(Arc::clone(&lane.permits))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Poisoning means a panic elsewhere while holding a set or map; the data is still sound.
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// One attempt at one delivery, and what follows from its outcome.
+async fn attempt(s: &Shared, d: Delivery) {
+    let started = Utc::now().timestamp_millis();
+    let target = {
+        let rules = s.rules.borrow();
+        rules.rule(&d.rule).and_then(|r| {
+            r.targets
+                .iter()
+                .find(|t| t.id == d.target)
+                .map(|t| (t.kind.clone(), t.retry))
+        })
+    };
+    let result = match target {
+        None => Err(Outcome::Fail {
+            code: ErrorCode::InvalidParameter,
+            error: format!(
+                "rule `{}` or its target `{}` no longer exists (removed by a reload)",
+                d.rule, d.target
+            ),
+        }),
+        Some((_, retry)) if policy::expired(&retry, d.first_seen_ms, started) => {
+            dead_letter(
+                s,
+                &d,
+                ErrorCode::Timeout,
+                "the event is older than max_event_age".to_owned(),
+                Some(Exhausted::MaximumEventAgeInSeconds),
+                d.attempts,
+            )
+            .await;
+            finish(s, &d);
+            return;
+        }
+        Some((kind, retry)) => {
+            let a = Attempt {
+                delivery_id: &d.id,
+                rule: &d.rule,
+                target: &d.target,
+                event_id: &d.event_id,
+                attempt: d.attempts + 1,
+                payload: &d.payload,
+            };
+            Ok((s.targets.deliver(&kind, &a).await, retry))
+        }
+    };
+    let attempts_made = d.attempts + 1;
+    let count = |outcome: &str| {
+        s.metrics.inc(
+            "trigd_deliveries_total",
+            &[
+                ("rule", &d.rule),
+                ("target", &d.target),
+                ("outcome", outcome),
+            ],
+        );
+    };
+    match result {
+        Ok((Outcome::Delivered, _)) => {
+            count("delivered");
+            let now = Utc::now().timestamp_millis();
+            s.metrics.observe(
+                "trigd_delivery_latency_seconds",
+                &[],
+                ((now - d.first_seen_ms).max(0) as f64) / 1000.0,
+            );
+            if let Err(e) = s.outbox.complete(&d.id).await {
+                tracing::error!(message = "Delivered, but could not remove it from the outbox; it may repeat.", delivery = %d.id, error = %e);
+            }
+        }
+        Ok((
+            Outcome::Retry {
+                code,
+                error,
+                retry_after,
+            },
+            retry,
+        )) => {
+            count("failed");
+            let now = Utc::now().timestamp_millis();
+            match policy::after_failure(
+                &retry,
+                &s.backoff,
+                attempts_made,
+                d.first_seen_ms,
+                now,
+                retry_after,
+                rand::random::<f64>(),
+            ) {
+                Decision::RetryAt(at) => {
+                    tracing::warn!(message = "Delivery failed, will retry.", rule = %d.rule, target = %d.target, attempt = attempts_made, code = code.as_str(), %error, retry_in_ms = at - now);
+                    if let Err(e) = s.outbox.retry_later(&d.id, attempts_made, at, &error).await {
+                        tracing::error!(message = "Could not record a retry.", delivery = %d.id, error = %e);
+                    }
+                }
+                Decision::GiveUp(exhausted) => {
+                    dead_letter(s, &d, code, error, Some(exhausted), attempts_made).await;
+                }
+            }
+        }
+        Ok((Outcome::Fail { code, error }, _)) | Err(Outcome::Fail { code, error }) => {
+            count("failed");
+            dead_letter(s, &d, code, error, None, attempts_made).await;
+        }
+        Err(_) => {}
+    }
+    finish(s, &d);
+}
+
+async fn dead_letter(
+    s: &Shared,
+    d: &Delivery,
+    code: ErrorCode,
+    error: String,
+    exhausted: Option<Exhausted>,
+    attempts: u32,
+) {
+    tracing::warn!(message = "Delivery dead-lettered.", rule = %d.rule, target = %d.target, attempt = attempts, code = code.as_str(), %error, exhausted = exhausted.map(Exhausted::as_str));
+    s.metrics.inc(
+        "trigd_dead_letters_total",
+        &[
+            ("rule", &d.rule),
+            ("target", &d.target),
+            ("code", code.as_str()),
+        ],
+    );
+    let mut record = d.clone();
+    record.attempts = attempts;
+    record.first_error = d.first_error.clone().or_else(|| Some(error.clone()));
+    record.last_error = Some(error.clone());
+    let info = DeadLetterInfo {
+        code,
+        error,
+        exhausted,
+        at_ms: Utc::now().timestamp_millis(),
+    };
+    if let Err(e) = s.outbox.dead_letter(&record, info).await {
+        tracing::error!(message = "Could not write a dead letter; the delivery stays in the outbox.", delivery = %d.id, error = %e);
+    }
+}
+
+/// Releases the delivery's reservation and wakes the dispatcher.
+fn finish(s: &Shared, d: &Delivery) {
+    lock(&s.in_flight).remove(&d.id);
+    if let Some(lane) = lock(&s.lanes).get_mut(&(d.rule.clone(), d.target.clone())) {
+        lane.reserved = lane.reserved.saturating_sub(1);
+    }
+    s.wake.notify_one();
+}

@@ -1,0 +1,265 @@
+//! The writer thread: the only code that writes the outbox database while the daemon runs. It
+//! drains the operation channel into batches, runs each batch in one transaction (one
+//! savepoint per operation) and commits it with one fsync: group commit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{Counters, MAX_BATCH_BYTES, MAX_BATCH_OPS, StoreError, db};
+use crate::delivery::Delivery;
+
+/// What the writer thread receives.
+pub(super) enum Msg {
+    Op(Request),
+    /// Commit what is queued, refuse anything later, stop.
+    Shutdown,
+}
+
+/// One operation and where its answer goes.
+pub(super) struct Request {
+    pub(super) op: Op,
+    /// The committed operation's count (rows inserted, changed, deleted or moved), or why it
+    /// failed. A caller that stopped waiting is not an error.
+    pub(super) reply: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// The writes the outbox makes.
+pub(super) enum Op {
+    Enqueue {
+        deliveries: Vec<Delivery>,
+        mark: Option<(String, i64)>,
+    },
+    /// `complete`, and the second half of `dead_letter`.
+    Delete { id: String },
+    RetryLater {
+        id: String,
+        attempts: u32,
+        next_attempt_ms: i64,
+        error: String,
+    },
+    /// Rows `due` could not decode.
+    Quarantine { rowids: Vec<i64> },
+}
+
+impl Op {
+    /// Roughly how many bytes the operation adds to the transaction, for the batch cap.
+    fn size(&self) -> usize {
+        const ROW_OVERHEAD: usize = 128;
+        match self {
+            Op::Enqueue { deliveries, .. } => deliveries
+                .iter()
+                .map(|d| ROW_OVERHEAD + d.event.len() + d.payload.len())
+                .sum(),
+            Op::RetryLater { error, .. } => ROW_OVERHEAD + error.len(),
+            Op::Delete { .. } | Op::Quarantine { .. } => ROW_OVERHEAD,
+        }
+    }
+
+    fn execute(&self, conn: &Connection) -> rusqlite::Result<u64> {
+        let changed = match self {
+            Op::Enqueue { deliveries, mark } => {
+                let mut inserted = 0;
+                for d in deliveries {
+                    inserted += db::insert(conn, db::INSERT_OR_IGNORE, d)?;
+                }
+                if let Some((rule, ms)) = mark {
+                    conn.prepare_cached(db::UPSERT_MARK)?
+                        .execute(params![rule, ms])?;
+                }
+                inserted
+            }
+            Op::Delete { id } => conn.prepare_cached(db::DELETE)?.execute([id])?,
+            Op::RetryLater {
+                id,
+                attempts,
+                next_attempt_ms,
+                error,
+            } => conn.prepare_cached(db::RETRY_LATER)?.execute(params![
+                id,
+                i64::from(*attempts),
+                next_attempt_ms,
+                error
+            ])?,
+            Op::Quarantine { rowids } => {
+                return db::quarantine(conn, rowids, chrono::Utc::now().timestamp_millis());
+            }
+        };
+        Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+    }
+}
+
+/// The writer's state, moved into its thread.
+pub(super) struct Writer {
+    /// The only write connection while the daemon runs.
+    conn: Connection,
+    /// For error messages.
+    path: PathBuf,
+    counters: Arc<Counters>,
+    /// The batch being built, reused between batches.
+    batch: Vec<Request>,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection, path: PathBuf, counters: Arc<Counters>) -> Writer {
+        Writer {
+            conn,
+            path,
+            counters,
+            batch: Vec::with_capacity(MAX_BATCH_OPS),
+        }
+    }
+
+    /// The thread's body: batches until every sender is gone or a shutdown arrived and the
+    /// queue is empty, then closes the connection and says so on `done`.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Msg>, done: watch::Sender<bool>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut bytes = 0;
+            self.take(first, &mut rx, &mut bytes);
+            while self.batch.len() < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(msg) => self.take(msg, &mut rx, &mut bytes),
+                    Err(_) => break,
+                }
+            }
+            if !self.batch.is_empty() {
+                self.commit_batch();
+            }
+        }
+        // Dropping the connection before saying so: whoever reopens the store finds it free.
+        drop(self.conn);
+        done.send_replace(true);
+    }
+
+    fn take(&mut self, msg: Msg, rx: &mut mpsc::Receiver<Msg>, bytes: &mut usize) {
+        match msg {
+            Msg::Op(request) => {
+                *bytes += request.op.size();
+                self.batch.push(request);
+            }
+            // What is already queued is still received (and committed); new sends fail.
+            Msg::Shutdown => rx.close(),
+        }
+    }
+
+    /// Runs the batch in one transaction and answers every request. The batch first runs as
+    /// plain statements; only if one of them fails is it rolled back and run again with a
+    /// savepoint per operation, so that the failure is answered alone. (Savepoints on every
+    /// operation would cost a fifth of the writer's time for a case that hardly ever happens.)
+    fn commit_batch(&mut self) {
+        let results = match self.run_together() {
+            Ok(Some(counts)) => Ok(counts.into_iter().map(Ok).collect()),
+            Ok(None) => self.run_isolated(),
+            Err(error) => Err(error),
+        };
+        match results {
+            Ok(results) => {
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                for (request, result) in self.batch.drain(..).zip(results) {
+                    if let (Op::Quarantine { .. }, Ok(moved)) = (&request.op, &result) {
+                        self.counters
+                            .corrupt_rows
+                            .fetch_add(*moved, Ordering::Relaxed);
+                    }
+                    if let Err(error) = &result {
+                        tracing::error!(message = "An outbox write failed.", %error);
+                    }
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(
+                    message = "An outbox batch failed; every write in it is refused.",
+                    writes = self.batch.len(),
+                    %error,
+                );
+                for request in self.batch.drain(..) {
+                    let _ = request.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// The fast path: every operation in one transaction, no savepoints. `Ok(None)` when an
+    /// operation failed (the transaction is rolled back when dropped).
+    fn run_together(&mut self) -> Result<Option<Vec<u64>>, StoreError> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::sqlite(path, "beginning a batch", e))?;
+        let mut counts = Vec::with_capacity(self.batch.len());
+        for request in &self.batch {
+            match request.op.execute(&tx) {
+                Ok(n) => counts.push(n),
+                Err(_) => return Ok(None),
+            }
+        }
+        tx.commit()
+            .map_err(|e| StoreError::sqlite(path, "committing a batch", e))?;
+        Ok(Some(counts))
+    }
+
+    /// The slow path: each operation in its own savepoint, each answered with its own result.
+    fn run_isolated(&mut self) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        let path = &self.path;
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::sqlite(path, "beginning a batch", e))?;
+        let results = self
+            .batch
+            .iter()
+            .map(|request| {
+                execute_in_savepoint(&mut tx, &request.op)
+                    .map_err(|e| StoreError::sqlite(path, "writing", e))
+            })
+            .collect();
+        tx.commit()
+            .map_err(|e| StoreError::sqlite(path, "committing a batch", e))?;
+        Ok(results)
+    }
+}
+
+/// Runs one operation in its own savepoint, so that its failure undoes it alone.
+fn execute_in_savepoint(tx: &mut rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<u64> {
+    let savepoint = tx.savepoint()?;
+    // On error the savepoint is dropped, which rolls it back.
+    let n = op.execute(&savepoint)?;
+    savepoint.commit()?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(event: &str, payload: &str) -> Delivery {
+        Delivery {
+            id: "a".to_owned(),
+            rule: "r".to_owned(),
+            target: "t".to_owned(),
+            event_id: "e".to_owned(),
+            event: event.to_owned(),
+            payload: payload.to_owned(),
+            attempts: 0,
+            first_seen_ms: 0,
+            next_attempt_ms: 0,
+            first_error: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn batch_size_counts_event_and_payload_bytes() {
+        let op = Op::Enqueue {
+            deliveries: vec![delivery("1234", "56"), delivery("", "")],
+            mark: None,
+        };
+        assert_eq!(op.size(), 128 + 6 + 128);
+        assert_eq!(Op::Delete { id: "a".to_owned() }.size(), 128);
+    }
+}

@@ -1,0 +1,82 @@
+//! Routing: an accepted event (or a schedule fire) becomes deliveries, one per matching rule
+//! and target, each with its payload rendered. Pure: no IO, the time comes in.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+use crate::delivery::{Delivery, delivery_id};
+use crate::dry_run::render_rule;
+use crate::pattern::{EventError, Scratch};
+use crate::rules::{Rule, RuleSet};
+
+/// What an event routes to.
+#[derive(Debug, Default)]
+pub struct Routed {
+    /// Deliveries to write to the outbox.
+    pub deliveries: Vec<Delivery>,
+    /// Deliveries whose payload could not be rendered, with the reason: they go straight to
+    /// the dead letter (EventBridge drops them silently).
+    pub failed: Vec<(Delivery, String)>,
+    /// Names of the rules that matched.
+    pub rules: Vec<String>,
+}
+
+/// Routes an event through every enabled pattern rule.
+pub fn route_event(
+    rules: &RuleSet,
+    scratch: &mut Scratch,
+    event: &Value,
+    event_text: &str,
+    now: DateTime<Utc>,
+) -> Result<Routed, EventError> {
+    let mut ids = Vec::new();
+    rules.matcher().matches(event_text, scratch, &mut ids)?;
+    let mut routed = Routed::default();
+    for id in ids {
+        let Some(rule) = rules.rule_index(id).and_then(|i| rules.rules.get(i)) else {
+            continue;
+        };
+        if rule.enabled {
+            add_rule(rules, rule, event, event_text, now, now, &mut routed);
+        }
+    }
+    Ok(routed)
+}
+
+/// The deliveries of one rule for one event; the first attempt is due at `due`.
+pub fn add_rule(
+    rules: &RuleSet,
+    rule: &Rule,
+    event: &Value,
+    event_text: &str,
+    now: DateTime<Utc>,
+    due: DateTime<Utc>,
+    routed: &mut Routed,
+) {
+    let ingestion = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let event_id = event.get("id").and_then(Value::as_str).unwrap_or_default();
+    let rendered = render_rule(rules, rule, event_text, event, &ingestion);
+    for target in rendered.targets {
+        let mut d = Delivery {
+            id: delivery_id(&rule.name, &target.id, event_id),
+            rule: rule.name.clone(),
+            target: target.id,
+            event_id: event_id.to_owned(),
+            event: event_text.to_owned(),
+            payload: String::new(),
+            attempts: 0,
+            first_seen_ms: now.timestamp_millis(),
+            next_attempt_ms: due.timestamp_millis(),
+            first_error: None,
+            last_error: None,
+        };
+        match target.payload {
+            Ok(p) => {
+                d.payload = p;
+                routed.deliveries.push(d);
+            }
+            Err(e) => routed.failed.push((d, e)),
+        }
+    }
+    routed.rules.push(rule.name.clone());
+}

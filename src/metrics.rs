@@ -1,0 +1,246 @@
+//! Prometheus metrics: counters, gauges and histograms with labels, rendered in the text
+//! exposition format for `GET /metrics`. Small and dependency-free: a map behind a mutex,
+//! touched once per event or delivery, never per byte.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Every metric trigd exports, with its help text and type.
+const METRICS: &[(&str, &str, &str)] = &[
+    (
+        "trigd_events_received_total",
+        "counter",
+        "Events accepted, by source.",
+    ),
+    (
+        "trigd_events_rejected_total",
+        "counter",
+        "Events refused, by source and reason.",
+    ),
+    (
+        "trigd_events_unmatched_total",
+        "counter",
+        "Accepted events that matched no rule.",
+    ),
+    (
+        "trigd_rule_matches_total",
+        "counter",
+        "Events matched, by rule.",
+    ),
+    (
+        "trigd_deliveries_total",
+        "counter",
+        "Delivery attempts, by rule, target and outcome.",
+    ),
+    (
+        "trigd_dead_letters_total",
+        "counter",
+        "Deliveries sent to the dead letter, by rule, target and error code.",
+    ),
+    (
+        "trigd_delivery_latency_seconds",
+        "histogram",
+        "From acceptance to successful delivery.",
+    ),
+    (
+        "trigd_outbox_pending",
+        "gauge",
+        "Deliveries waiting in the outbox.",
+    ),
+    (
+        "trigd_outbox_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest pending delivery.",
+    ),
+    (
+        "trigd_schedule_fires_total",
+        "counter",
+        "Schedule fires, by rule.",
+    ),
+    (
+        "trigd_schedule_lateness_seconds",
+        "histogram",
+        "How late schedule fires were handled.",
+    ),
+    ("trigd_reloads_total", "counter", "Rule reloads, by result."),
+    ("trigd_rules", "gauge", "Rules loaded."),
+];
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    values: BTreeMap<(&'static str, Labels), f64>,
+    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+}
+
+/// The registry.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        // A poisoned lock only means another thread panicked mid-update of a number; the
+        // numbers are still usable.
+        let mut guard = match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Adds `by` to a counter.
+    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], by: f64) {
+        let key = (name, owned(labels));
+        self.with(|i| *i.values.entry(key).or_default() += by);
+    }
+
+    pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        self.add(name, labels, 1.0);
+    }
+
+    /// Sets a gauge.
+    pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let key = (name, owned(labels));
+        self.with(|i| {
+            i.values.insert(key, value);
+        });
+    }
+
+    /// Records an observation in a histogram.
+    pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let key = (name, owned(labels));
+        self.with(|i| {
+            let h = i.histograms.entry(key).or_insert_with(|| Histogram {
+                counts: vec![0; BUCKETS.len()],
+                ..Histogram::default()
+            });
+            for (slot, bound) in h.counts.iter_mut().zip(BUCKETS) {
+                if value <= *bound {
+                    *slot += 1;
+                }
+            }
+            h.sum += value;
+            h.count += 1;
+        });
+    }
+
+    /// The current value of a counter or gauge (for tests and `trigd` itself).
+    pub fn get(&self, name: &'static str, labels: &[(&'static str, &str)]) -> f64 {
+        let key = (name, owned(labels));
+        self.with(|i| i.values.get(&key).copied().unwrap_or(0.0))
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        self.with(|i| {
+            let mut out = String::new();
+            for (name, kind, help) in METRICS {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for ((n, labels), v) in &i.values {
+                    if n == name {
+                        let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
+                    }
+                }
+                for ((n, labels), h) in &i.histograms {
+                    if n != name {
+                        continue;
+                    }
+                    for (bound, c) in BUCKETS.iter().zip(&h.counts) {
+                        let le = format!("{bound}");
+                        let _ = writeln!(out, "{name}_bucket{} {c}", fmt_labels(labels, Some(&le)));
+                    }
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{} {}",
+                        fmt_labels(labels, Some("+Inf")),
+                        h.count
+                    );
+                    let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(labels, None), h.sum);
+                    let _ = writeln!(out, "{name}_count{} {}", fmt_labels(labels, None), h.count);
+                }
+            }
+            out
+        })
+    }
+}
+
+fn owned(labels: &[(&'static str, &str)]) -> Labels {
+    labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
+
+fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_histograms() {
+        let m = Metrics::new();
+        m.inc("trigd_events_received_total", &[("source", "github")]);
+        m.inc("trigd_events_received_total", &[("source", "github")]);
+        m.set("trigd_outbox_pending", &[], 3.0);
+        m.observe("trigd_delivery_latency_seconds", &[("rule", "r\"x")], 0.004);
+        let text = m.render();
+        assert!(
+            text.contains("trigd_events_received_total{source=\"github\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("trigd_outbox_pending 3\n"));
+        assert!(
+            text.contains(
+                "trigd_delivery_latency_seconds_bucket{rule=\"r\\\"x\",le=\"0.0025\"} 0\n"
+            )
+        );
+        assert!(
+            text.contains(
+                "trigd_delivery_latency_seconds_bucket{rule=\"r\\\"x\",le=\"0.005\"} 1\n"
+            )
+        );
+        assert!(text.contains("trigd_delivery_latency_seconds_count{rule=\"r\\\"x\"} 1\n"));
+        assert!(text.contains("# TYPE trigd_reloads_total counter\n"));
+        assert_eq!(
+            m.get("trigd_events_received_total", &[("source", "github")]),
+            2.0
+        );
+    }
+}

@@ -1,0 +1,578 @@
+//! The daemon's one HTTP listener: webhook ingest (`POST /events/{source}`), EventBridge's
+//! `PutEvents` JSON protocol (`POST /`), `GET /healthz` and `GET /metrics`.
+//!
+//! A 2xx answer means the event's deliveries are durably in the outbox. Bad input gets a 4xx
+//! with a reason, and is counted in `trigd_events_rejected_total{source, reason}`.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use crate::delivery::store::{DeadLetterInfo, Outbox};
+use crate::event::{put_events_event, webhook_event};
+use crate::ingest::{Routed, route_event};
+use crate::metrics::Metrics;
+use crate::pattern::Scratch;
+use crate::rules::{RuleSet, SourceKind};
+use crate::targets::ErrorCode;
+
+/// EventBridge's limit on an event (and ours on a request body), in bytes.
+pub const DEFAULT_MAX_BODY: usize = 256 * 1024;
+/// At most this many entries in one PutEvents request, as EventBridge.
+const MAX_PUT_EVENTS_ENTRIES: usize = 10;
+
+/// Where the daemon is in its life, for `/healthz` and for refusing ingest while draining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Starting = 0,
+    Running = 1,
+    Draining = 2,
+}
+
+/// Shared by every request.
+pub struct AppState {
+    /// The current rules; swapped whole on reload.
+    pub rules: watch::Receiver<Arc<RuleSet>>,
+    pub outbox: Outbox,
+    pub metrics: Arc<Metrics>,
+    pub phase: AtomicU8,
+    /// Wakes the dispatcher when new deliveries are in the outbox.
+    pub dispatch: Arc<Notify>,
+    /// Reused matcher working memory (one per concurrent request at most).
+    pub scratch: Mutex<Vec<Scratch>>,
+}
+
+impl AppState {
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Starting,
+            1 => Phase::Running,
+            _ => Phase::Draining,
+        }
+    }
+
+    pub fn set_phase(&self, p: Phase) {
+        self.phase.store(p as u8, Ordering::Release);
+    }
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    Router::new()
+        .route("/events/{source}", post(webhook))
+        .route("/", post(put_events))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// A refusal: status, reason label for the metric, and a message for the sender.
+struct Refusal {
+    status: StatusCode,
+    reason: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+fn refuse(state: &AppState, source: &str, r: Refusal) -> Response {
+    state.metrics.inc(
+        "trigd_events_rejected_total",
+        &[("source", source), ("reason", r.reason)],
+    );
+    tracing::debug!(message = "Event refused.", source, reason = r.reason, error = %r.message);
+    let body = json!({"error": r.reason, "message": r.message}).to_string();
+    (r.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.phase() {
+        Phase::Running => (StatusCode::OK, "ok\n").into_response(),
+        Phase::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response(),
+        Phase::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Ok(stats) = state.outbox.stats().await {
+        state
+            .metrics
+            .set("trigd_outbox_pending", &[], stats.pending as f64);
+        let age = stats.oldest_first_seen_ms.map_or(0.0, |t| {
+            ((Utc::now().timestamp_millis() - t).max(0) as f64) / 1000.0
+        });
+        state
+            .metrics
+            .set("trigd_outbox_oldest_pending_age_seconds", &[], age);
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Body bytes → a JSON value, with the refusals bad input earns.
+fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<(Bytes, Value), Refusal> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+        } else {
+            Refusal::new(e.status(), "unreadable", e.body_text())
+        }
+    })?;
+    if std::str::from_utf8(&bytes).is_err() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_utf8",
+            "the body is not valid UTF-8",
+        ));
+    }
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        if e.to_string().contains("recursion limit") {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "too_deep",
+                "the JSON is nested deeper than 128 levels",
+            )
+        } else {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            )
+        }
+    })?;
+    Ok((bytes, value))
+}
+
+async fn webhook(
+    State(state): State<Arc<AppState>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if state.phase() != Phase::Running {
+        return refuse(
+            &state,
+            &source,
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "trigd is not accepting events now",
+            ),
+        );
+    }
+    let rules = state.rules.borrow().clone();
+    if let Err(r) = authorize(&rules, &source, &headers, body.as_ref().ok()) {
+        return refuse(&state, &source, r);
+    }
+    let (_, detail) = match parse_body(body) {
+        Ok(v) => v,
+        Err(r) => return refuse(&state, &source, r),
+    };
+    if !detail.is_object() {
+        return refuse(
+            &state,
+            &source,
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "not_object",
+                "the body must be a JSON object",
+            ),
+        );
+    }
+    let now = Utc::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let event = webhook_event(&rules.settings, &source, detail, &id, now);
+    match accept(&state, &rules, vec![event], now).await {
+        Ok(()) => {
+            state
+                .metrics
+                .inc("trigd_events_received_total", &[("source", &source)]);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                json!({"id": id}).to_string(),
+            )
+                .into_response()
+        }
+        Err(r) => refuse(&state, &source, r),
+    }
+}
+
+/// Checks a webhook source's name and authentication, when sources are declared.
+fn authorize(
+    rules: &RuleSet,
+    source: &str,
+    headers: &HeaderMap,
+    body: Option<&Bytes>,
+) -> Result<(), Refusal> {
+    let webhooks: Vec<_> = rules
+        .sources
+        .iter()
+        .filter(|s| matches!(s.kind, SourceKind::Webhook { .. }))
+        .collect();
+    if webhooks.is_empty() {
+        return Ok(());
+    }
+    let Some(src) = webhooks.iter().find(|s| s.name == source) else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+            format!("no webhook source is named `{source}`"),
+        ));
+    };
+    let SourceKind::Webhook {
+        bearer_token_env,
+        hmac_secret_env,
+        hmac_header,
+    } = &src.kind
+    else {
+        return Ok(());
+    };
+    if let Some(var) = bearer_token_env {
+        let want = secret(var)?;
+        let got = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(got.as_bytes(), want.as_bytes()) {
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            ));
+        }
+    }
+    if let Some(var) = hmac_secret_env {
+        let key = secret(var)?;
+        let got = headers
+            .get(hmac_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let got = got.strip_prefix("sha256=").unwrap_or(got);
+        let body = body.map(|b| b.as_ref()).unwrap_or_default();
+        if !hmac_matches(key.as_bytes(), body, got) {
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("missing or wrong HMAC-SHA256 signature in {hmac_header}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn secret(var: &str) -> Result<String, Refusal> {
+    std::env::var(var).map_err(|_| {
+        tracing::error!(message = "A webhook secret is not set.", variable = var);
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the source's secret is not configured",
+        )
+    })
+}
+
+/// HMAC-SHA256 of `body` under `key`, compared in constant time with the hex `signature`.
+pub fn hmac_matches(key: &[u8], body: &[u8], signature: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let Ok(expected) = hex::decode(signature.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Routes events and writes their deliveries to the outbox, durably, in one batch.
+async fn accept(
+    state: &AppState,
+    rules: &RuleSet,
+    events: Vec<Value>,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    let mut scratch = state
+        .scratch
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_else(|| rules.matcher().scratch());
+    let mut all = Routed::default();
+    for event in &events {
+        let text = event.to_string();
+        match route_event(rules, &mut scratch, event, &text, now) {
+            Ok(routed) => {
+                if routed.rules.is_empty() {
+                    state.metrics.inc("trigd_events_unmatched_total", &[]);
+                }
+                for r in &routed.rules {
+                    state
+                        .metrics
+                        .inc("trigd_rule_matches_total", &[("rule", r)]);
+                }
+                all.deliveries.extend(routed.deliveries);
+                all.failed.extend(routed.failed);
+            }
+            Err(e) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    if let Ok(mut pool) = state.scratch.lock() {
+        pool.push(scratch);
+    }
+    let has_work = !all.deliveries.is_empty();
+    if has_work {
+        state
+            .outbox
+            .enqueue(all.deliveries, None)
+            .await
+            .map_err(|e| {
+                tracing::error!(message = "The outbox refused a write.", error = %e);
+                Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the outbox could not store the event; retry",
+                )
+            })?;
+        state.dispatch.notify_one();
+    }
+    for (d, error) in all.failed {
+        let info = DeadLetterInfo {
+            code: ErrorCode::InvalidParameter,
+            error: error.clone(),
+            exhausted: None,
+            at_ms: now.timestamp_millis(),
+        };
+        tracing::warn!(message = "Delivery cannot be rendered; dead-lettered.", rule = %d.rule, target = %d.target, %error);
+        state.metrics.inc(
+            "trigd_dead_letters_total",
+            &[
+                ("rule", &d.rule),
+                ("target", &d.target),
+                ("code", "INVALID_PARAMETER"),
+            ],
+        );
+        if let Err(e) = state.outbox.dead_letter(&d, info).await {
+            tracing::error!(message = "Could not write a dead letter.", error = %e);
+            return Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the dead letter could not be stored; retry",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /` with `X-Amz-Target: AWSEvents.PutEvents`: AWS SDKs and the AWS CLI send events
+/// here with an endpoint override.
+async fn put_events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if target != "AWSEvents.PutEvents" {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            &format!("unsupported operation `{target}`: trigd speaks AWSEvents.PutEvents"),
+        );
+    }
+    if state.phase() != Phase::Running {
+        return aws_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "trigd is not accepting events now",
+        );
+    }
+    let (_, request) = match parse_body(body) {
+        Ok(v) => v,
+        Err(r) => {
+            state.metrics.inc(
+                "trigd_events_rejected_total",
+                &[("source", "put-events"), ("reason", r.reason)],
+            );
+            return aws_error(r.status, "ValidationException", &r.message);
+        }
+    };
+    let Some(entries) = request.get("Entries").and_then(Value::as_array) else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Entries is required",
+        );
+    };
+    if entries.is_empty() || entries.len() > MAX_PUT_EVENTS_ENTRIES {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &format!("Entries must hold 1 to {MAX_PUT_EVENTS_ENTRIES} entries"),
+        );
+    }
+    let rules = state.rules.borrow().clone();
+    let now = Utc::now();
+    let mut results = Vec::with_capacity(entries.len());
+    let mut events = Vec::new();
+    let mut sources = Vec::new();
+    for entry in entries {
+        match entry_event(&rules, entry, now) {
+            Ok((id, source, event)) => {
+                results.push(json!({"EventId": id}));
+                sources.push(source);
+                events.push(event);
+            }
+            Err(message) => {
+                state.metrics.inc(
+                    "trigd_events_rejected_total",
+                    &[("source", "put-events"), ("reason", "invalid_entry")],
+                );
+                results.push(json!({"ErrorCode": "InvalidArgument", "ErrorMessage": message}));
+            }
+        }
+    }
+    if let Err(r) = accept(&state, &rules, events, now).await {
+        return aws_error(r.status, "InternalException", &r.message);
+    }
+    for s in &sources {
+        state
+            .metrics
+            .inc("trigd_events_received_total", &[("source", s)]);
+    }
+    let failed = results
+        .iter()
+        .filter(|r| r.get("ErrorCode").is_some())
+        .count();
+    let body = json!({"FailedEntryCount": failed, "Entries": results}).to_string();
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// One PutEvents entry → (event id, source, event).
+fn entry_event(
+    rules: &RuleSet,
+    entry: &Value,
+    now: DateTime<Utc>,
+) -> Result<(String, String, Value), String> {
+    let field = |name: &str| {
+        entry
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let source = field("Source").ok_or("Source is required")?;
+    let detail_type = field("DetailType").ok_or("DetailType is required")?;
+    let detail_text = field("Detail").ok_or("Detail is required")?;
+    let detail: Value =
+        serde_json::from_str(detail_text).map_err(|_| "Detail is malformed.".to_owned())?;
+    if !detail.is_object() {
+        return Err("Detail is malformed.".to_owned());
+    }
+    let resources = match entry.get("Resources") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items.clone(),
+        Some(_) => return Err("Resources must be a list of strings".to_owned()),
+    };
+    let time = match entry.get("Time") {
+        None | Some(Value::Null) => now,
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .and_then(|secs| Utc.timestamp_millis_opt((secs * 1000.0) as i64).single())
+            .ok_or("Time is invalid")?,
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| "Time is invalid".to_owned())?,
+        Some(_) => return Err("Time is invalid".to_owned()),
+    };
+    let size = source.len() + detail_type.len() + detail_text.len();
+    if size > DEFAULT_MAX_BODY {
+        return Err("Entry is larger than 256 KB".to_owned());
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let event = put_events_event(
+        &rules.settings,
+        source,
+        detail_type,
+        detail,
+        resources,
+        time,
+        &id,
+    );
+    Ok((id, source.to_owned(), event))
+}
+
+fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({"__type": kind, "message": message}).to_string();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_signatures() {
+        // HMAC-SHA256("secret", "hello") in hex.
+        let sig = "88aab3ede8d3adf94d26ab90d3bafd4a2083070c3bcce9c014ee04a443847c0b";
+        assert!(hmac_matches(b"secret", b"hello", sig));
+        assert!(!hmac_matches(b"secret", b"hello!", sig));
+        assert!(!hmac_matches(b"other", b"hello", sig));
+        assert!(!hmac_matches(b"secret", b"hello", "zz"));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,513 @@
+//! `trigd run` end to end: the real binary, real HTTP on 127.0.0.1, real child processes, the
+//! real outbox on disk.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Daemon, Recorder, wait_for, write_rules};
+
+fn http_rule(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        r#"
+rules:
+  - name: {name}
+    pattern: {{source: [shop]}}
+    retry: {{max_attempts: 3, max_event_age: 1h}}
+    targets:
+      - id: hook
+        http: {url}
+        timeout: 5s
+{extra}
+"#
+    )
+}
+
+async fn post(
+    url: &str,
+    body: impl Into<reqwest::Body>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut req = reqwest::Client::new().post(url).body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.expect("request");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("request");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+fn put_events_headers() -> [(&'static str, &'static str); 2] {
+    [
+        ("X-Amz-Target", "AWSEvents.PutEvents"),
+        ("Content-Type", "application/x-amz-json-1.1"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_event_reaches_an_http_target_with_the_envelope() {
+    let rec = Recorder::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(&rules, "r.yaml", &http_rule("orders", &rec.url(), ""));
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+
+    let (status, body) = post(&d.url("/events/shop"), r#"{"order": 42}"#, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = rec.wait_for(1).await;
+    let event: Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(event["source"], "shop");
+    assert_eq!(event["id"], id);
+    assert_eq!(event["detail"], json!({"order": 42}));
+    assert_eq!(event["detail-type"], "Webhook");
+    let headers = &rec.bodies.lock().unwrap()[0].1;
+    assert!(
+        headers.iter().any(|(k, _)| k == "idempotency-key"),
+        "{headers:?}"
+    );
+
+    let (status, _) = post(&d.url("/events/other"), "{}", &[]).await;
+    assert_eq!(
+        status, 200,
+        "undeclared sources are accepted when none are declared"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn put_events_speaks_the_eventbridge_protocol() {
+    let rec = Recorder::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        &http_rule("orders", &rec.url(), "        input_path: $.detail"),
+    );
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    let body = json!({"Entries": [
+        {"Source": "shop", "DetailType": "Order Placed", "Detail": "{\"id\": 1}"},
+        {"Source": "shop", "DetailType": "Order Placed", "Detail": "not json"},
+        {"Source": "other", "DetailType": "X", "Detail": "{}"},
+        {"DetailType": "X", "Detail": "{}"}
+    ]});
+    let (status, text) = post(&d.url("/"), body.to_string(), &put_events_headers()).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["FailedEntryCount"], 2);
+    let entries = v["Entries"].as_array().unwrap();
+    assert!(entries[0]["EventId"].is_string());
+    assert_eq!(entries[1]["ErrorCode"], "InvalidArgument");
+    assert!(entries[2]["EventId"].is_string());
+    assert_eq!(entries[3]["ErrorMessage"], "Source is required");
+    let got = rec.wait_for(1).await;
+    assert_eq!(got[0], r#"{"id":1}"#);
+
+    let (status, text) = post(&d.url("/"), "{}", &[("X-Amz-Target", "AWSEvents.PutRule")]).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("UnknownOperationException"));
+    let too_many =
+        json!({"Entries": vec![json!({"Source": "s", "DetailType": "d", "Detail": "{}"}); 11]});
+    let (status, text) = post(&d.url("/"), too_many.to_string(), &put_events_headers()).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("ValidationException"), "{text}");
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_gets_a_clear_4xx_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let text = r#"
+sources:
+  shop: {webhook: {bearer_token_env: PATH}}
+  signed: {webhook: {hmac_secret_env: HOME}}
+rules:
+  - name: r
+    pattern: {source: [shop]}
+    targets: [{id: t, log: true}]
+"#;
+    write_rules(&rules, "r.yaml", text);
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    let path = std::env::var("PATH").unwrap();
+    let auth = format!("Bearer {path}");
+    let ok = [("Authorization", auth.as_str())];
+    let cases: Vec<(&str, Vec<u8>, &[(&str, &str)], u16, &str)> = vec![
+        (
+            "/events/shop",
+            b"{\"a\":".to_vec(),
+            &ok,
+            400,
+            "malformed_json",
+        ),
+        (
+            "/events/shop",
+            vec![b'{', b'"', 0xff, b'"', b':', b'1', b'}'],
+            &ok,
+            400,
+            "invalid_utf8",
+        ),
+        ("/events/shop", b"[1,2]".to_vec(), &ok, 400, "not_object"),
+        (
+            "/events/shop",
+            format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200)).into_bytes(),
+            &ok,
+            400,
+            "too_deep",
+        ),
+        (
+            "/events/shop",
+            format!("{{\"a\":\"{}\"}}", "x".repeat(300 * 1024)).into_bytes(),
+            &ok,
+            413,
+            "too_large",
+        ),
+        ("/events/nope", b"{}".to_vec(), &ok, 404, "unknown_source"),
+        ("/events/shop", b"{}".to_vec(), &[], 401, "unauthorized"),
+        (
+            "/events/shop",
+            b"{}".to_vec(),
+            &[("Authorization", "Bearer wrong")],
+            401,
+            "unauthorized",
+        ),
+        (
+            "/events/signed",
+            b"{}".to_vec(),
+            &[("X-Hub-Signature-256", "sha256=00")],
+            401,
+            "unauthorized",
+        ),
+    ];
+    for (path, body, headers, want, reason) in &cases {
+        let (status, text) = post(&d.url(path), body.clone(), headers).await;
+        assert_eq!(status, *want, "{path} {reason}: {text}");
+        if *want != 413 {
+            assert!(text.contains(reason), "{path}: {text}");
+        }
+    }
+    let (status, _) = post(&d.url("/events/shop"), "{\"a\":1}", &ok).await;
+    assert_eq!(status, 200);
+    let home = std::env::var("HOME").unwrap();
+    let sig = {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(home.as_bytes()).unwrap();
+        mac.update(b"{\"b\":2}");
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let (status, text) = post(
+        &d.url("/events/signed"),
+        "{\"b\":2}",
+        &[("X-Hub-Signature-256", &sig)],
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+
+    let (_, metrics) = get(&d.url("/metrics")).await;
+    for reason in [
+        "malformed_json",
+        "invalid_utf8",
+        "not_object",
+        "too_deep",
+        "too_large",
+        "unknown_source",
+    ] {
+        assert!(
+            metrics.contains(&format!("reason=\"{reason}\"")),
+            "{reason} not counted:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("trigd_events_received_total{source=\"shop\"} 1"),
+        "{metrics}"
+    );
+    let (status, body) = get(&d.url("/healthz")).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_then_delivers_and_dead_letters_what_cannot_succeed() {
+    // 500, 503 then 200 for the first event; the second event's target says 400.
+    let rec = Recorder::start(vec![500, 503]).await;
+    let bad = Recorder::start(vec![400, 400, 400]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let text = format!(
+        "{}\n  - name: refused\n    pattern: {{source: [refuse]}}\n    targets:\n      - id: hook\n        http: {}\n",
+        http_rule("orders", &rec.url(), "").trim_end(),
+        bad.url()
+    );
+    write_rules(&rules, "r.yaml", &text);
+    let state = dir.path().join("state");
+    let d = Daemon::start(&rules, &state, &[]);
+    assert_eq!(post(&d.url("/events/shop"), "{\"n\":1}", &[]).await.0, 200);
+    assert_eq!(
+        post(&d.url("/events/refuse"), "{\"n\":2}", &[]).await.0,
+        200
+    );
+    rec.wait_for(1).await;
+    d.wait_log("the retry warning", |v| {
+        v["message"] == "Delivery failed, will retry." && v["attempt"] == 2
+    });
+
+    let letter = wait_for("a dead letter", || {
+        std::fs::read_dir(state.join("dead-letters"))
+            .ok()?
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+    });
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    assert_eq!(record["rule"], "refused");
+    assert_eq!(record["error_code"], "INVALID_PARAMETER");
+    assert_eq!(record["attempts"], 1);
+    assert!(
+        record["last_error"].as_str().unwrap().contains("400"),
+        "{record}"
+    );
+    assert_eq!(record["exhausted_retry_condition"], Value::Null);
+
+    // The CLI sees it while the daemon runs, and redrive puts it back.
+    let list = crate::util::run(&["dlq", "list", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(list.stdout.contains("refused/hook"), "{}", list.stdout);
+    let id = record["id"].as_str().unwrap();
+    let show = crate::util::run(&["dlq", "show", id, "--state-dir", state.to_str().unwrap()]);
+    assert!(show.stdout.contains("\"payload\""), "{}", show.stdout);
+    let redrive = crate::util::run(&["dlq", "redrive", id, "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(redrive.code, 0, "{}", redrive.stderr);
+    assert!(redrive.stdout.contains("redrove 1"));
+    // Redriven, it meets the target's next answer, 400 again, and is dead-lettered again.
+    wait_for("the redriven delivery to fail again", || {
+        let log = d.log.lock().unwrap();
+        let n = log
+            .iter()
+            .filter(|v| v["message"] == "Delivery dead-lettered." && v["rule"] == "refused")
+            .count();
+        (n >= 2).then_some(())
+    });
+    let (_, metrics) = get(&d.url("/metrics")).await;
+    assert!(
+        metrics.contains(
+            "trigd_dead_letters_total{rule=\"refused\",target=\"hook\",code=\"INVALID_PARAMETER\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "trigd_deliveries_total{rule=\"orders\",target=\"hook\",outcome=\"delivered\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exhausted_retries_record_the_condition() {
+    let rec = Recorder::start(vec![429, 429, 429, 429]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let text = http_rule("orders", &rec.url(), "").replace("max_attempts: 3", "max_attempts: 1");
+    write_rules(&rules, "r.yaml", &text);
+    let state = dir.path().join("state");
+    let d = Daemon::start(&rules, &state, &[]);
+    assert_eq!(post(&d.url("/events/shop"), "{}", &[]).await.0, 200);
+    let letter = wait_for("a dead letter", || {
+        std::fs::read_dir(state.join("dead-letters"))
+            .ok()?
+            .flatten()
+            .next()
+    });
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    assert_eq!(record["exhausted_retry_condition"], "MaximumRetryAttempts");
+    assert_eq!(record["error_code"], "THROTTLING");
+    assert_eq!(record["attempts"], 2);
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn command_target_gets_the_payload_on_stdin_and_its_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.txt");
+    let rules = dir.path().join("rules");
+    let text = format!(
+        r#"
+rules:
+  - name: run-it
+    pattern: {{source: [shop]}}
+    targets:
+      - id: script
+        command: [sh, -c, 'cat > "$0.tmp" && echo "$TRIGD_RULE $TRIGD_TARGET $TRIGD_ATTEMPT" >> "$0.tmp" && mv "$0.tmp" "$0"', {out}]
+        input_transformer:
+          input_paths: {{n: $.detail.n}}
+          input_template: '"order <n>"'
+"#,
+        out = out.display()
+    );
+    write_rules(&rules, "r.yaml", &text);
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    assert_eq!(post(&d.url("/events/shop"), "{\"n\":7}", &[]).await.0, 200);
+    let got = wait_for("the command's output", || {
+        std::fs::read_to_string(&out).ok()
+    });
+    assert_eq!(got, "\"order 7\"run-it script 1\n");
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reload_swaps_good_rules_and_keeps_the_old_ones_on_errors() {
+    let rec = Recorder::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(&rules, "r.yaml", &http_rule("orders", &rec.url(), ""));
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+
+    // A bad file: refused, the old rules keep routing.
+    write_rules(
+        &rules,
+        "broken.yaml",
+        "rules: [{name: x, pattern: {a: 1}, targets: [{id: t, log: true}]}]\n",
+    );
+    d.wait_log("the refused reload", |v| {
+        v["message"] == "Reload refused; the previous rules keep running."
+    });
+    assert_eq!(post(&d.url("/events/shop"), "{}", &[]).await.0, 200);
+    rec.wait_for(1).await;
+
+    // Fixed, and a new rule added: reloaded on the file change.
+    std::fs::remove_file(rules.join("broken.yaml")).unwrap();
+    write_rules(
+        &rules,
+        "more.yaml",
+        &http_rule("more", &rec.url(), "").replace("[shop]", "[bakery]"),
+    );
+    d.wait_log("the reload", |v| {
+        v["message"] == "Rules reloaded." && v["rules"] == 2
+    });
+    assert_eq!(post(&d.url("/events/bakery"), "{}", &[]).await.0, 200);
+    rec.wait_for(2).await;
+
+    // SIGHUP reloads too.
+    d.hup();
+    d.wait_log("the SIGHUP reload", |v| {
+        v["message"] == "Rules reloaded." && v["reason"] == "SIGHUP"
+    });
+    let (_, metrics) = get(&d.url("/metrics")).await;
+    assert!(
+        metrics.contains("trigd_reloads_total{result=\"failure\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("trigd_reloads_total{result=\"success\"}"),
+        "{metrics}"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pending_deliveries_survive_a_restart() {
+    // The target is down: the delivery waits in the outbox across a clean stop.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let url = format!("http://{addr}/hook");
+    write_rules(
+        &rules,
+        "r.yaml",
+        &http_rule("orders", &url, "").replace("max_attempts: 3", "max_attempts: 185"),
+    );
+    let state = dir.path().join("state");
+    let d = Daemon::start(&rules, &state, &[]);
+    assert_eq!(
+        post(&d.url("/events/shop"), "{\"keep\":1}", &[]).await.0,
+        200
+    );
+    d.wait_log("a failed attempt", |v| {
+        v["message"] == "Delivery failed, will retry."
+    });
+    assert_eq!(d.stop(), 0);
+
+    // The target comes back on the same port; a restarted daemon delivers.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let rec = Recorder::serve(listener, vec![]);
+    let d = Daemon::start(&rules, &state, &[]);
+    let got = rec.wait_for(1).await;
+    assert!(got[0].contains("\"keep\":1"), "{got:?}");
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_one_shot_schedule_fires_its_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fired.json");
+    let rules = dir.path().join("rules");
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(2)).format("%Y-%m-%dT%H:%M:%S");
+    let text = format!(
+        "rules:\n  - name: once\n    schedule: at({at})\n    targets:\n      - id: w\n        command: [sh, -c, 'cat > \"$0\"', {}]\n",
+        out.display()
+    );
+    write_rules(&rules, "r.yaml", &text);
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    let got = wait_for("the schedule's event", || {
+        std::fs::read_to_string(&out).ok().filter(|s| !s.is_empty())
+    });
+    let event: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(event["detail-type"], "Scheduled Event");
+    assert_eq!(event["source"], "aws.events");
+    assert_eq!(
+        event["resources"],
+        json!(["arn:aws:events:us-east-1:123456789012:rule/once"])
+    );
+    assert_eq!(event["detail"], json!({}));
+    let (_, metrics) = get(&d.url("/metrics")).await;
+    assert!(
+        metrics.contains("trigd_schedule_fires_total{rule=\"once\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn configuration_errors_exit_64_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        "rules: [{name: x, pattern: {a: 1}, targets: [{id: t, log: true}]}]\n",
+    );
+    let run = crate::util::run(&["run", rules.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    assert_eq!(run.code, 64, "{}", run.stderr);
+    assert!(run.stderr.contains("r.yaml:1:"), "{}", run.stderr);
+    let config = dir.path().join("trigd.yaml");
+    std::fs::write(&config, "listen: nowhere\nstate_dri: /tmp\n").unwrap();
+    write_rules(&rules, "r.yaml", "rules: []\n");
+    let run = crate::util::run(&[
+        "run",
+        rules.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 64, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("trigd.yaml:1:9: `listen` must be an address"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `state_dir`?"),
+        "{}",
+        run.stderr
+    );
+}
