@@ -5,7 +5,8 @@
 //! For each rule set: one warm-up pass, then the median of `TRIGD_BENCH_RUNS` (default 3)
 //! timed passes over all events, on one core; matches are counted per rule.
 
-#![allow(clippy::disallowed_types)]
+// A benchmark: wall-clock time is the point, and bad data should stop it loudly.
+#![allow(clippy::disallowed_types, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::time::Instant;

@@ -684,10 +684,10 @@ fn next_fires(
             .with_timezone(&Utc),
         None => Utc::now(),
     };
-    if let Some(name) = only {
-        if set.rule(name).is_none() {
-            anyhow::bail!("no rule is named `{name}`");
-        }
+    if let Some(name) = only
+        && set.rule(name).is_none()
+    {
+        anyhow::bail!("no rule is named `{name}`");
     }
     let previews = next::preview(&set, only, count, after);
     if only.is_some() && previews.is_empty() {

@@ -106,6 +106,8 @@ pub struct Rule {
 }
 
 /// What makes a rule fire.
+// One per rule, built once at load: the size of the larger variant costs nothing that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Trigger {
     Pattern(Pattern),

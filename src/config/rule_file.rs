@@ -309,10 +309,10 @@ fn read_schedule(r: &mut Reporter<'_>, node: &Node, f: &Fields<'_>) -> Option<Sc
     };
     let start = f.get("start").and_then(|n| timestamp(r, n, "`start`"));
     let end = f.get("end").and_then(|n| timestamp(r, n, "`end`"));
-    if let (Some(s), Some(e), Some(n)) = (start, end, f.get("end")) {
-        if e <= s {
-            r.error(n.pos, "`end` must be after `start`");
-        }
+    if let (Some(s), Some(e), Some(n)) = (start, end, f.get("end"))
+        && e <= s
+    {
+        r.error(n.pos, "`end` must be after `start`");
     }
     let jitter = f.get("jitter").and_then(|n| {
         reader::duration_within(
@@ -526,13 +526,13 @@ fn read_target(
     };
     if let [one] = kinds.as_slice() {
         for (opt, applies) in TARGET_OPTIONS {
-            if !applies.contains(one) {
-                if let Some(k) = f.key_node(opt) {
-                    r.error(
-                        k.pos,
-                        format!("`{opt}` applies only to {} targets", applies.join(" and ")),
-                    );
-                }
+            if !applies.contains(one)
+                && let Some(k) = f.key_node(opt)
+            {
+                r.error(
+                    k.pos,
+                    format!("`{opt}` applies only to {} targets", applies.join(" and ")),
+                );
             }
         }
     }

@@ -88,15 +88,15 @@ fn read(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<DaemonSettings> {
             None => {}
         }
     }
-    if let Some(n) = f.get("state_dir") {
-        if let Some(d) = reader::nonempty(r, n, "`state_dir`") {
-            s.state_dir = PathBuf::from(d);
-        }
+    if let Some(n) = f.get("state_dir")
+        && let Some(d) = reader::nonempty(r, n, "`state_dir`")
+    {
+        s.state_dir = PathBuf::from(d);
     }
-    if let Some(n) = f.get("region") {
-        if let Some(v) = reader::nonempty(r, n, "`region`") {
-            s.region = v.to_owned();
-        }
+    if let Some(n) = f.get("region")
+        && let Some(v) = reader::nonempty(r, n, "`region`")
+    {
+        s.region = v.to_owned();
     }
     if let Some(n) = f.get("account") {
         let v = match &n.kind {
@@ -112,26 +112,26 @@ fn read(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<DaemonSettings> {
             ),
         }
     }
-    if let Some(n) = f.get("endpoint_url") {
-        if let Some(v) = reader::nonempty(r, n, "`endpoint_url`") {
-            s.endpoint_url = Some(v.to_owned());
-        }
+    if let Some(n) = f.get("endpoint_url")
+        && let Some(v) = reader::nonempty(r, n, "`endpoint_url`")
+    {
+        s.endpoint_url = Some(v.to_owned());
     }
-    if let Some(n) = f.get("max_body_bytes") {
-        if let Some(v) = reader::integer(r, n, "`max_body_bytes`", 1024..=16 * 1024 * 1024) {
-            s.max_body_bytes = v as usize;
-        }
+    if let Some(n) = f.get("max_body_bytes")
+        && let Some(v) = reader::integer(r, n, "`max_body_bytes`", 1024..=16 * 1024 * 1024)
+    {
+        s.max_body_bytes = v as usize;
     }
-    if let Some(n) = f.get("grace_period") {
-        if let Some(d) = reader::duration_within(
+    if let Some(n) = f.get("grace_period")
+        && let Some(d) = reader::duration_within(
             r,
             n,
             "`grace_period`",
             Duration::ZERO,
             Duration::from_secs(3600),
-        ) {
-            s.grace_period = d;
-        }
+        )
+    {
+        s.grace_period = d;
     }
     Some(s)
 }

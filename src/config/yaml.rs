@@ -303,20 +303,20 @@ fn resolve_plain(s: &str) -> Kind {
             return Kind::Float(f);
         }
     }
-    if let Some(hex) = s.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Kind::Int(i);
-        }
+    if let Some(hex) = s.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Kind::Int(i);
     }
-    if let Some(oct) = s.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Kind::Int(i);
-        }
+    if let Some(oct) = s.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Kind::Int(i);
     }
-    if is_float(s) {
-        if let Ok(f) = s.parse::<f64>() {
-            return Kind::Float(f);
-        }
+    if is_float(s)
+        && let Ok(f) = s.parse::<f64>()
+    {
+        return Kind::Float(f);
     }
     Kind::Str(s.to_owned())
 }

@@ -181,10 +181,12 @@ impl fmt::Display for Alt {
             },
             Alt::Numeric(r) => {
                 f.write_str("numeric")?;
-                if let (Some(lo), Some(hi)) = (r.lower, r.upper) {
-                    if lo.inclusive && hi.inclusive && lo.value == hi.value {
-                        return write!(f, " = {}", format_number(lo.value));
-                    }
+                if let (Some(lo), Some(hi)) = (r.lower, r.upper)
+                    && lo.inclusive
+                    && hi.inclusive
+                    && lo.value == hi.value
+                {
+                    return write!(f, " = {}", format_number(lo.value));
                 }
                 if let Some(b) = r.lower {
                     let op = if b.inclusive { ">=" } else { ">" };

@@ -417,7 +417,7 @@ fn affix_list(value: &Value, loc: &[PathSeg], op: &str) -> Result<Vec<String>, P
     Ok(list)
 }
 
-fn parse_numeric(arg: &Value, loc: &mut Vec<PathSeg>) -> Result<NumericRange, PatternError> {
+fn parse_numeric(arg: &Value, loc: &[PathSeg]) -> Result<NumericRange, PatternError> {
     let Value::Array(items) = arg else {
         return Err(err(loc, "Value of numeric must be an array"));
     };

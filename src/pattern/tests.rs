@@ -1142,17 +1142,28 @@ fn word_at_a_time_skipping_agrees_with_serde_at_every_offset() {
     let m = Matcher::new([&pat]);
     let mut s = m.scratch();
     let mut out = Vec::new();
-    let specials = ["\"", "\\\\", "\\n", "\\u00e9", "\u{1}", "\t", "é", "\\", "\\x"];
+    let specials = [
+        "\"", "\\\\", "\\n", "\\u00e9", "\u{1}", "\t", "é", "\\", "\\x",
+    ];
     for len in 0..20 {
         for at in 0..=len {
             for sp in specials {
-                let body: String = (0..len).map(|i| if i == at { sp.to_owned() } else { "a".to_owned() }).collect();
+                let body: String = (0..len)
+                    .map(|i| {
+                        if i == at {
+                            sp.to_owned()
+                        } else {
+                            "a".to_owned()
+                        }
+                    })
+                    .collect();
                 for text in [
                     format!(r#"{{"skip":"{body}","k":1}}"#),
                     format!(r#"{{"k":"{body}"}}"#),
                 ] {
                     let ours = m.matches(&text, &mut s, &mut out).is_ok();
-                    let serde = serde_json::from_str::<serde_json::Map<String, Value>>(&text).is_ok();
+                    let serde =
+                        serde_json::from_str::<serde_json::Map<String, Value>>(&text).is_ok();
                     assert_eq!(ours, serde, "{text:?}");
                     if ours {
                         assert_eq!(out, vec![0], "{text:?}");

@@ -89,10 +89,10 @@ impl CronExpr {
     fn first_time_from(&self, from_minute: u32) -> Option<NaiveTime> {
         let (hour, minute) = (from_minute / 60, from_minute % 60);
         let first_hour = self.hours.next_from(hour)?;
-        if first_hour == hour {
-            if let Some(m) = self.minutes.next_from(minute) {
-                return NaiveTime::from_hms_opt(hour, m, 0);
-            }
+        if first_hour == hour
+            && let Some(m) = self.minutes.next_from(minute)
+        {
+            return NaiveTime::from_hms_opt(hour, m, 0);
         }
         let next_hour = if first_hour == hour {
             self.hours.next_from(hour + 1)?

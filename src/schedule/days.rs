@@ -58,11 +58,7 @@ impl DayRule {
             }
             DayRule::NthWeekday { weekday: wd, nth } => {
                 let day = first_day_with_weekday(wd, first_weekday) + 7 * (nth - 1);
-                if day <= last {
-                    1 << day
-                } else {
-                    0
-                }
+                if day <= last { 1 << day } else { 0 }
             }
         }
     }

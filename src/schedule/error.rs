@@ -153,10 +153,14 @@ pub enum ScheduleErrorKind {
     #[error("rate(): expected `rate(value unit)`, e.g. `rate(5 minutes)`")]
     RateEmpty,
     /// Spaces or other whitespace in the wrong place inside `rate(...)`.
-    #[error("unexpected whitespace in rate(): write exactly one space between value and unit, e.g. `rate(5 minutes)`")]
+    #[error(
+        "unexpected whitespace in rate(): write exactly one space between value and unit, e.g. `rate(5 minutes)`"
+    )]
     RateSpacing,
     /// `rate(10)`.
-    #[error("rate({value}): missing unit: write `rate(value unit)` with unit minute(s), hour(s) or day(s)")]
+    #[error(
+        "rate({value}): missing unit: write `rate(value unit)` with unit minute(s), hour(s) or day(s)"
+    )]
     RateMissingUnit {
         /// The value as written.
         value: String,
@@ -269,7 +273,9 @@ pub enum ScheduleErrorKind {
         found: char,
     },
     /// `?`, `L`, `LW`, `nW`, `nL` or `d#n` combined with lists, ranges or steps.
-    #[error("`{found}` must be the only term of the {field} field: it cannot be combined with lists, ranges or steps")]
+    #[error(
+        "`{found}` must be the only term of the {field} field: it cannot be combined with lists, ranges or steps"
+    )]
     CronSpecialNotAlone {
         /// The field.
         field: CronField,
@@ -295,13 +301,17 @@ pub enum ScheduleErrorKind {
         found: String,
     },
     /// An `at(...)` argument not shaped like `yyyy-mm-ddThh:mm:ss`.
-    #[error("invalid at() time `{found}`: expected `yyyy-mm-ddThh:mm:ss`, e.g. `at(2030-01-01T09:00:00)`")]
+    #[error(
+        "invalid at() time `{found}`: expected `yyyy-mm-ddThh:mm:ss`, e.g. `at(2030-01-01T09:00:00)`"
+    )]
     AtFormat {
         /// The argument as written.
         found: String,
     },
     /// A zone or fraction after the seconds.
-    #[error("at() takes a local time without zone or fractional seconds: remove `{found}` and set the time zone separately")]
+    #[error(
+        "at() takes a local time without zone or fractional seconds: remove `{found}` and set the time zone separately"
+    )]
     AtSuffix {
         /// The text after the seconds.
         found: String,

@@ -66,7 +66,7 @@ async fn webhook_event_reaches_an_http_target_with_the_envelope() {
     assert_eq!(event["id"], id);
     assert_eq!(event["detail"], json!({"order": 42}));
     assert_eq!(event["detail-type"], "Webhook");
-    let headers = &rec.bodies.lock().unwrap()[0].1;
+    let headers = rec.bodies.lock().unwrap()[0].1.clone();
     assert!(
         headers.iter().any(|(k, _)| k == "idempotency-key"),
         "{headers:?}"
@@ -138,7 +138,8 @@ rules:
     let path = std::env::var("PATH").unwrap();
     let auth = format!("Bearer {path}");
     let ok = [("Authorization", auth.as_str())];
-    let cases: Vec<(&str, Vec<u8>, &[(&str, &str)], u16, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<u8>, &'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "/events/shop",
             b"{\"a\":".to_vec(),

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -20,8 +20,6 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 pub struct Daemon {
     pub child: Child,
     pub addr: SocketAddr,
-    pub state: PathBuf,
-    pub rules: PathBuf,
     /// Every log line the daemon wrote so far (JSON objects).
     pub log: Arc<Mutex<Vec<Value>>>,
 }
@@ -67,13 +65,7 @@ impl Daemon {
                 panic!("trigd did not become ready: {:?}", log.lock().unwrap());
             }
         };
-        Daemon {
-            child,
-            addr,
-            state: state.to_owned(),
-            rules: rules.to_owned(),
-            log,
-        }
+        Daemon { child, addr, log }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -142,12 +134,15 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Request bodies with their headers, in arrival order.
+pub type Recorded = Vec<(String, Vec<(String, String)>)>;
+
 /// An HTTP target on 127.0.0.1 that records every request body and answers with the next
 /// status from a script (then 200 forever).
 #[derive(Clone)]
 pub struct Recorder {
     pub addr: SocketAddr,
-    pub bodies: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    pub bodies: Arc<Mutex<Recorded>>,
     script: Arc<Mutex<Vec<u16>>>,
     pub arrived: Arc<Notify>,
 }
