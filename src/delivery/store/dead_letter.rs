@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat};
 use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
@@ -18,6 +18,10 @@ use crate::targets::ErrorCode;
 
 /// The `version` every dead-letter file carries; readers refuse others rather than guess.
 pub const DEAD_LETTER_VERSION: u64 = 1;
+
+/// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the instants RFC 3339 can write.
+const RFC3339_MIN_MS: i64 = -62_167_219_200_000;
+const RFC3339_MAX_MS: i64 = 253_402_300_799_999;
 
 /// Why a delivery is being dead-lettered, from the dispatcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,16 +149,13 @@ impl DeadLetterRecord {
         }
     }
 
-    /// The file's JSON. A timestamp outside the calendar (before year -262143 or after
-    /// 262142, which no clock produces) is written as the calendar's first or last instant
-    /// rather than failing the dead letter.
+    /// The file's JSON. A timestamp RFC 3339 cannot write (outside the years 0000 to 9999,
+    /// which no clock produces) is clamped to the nearest one it can, rather than failing the
+    /// dead letter.
     pub fn to_json(&self) -> Value {
         let time = |ms: i64| {
-            let t = DateTime::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
-                DateTime::<Utc>::MIN_UTC
-            } else {
-                DateTime::<Utc>::MAX_UTC
-            });
+            let t = DateTime::from_timestamp_millis(ms.clamp(RFC3339_MIN_MS, RFC3339_MAX_MS))
+                .unwrap_or(DateTime::UNIX_EPOCH);
             Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true))
         };
         let optional = |s: &Option<String>| s.clone().map_or(Value::Null, Value::String);
@@ -210,14 +211,11 @@ impl DeadLetterRecord {
                 .map(|t| t.timestamp_millis())
                 .map_err(|e| corrupt(format!("`{name}` is not an RFC 3339 time: {e}")))
         };
-        match field("version")?.as_u64() {
-            Some(DEAD_LETTER_VERSION) => {}
-            _ => {
-                return Err(corrupt(format!(
-                    "`version` is {}, expected {DEAD_LETTER_VERSION}",
-                    m["version"]
-                )));
-            }
+        let version = field("version")?;
+        if version.as_u64() != Some(DEAD_LETTER_VERSION) {
+            return Err(corrupt(format!(
+                "`version` is {version}, expected {DEAD_LETTER_VERSION}"
+            )));
         }
         let attempts = field("attempts")?
             .as_u64()
@@ -571,13 +569,11 @@ mod tests {
         let mut i = info();
         i.at_ms = i64::MIN;
         let v = DeadLetterRecord::new(&d, &i).to_json();
-        assert_eq!(v["first_seen"], "+262142-12-31T23:59:59.999Z");
-        assert_eq!(v["dead_lettered_at"], "-262143-01-01T00:00:00.000Z");
+        assert_eq!(v["first_seen"], "9999-12-31T23:59:59.999Z");
+        assert_eq!(v["dead_lettered_at"], "0000-01-01T00:00:00.000Z");
         let back = DeadLetterRecord::from_json("d-1", &v).unwrap();
-        assert_eq!(
-            back.first_seen_ms,
-            DateTime::<Utc>::MAX_UTC.timestamp_millis()
-        );
+        assert_eq!(back.first_seen_ms, RFC3339_MAX_MS);
+        assert_eq!(back.dead_lettered_at_ms, RFC3339_MIN_MS);
     }
 
     #[test]
