@@ -59,13 +59,16 @@ const PAYLOAD_CHARS: usize = 100;
 /// How `trigd diff` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiffFormat {
+    /// Changes and a summary table, for people.
     Text,
+    /// One JSON object (see the module documentation).
     Json,
 }
 
 /// What `trigd diff` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiffOptions {
+    /// Text for people, JSON for programs.
     pub format: DiffFormat,
     /// Stands in for the ingestion time of events without a `time` field (the same on both
     /// sides, so it never shows as a change).
@@ -88,6 +91,7 @@ pub struct DiffSummary {
 /// How one rule's routing changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleChanges {
+    /// The rule's name.
     pub rule: String,
     /// Events the rule matches in the new set and not in the old.
     pub gained: u64,

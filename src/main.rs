@@ -60,6 +60,8 @@ enum Command {
         /// Recorded events as JSON lines (gzip is read transparently), or `-` for standard input.
         #[arg(long)]
         events: PathBuf,
+        /// `text`, or `json`: one object with the changes, the totals and each rule's gains and
+        /// losses (documented in the `trigd::diff` module).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Exit 1 when any event routes differently or any payload changed.

@@ -124,6 +124,7 @@ pub enum ReplayError {
     /// The input could not be opened or read (or is not valid gzip).
     #[error("cannot read {name}")]
     Read {
+        /// The input, as [`Input::name`] shows it.
         name: String,
         #[source]
         source: io::Error,
@@ -141,10 +142,16 @@ pub enum ReplayError {
 pub enum LineError {
     /// The line's bytes are not UTF-8.
     #[error("not valid UTF-8 (byte {offset})")]
-    NotUtf8 { offset: usize },
+    NotUtf8 {
+        /// Where in the line the first invalid byte is.
+        offset: usize,
+    },
     /// The line exceeds [`Options::max_line`]; it was skipped unread.
     #[error("longer than {limit} bytes; skipped")]
-    TooLong { limit: usize },
+    TooLong {
+        /// [`Options::max_line`].
+        limit: usize,
+    },
 }
 
 /// Consecutive whole lines of the input.
@@ -253,7 +260,7 @@ impl<'w> Reporter<'w> {
                 self.last_draw = Some(now);
                 let _ = write!(
                     self.err,
-                    "\r\x1b[K{lines} lines, {:.1} MiB read",
+                    "\r\x1b[K{lines} lines, {:.1} MiB of events read",
                     bytes as f64 / (1024.0 * 1024.0)
                 );
                 self.drawn = true;
@@ -499,6 +506,7 @@ pub enum MatchFormat {
 /// What `trigd match --events` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MatchOptions {
+    /// JSON lines or a summary.
     pub format: MatchFormat,
     /// Add each matched target's payload to the JSON lines.
     pub payloads: bool,
