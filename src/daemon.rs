@@ -56,6 +56,8 @@ pub enum DaemonError {
     Targets(#[source] crate::targets::TargetsError),
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+    #[error("cannot open the event archive")]
+    Archive(#[source] crate::archive::ArchiveError),
 }
 
 /// What `trigd run` was asked to do.
@@ -130,6 +132,13 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         phase: AtomicU8::new(Phase::Starting as u8),
         dispatch: Arc::clone(&wake),
         scratch: Mutex::new(Vec::new()),
+        archive: match &opts.settings.archive {
+            Some(config) => Some(
+                crate::archive::Archive::open(&opts.settings.state_dir, config.clone())
+                    .map_err(DaemonError::Archive)?,
+            ),
+            None => None,
+        },
     });
 
     let stop = CancellationToken::new();
@@ -480,5 +489,51 @@ fn watch_dir(dir: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatc
             tracing::warn!(message = "Cannot watch the rules directory; reload with SIGHUP.", error = %e);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(catch_up: &str) -> RuleSet {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "rules:\n  - name: tick\n    schedule: rate(10 minutes)\n    catch_up: {catch_up}\n    targets: [{{id: t, log: true}}]\n"
+        );
+        std::fs::write(dir.path().join("r.yaml"), text).unwrap();
+        config::load_rules(dir.path(), Settings::default()).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn catch_up_fires_the_latest_missed_fire_once() {
+        let now = at("2026-11-23T12:00:00Z");
+        let marks = HashMap::from([("tick".to_owned(), at("2026-11-23T11:25:00Z"))]);
+        // Missed: 11:35, 11:45, 11:55; only the latest is made up for.
+        assert_eq!(
+            catch_up(&rules("once"), &marks, now),
+            vec![("tick".to_owned(), at("2026-11-23T11:55:00Z"))]
+        );
+        assert_eq!(catch_up(&rules("skip"), &marks, now), vec![]);
+        // Older than the window: nothing.
+        assert_eq!(
+            catch_up(&rules("{policy: once, within: 2m}"), &marks, now),
+            vec![]
+        );
+        // Never fired before (a new rule): nothing to catch up.
+        assert_eq!(catch_up(&rules("once"), &HashMap::new(), now), vec![]);
+        // Nothing missed.
+        let recent = HashMap::from([("tick".to_owned(), at("2026-11-23T11:55:00Z"))]);
+        assert_eq!(catch_up(&rules("once"), &recent, now), vec![]);
+    }
+
+    #[test]
+    fn schedule_ids_are_stable_and_distinct() {
+        assert_eq!(schedule_id("a"), schedule_id("a"));
+        assert_ne!(schedule_id("a"), schedule_id("b"));
     }
 }

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod config;
 pub mod daemon;
 pub mod delivery;

@@ -106,6 +106,18 @@ enum Command {
         state_dir: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Record every accepted event under STATE_DIR/archive/ for replay (limits and a
+        /// pattern filter: `archive:` in trigd.yaml).
+        #[arg(long)]
+        archive: bool,
+    },
+    /// The event archive written by `trigd run --archive`.
+    Archive {
+        #[command(subcommand)]
+        action: ArchiveAction,
+        /// The daemon's state directory.
+        #[arg(long, global = true, default_value = ".trigd-state")]
+        state_dir: PathBuf,
     },
     /// Dead letters: list, show, or put back into the outbox (also while the daemon runs).
     Dlq {
@@ -139,6 +151,22 @@ enum DlqAction {
         ids: Vec<String>,
         #[arg(long, conflicts_with = "ids")]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveAction {
+    /// Write archived events as JSON lines (for `match --events` and `diff`).
+    Export {
+        /// Only events whose `time` is at or after this instant (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events whose `time` is before this instant (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -261,7 +289,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             state_dir,
             log_format,
-        } => run_daemon(rules, config, listen, state_dir, log_format),
+            archive,
+        } => run_daemon(rules, config, listen, state_dir, log_format, archive),
+        Command::Archive { action, state_dir } => archive_cmd(action, &state_dir),
         Command::Dlq { action, state_dir } => dlq(action, &state_dir),
         Command::Send { event, url } => send(&event, &url),
     }
@@ -276,6 +306,7 @@ fn run_daemon(
     listen: Option<std::net::SocketAddr>,
     state_dir: Option<PathBuf>,
     log_format: LogFormat,
+    archive: bool,
 ) -> anyhow::Result<ExitCode> {
     init_tracing(log_format);
     let mut settings = match &config {
@@ -298,6 +329,9 @@ fn run_daemon(
     if let Some(d) = state_dir {
         settings.state_dir = d;
     }
+    if archive && settings.archive.is_none() {
+        settings.archive = Some(trigd::archive::ArchiveConfig::default());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -317,6 +351,34 @@ fn run_daemon(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn archive_cmd(action: ArchiveAction, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let ArchiveAction::Export {
+        since,
+        until,
+        output,
+    } = action;
+    let instant = |s: Option<String>, flag: &str| -> anyhow::Result<Option<DateTime<Utc>>> {
+        s.map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| format!("{flag} {s:?} is not an RFC 3339 timestamp"))
+        })
+        .transpose()
+    };
+    let since = instant(since, "--since")?;
+    let until = instant(until, "--until")?;
+    let n = match &output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            trigd::archive::export(state_dir, since, until, &mut std::io::BufWriter::new(file))?
+        }
+        None => trigd::archive::export(state_dir, since, until, &mut std::io::stdout().lock())?,
+    };
+    eprintln!("exported {n} event(s)");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// SIGTERM or SIGINT.

@@ -51,6 +51,8 @@ pub struct AppState {
     pub dispatch: Arc<Notify>,
     /// Reused matcher working memory (one per concurrent request at most).
     pub scratch: Mutex<Vec<Scratch>>,
+    /// Where accepted events are recorded for replay, when on.
+    pub archive: Option<crate::archive::Archive>,
 }
 
 impl AppState {
@@ -328,6 +330,7 @@ async fn accept(
         .and_then(|mut pool| pool.pop())
         .unwrap_or_else(|| rules.matcher().scratch());
     let mut all = Routed::default();
+    let mut texts: Vec<String> = Vec::with_capacity(events.len());
     for event in &events {
         let text = event.to_string();
         match route_event(rules, &mut scratch, event, &text, now) {
@@ -351,6 +354,7 @@ async fn accept(
                 ));
             }
         }
+        texts.push(text);
     }
     if let Ok(mut pool) = state.scratch.lock() {
         pool.push(scratch);
@@ -370,6 +374,11 @@ async fn accept(
                 )
             })?;
         state.dispatch.notify_one();
+    }
+    if let Some(archive) = &state.archive {
+        for t in &texts {
+            archive.record(t);
+        }
     }
     for (d, error) in all.failed {
         let info = DeadLetterInfo {

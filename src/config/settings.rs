@@ -9,6 +9,7 @@ use super::LoadError;
 use super::diag::{Diagnostic, Diagnostics, Reporter};
 use super::reader::{self, Fields};
 use super::yaml::{self, Kind};
+use crate::archive::ArchiveConfig;
 
 /// Keys of `trigd.yaml`.
 pub const KEYS: &[&str] = &[
@@ -19,7 +20,11 @@ pub const KEYS: &[&str] = &[
     "endpoint_url",
     "max_body_bytes",
     "grace_period",
+    "archive",
 ];
+
+/// Keys of the `archive:` section.
+pub const ARCHIVE_KEYS: &[&str] = &["max_file_bytes", "max_total_bytes", "retention", "pattern"];
 
 /// The daemon's settings, with defaults for everything.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +39,8 @@ pub struct DaemonSettings {
     pub max_body_bytes: usize,
     /// How long in-flight deliveries may take to finish on shutdown.
     pub grace_period: Duration,
+    /// Record accepted events for replay; `None` when off.
+    pub archive: Option<ArchiveConfig>,
 }
 
 impl Default for DaemonSettings {
@@ -46,6 +53,7 @@ impl Default for DaemonSettings {
             endpoint_url: None,
             max_body_bytes: 256 * 1024,
             grace_period: Duration::from_secs(30),
+            archive: None,
         }
     }
 }
@@ -133,5 +141,40 @@ fn read(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<DaemonSettings> {
     {
         s.grace_period = d;
     }
+    if let Some(n) = f.get("archive") {
+        s.archive = read_archive(r, n);
+    }
     Some(s)
+}
+
+/// `archive: true`, or a mapping of limits and an optional pattern.
+fn read_archive(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<ArchiveConfig> {
+    let mut a = ArchiveConfig::default();
+    match node.kind {
+        Kind::Bool(true) => return Some(a),
+        Kind::Bool(false) => return None,
+        _ => {}
+    }
+    let f = Fields::new(r, node, "`archive`", ARCHIVE_KEYS)?;
+    if let Some(n) = f.get("max_file_bytes") {
+        a.max_file_bytes =
+            reader::integer(r, n, "`archive.max_file_bytes`", 4096..=i64::MAX)? as u64;
+    }
+    if let Some(n) = f.get("max_total_bytes") {
+        a.max_total_bytes =
+            reader::integer(r, n, "`archive.max_total_bytes`", 4096..=i64::MAX)? as u64;
+    }
+    if let Some(n) = f.get("retention") {
+        a.retention = reader::duration_within(
+            r,
+            n,
+            "`archive.retention`",
+            Duration::from_secs(60),
+            Duration::from_secs(10 * 365 * 86_400),
+        )?;
+    }
+    if let Some(n) = f.get("pattern") {
+        a.pattern = Some(super::rule_file::read_pattern(r, n)?);
+    }
+    Some(a)
 }

@@ -512,3 +512,75 @@ fn configuration_errors_exit_64_before_binding() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn archived_events_export_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        "rules:\n  - name: big\n    pattern: {detail: {n: [{numeric: [\">\", 2]}]}}\n    targets: [{id: t, log: true}]\n",
+    );
+    let state = dir.path().join("state");
+    let d = Daemon::start(&rules, &state, &["--archive"]);
+    for n in 0..5 {
+        let (status, _) = post(
+            &d.url("/events/shop"),
+            format!("{{\"n\":{n},\"secret\":false}}"),
+            &[("Authorization", "Bearer hunter2")],
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(d.stop(), 0);
+
+    let out = dir.path().join("day.jsonl");
+    let export = crate::util::run(&[
+        "archive",
+        "export",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    assert!(
+        export.stderr.contains("exported 5 event(s)"),
+        "{}",
+        export.stderr
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains("hunter2"), "headers are never archived");
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 5);
+    assert_eq!(events[3]["detail"]["n"], 3);
+    assert_eq!(events[3]["source"], "shop");
+
+    let replay = crate::util::run(&[
+        "match",
+        rules.to_str().unwrap(),
+        "--events",
+        out.to_str().unwrap(),
+        "--format",
+        "summary",
+    ]);
+    assert_eq!(replay.code, 0, "{}", replay.stderr);
+    let summary: Value = serde_json::from_str(replay.stdout.trim()).unwrap();
+    assert_eq!(summary["events"], 5);
+    assert_eq!(summary["matches"]["big"], 2);
+
+    let none = crate::util::run(&[
+        "archive",
+        "export",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--since",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert_eq!(none.code, 0);
+    assert!(none.stdout.is_empty());
+}
