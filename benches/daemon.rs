@@ -38,10 +38,10 @@ async fn start_sink() -> (String, Arc<Sink>) {
         let s = Arc::clone(&s);
         async move {
             let now = micros_now();
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-                if let Some(t) = v["t"].as_u64() {
-                    s.latencies.lock().unwrap().push(now.saturating_sub(t));
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+                && let Some(t) = v["t"].as_u64()
+            {
+                s.latencies.lock().unwrap().push(now.saturating_sub(t));
             }
             s.delivered.fetch_add(1, Ordering::Relaxed);
             "ok"
@@ -74,10 +74,10 @@ fn start_trigd(rules: &std::path::Path, state: &std::path::Path) -> (std::proces
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "trigd is ready." {
-                    let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_owned());
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "trigd is ready."
+            {
+                let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_owned());
             }
         }
     });
@@ -138,10 +138,10 @@ async fn main() {
         senders.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let body = format!("{{\"n\":0,\"x\":\"{}\"}}", "a".repeat(200));
-                if let Ok(r) = client.post(&url).body(body).send().await {
-                    if r.status().is_success() {
-                        accepted.fetch_add(1, Ordering::Relaxed);
-                    }
+                if let Ok(r) = client.post(&url).body(body).send().await
+                    && r.status().is_success()
+                {
+                    accepted.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));

@@ -104,12 +104,11 @@ impl Archive {
                 return;
             }
         }
-        if let Some(tx) = &self.tx {
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+        if let Some(tx) = &self.tx
+            && let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
                 tx.try_send(event_text.to_owned())
-            {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -149,10 +148,10 @@ fn write_loop(dir: &Path, config: &ArchiveConfig, rx: &Receiver<String>) {
                     current = new_file(dir);
                     prune(dir, config, Utc::now());
                 }
-                if let Some((w, size)) = current.as_mut() {
-                    if writeln!(w, "{line}").is_ok() {
-                        *size += line.len() as u64 + 1;
-                    }
+                if let Some((w, size)) = current.as_mut()
+                    && writeln!(w, "{line}").is_ok()
+                {
+                    *size += line.len() as u64 + 1;
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -221,10 +220,8 @@ pub fn prune(dir: &Path, config: &ArchiveConfig, now: DateTime<Utc>) {
             break;
         }
         let too_old = modified.is_some_and(|m| m < cutoff);
-        if total > config.max_total_bytes || too_old {
-            if fs::remove_file(path).is_ok() {
-                total = total.saturating_sub(*size);
-            }
+        if (total > config.max_total_bytes || too_old) && fs::remove_file(path).is_ok() {
+            total = total.saturating_sub(*size);
         }
     }
 }
