@@ -87,6 +87,22 @@ fn start_trigd(rules: &std::path::Path, state: &std::path::Path) -> (std::proces
     (child, format!("http://{addr}/events/load"))
 }
 
+/// User + system CPU time of a process, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -127,6 +143,7 @@ async fn main() {
         .unwrap();
 
     // Phase 1: saturation.
+    let cpu_before = cpu_seconds(child.id());
     let accepted = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
@@ -153,10 +170,12 @@ async fn main() {
     let n = accepted.load(Ordering::Relaxed);
     wait_delivered(&sink, n).await;
     let total_secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(child.id()) - cpu_before;
     println!(
-        "saturation: {n} events accepted in {ingest_secs:.1} s = {:.0} events/s ingested (fsync'd); all delivered after {total_secs:.1} s = {:.0} events/s end to end",
+        "saturation: {n} events accepted in {ingest_secs:.1} s = {:.0} events/s ingested (fsync'd); all delivered after {total_secs:.1} s = {:.0} events/s end to end; the daemon used {cpu:.1} CPU-s = {:.0} events per daemon CPU-second (the load generator and the sink share the 2 cores)",
         n as f64 / ingest_secs,
-        n as f64 / total_secs
+        n as f64 / total_secs,
+        n as f64 / cpu
     );
 
     // Phase 2: 1,000 events/s.

@@ -81,10 +81,34 @@ struct Histogram {
     count: u64,
 }
 
+/// Per metric name, its label sets; found by comparing borrowed labels, so the hot path does
+/// not allocate (a label set is copied once, when first seen).
 #[derive(Debug, Default)]
 struct Inner {
-    values: BTreeMap<(&'static str, Labels), f64>,
-    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+    values: BTreeMap<&'static str, Vec<(Labels, f64)>>,
+    histograms: BTreeMap<&'static str, Vec<(Labels, Histogram)>>,
+}
+
+fn same(owned: &Labels, labels: &[(&'static str, &str)]) -> bool {
+    owned.len() == labels.len()
+        && owned
+            .iter()
+            .zip(labels)
+            .all(|((k, v), (k2, v2))| k == k2 && v == v2)
+}
+
+fn slot<'a, T: Default>(
+    list: &'a mut Vec<(Labels, T)>,
+    labels: &[(&'static str, &str)],
+) -> &'a mut T {
+    let i = match list.iter().position(|(l, _)| same(l, labels)) {
+        Some(i) => i,
+        None => {
+            list.push((owned(labels), T::default()));
+            list.len() - 1
+        }
+    };
+    &mut list[i].1
 }
 
 /// The registry.
@@ -110,8 +134,7 @@ impl Metrics {
 
     /// Adds `by` to a counter.
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], by: f64) {
-        let key = (name, owned(labels));
-        self.with(|i| *i.values.entry(key).or_default() += by);
+        self.with(|i| *slot(i.values.entry(name).or_default(), labels) += by);
     }
 
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
@@ -120,20 +143,16 @@ impl Metrics {
 
     /// Sets a gauge.
     pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
-        let key = (name, owned(labels));
-        self.with(|i| {
-            i.values.insert(key, value);
-        });
+        self.with(|i| *slot(i.values.entry(name).or_default(), labels) = value);
     }
 
     /// Records an observation in a histogram.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
-        let key = (name, owned(labels));
         self.with(|i| {
-            let h = i.histograms.entry(key).or_insert_with(|| Histogram {
-                counts: vec![0; BUCKETS.len()],
-                ..Histogram::default()
-            });
+            let h = slot(i.histograms.entry(name).or_default(), labels);
+            if h.counts.is_empty() {
+                h.counts = vec![0; BUCKETS.len()];
+            }
             for (slot, bound) in h.counts.iter_mut().zip(BUCKETS) {
                 if value <= *bound {
                     *slot += 1;
@@ -146,8 +165,12 @@ impl Metrics {
 
     /// The current value of a counter or gauge (for tests and `trigd` itself).
     pub fn get(&self, name: &'static str, labels: &[(&'static str, &str)]) -> f64 {
-        let key = (name, owned(labels));
-        self.with(|i| i.values.get(&key).copied().unwrap_or(0.0))
+        self.with(|i| {
+            i.values
+                .get(name)
+                .and_then(|list| list.iter().find(|(l, _)| same(l, labels)))
+                .map_or(0.0, |(_, v)| *v)
+        })
     }
 
     /// The text exposition format.
@@ -156,15 +179,22 @@ impl Metrics {
             let mut out = String::new();
             for (name, kind, help) in METRICS {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for ((n, labels), v) in &i.values {
-                    if n == name {
-                        let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
-                    }
+                let mut values: Vec<&(Labels, f64)> = i
+                    .values
+                    .get(name)
+                    .map(|l| l.iter().collect())
+                    .unwrap_or_default();
+                values.sort_by(|a, b| a.0.cmp(&b.0));
+                for (labels, v) in values {
+                    let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
                 }
-                for ((n, labels), h) in &i.histograms {
-                    if n != name {
-                        continue;
-                    }
+                let mut hists: Vec<&(Labels, Histogram)> = i
+                    .histograms
+                    .get(name)
+                    .map(|l| l.iter().collect())
+                    .unwrap_or_default();
+                hists.sort_by(|a, b| a.0.cmp(&b.0));
+                for (labels, h) in hists {
                     for (bound, c) in BUCKETS.iter().zip(&h.counts) {
                         let le = format!("{bound}");
                         let _ = writeln!(out, "{name}_bucket{} {c}", fmt_labels(labels, Some(&le)));

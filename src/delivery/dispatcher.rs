@@ -107,7 +107,9 @@ impl Dispatcher {
             }
             let now = Utc::now().timestamp_millis();
             let reserved = lock(&s.in_flight).clone();
-            let due = s.outbox.due(now, BATCH, &reserved).await?;
+            // Read no more rows than the lanes can take: rows read and left are wasted work.
+            let limit = self.free_slots().clamp(16, BATCH);
+            let due = s.outbox.due(now, limit, &reserved).await?;
             let fetched = due.len();
             let mut started = 0;
             for d in due {
@@ -122,7 +124,7 @@ impl Dispatcher {
                     });
                 }
             }
-            if started > 0 && fetched == BATCH {
+            if started > 0 && fetched == limit {
                 continue;
             }
             let wait = match s.outbox.next_due_ms().await? {
@@ -136,6 +138,16 @@ impl Dispatcher {
                 () = stop.cancelled() => return Ok(()),
             }
         }
+    }
+
+    /// Free reservations across known lanes, plus room for lanes not seen yet.
+    fn free_slots(&self) -> usize {
+        let lanes = lock(&self.shared.lanes);
+        let known: usize = lanes
+            .values()
+            .map(|l| (l.limit * 2).saturating_sub(l.reserved))
+            .sum();
+        known + 64
     }
 
     /// Reserves a slot in the delivery's lane, or `None` when the lane is full.
