@@ -31,13 +31,14 @@ pub struct FlatLeaf<'a> {
 pub fn flatten(event: &Value) -> Vec<FlatLeaf<'_>> {
     let mut out = Vec::new();
     let mut arrays = 0;
-    walk(event, String::new(), &mut Vec::new(), &mut arrays, &mut out);
+    walk(event, None, &mut Vec::new(), &mut arrays, &mut out);
     out
 }
 
+/// `path` is `None` at the root (a key may be the empty string, so "" is a real path).
 fn walk<'a>(
     v: &'a Value,
-    path: String,
+    path: Option<String>,
     trail: &mut Vec<Step>,
     arrays: &mut u32,
     out: &mut Vec<FlatLeaf<'a>>,
@@ -45,12 +46,11 @@ fn walk<'a>(
     let leaf = match v {
         Value::Object(map) => {
             for (k, child) in map {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
+                let p = match &path {
+                    None => k.clone(),
+                    Some(p) => format!("{p}.{k}"),
                 };
-                walk(child, p, trail, arrays, out);
+                walk(child, Some(p), trail, arrays, out);
             }
             return;
         }
@@ -69,7 +69,7 @@ fn walk<'a>(
         Value::Bool(b) => Leaf::Bool(*b),
         Value::Null => Leaf::Null,
     };
-    if !path.is_empty() {
+    if let Some(path) = path {
         out.push(FlatLeaf {
             path,
             leaf,

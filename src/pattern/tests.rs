@@ -182,6 +182,11 @@ const MATCHES: &[(&str, &str, bool)] = &[
         r#"{"detail":{"state":{"status":"running"}}}"#,
         false,
     ),
+    // The empty string is a field name like any other (found by fuzzing).
+    (r#"{"":["x"]}"#, r#"{"":["x"]}"#, true),
+    (r#"{"":["x"]}"#, r#"{"":"y"}"#, false),
+    (r#"{"a":{"":["x"]}}"#, r#"{"a":{"":"x"}}"#, true),
+    (r#"{"a.":["x"]}"#, r#"{"a":{"":"x"}}"#, true),
     // Duplicate keys in the pattern: the last wins.
     (
         r#"{"l":[{"prefix":"us-"}],"l":[{"anything-but":"us-east"}]}"#,
@@ -957,6 +962,18 @@ fn malformed_events_are_refused() {
     assert!(m.matches(&deep_named, &mut s, &mut out).is_err());
     // The matcher still works after errors.
     m.matches(r#"{"a":"x"}"#, &mut s, &mut out).unwrap();
+    assert_eq!(out, vec![0]);
+}
+
+#[test]
+fn duplicate_keys_in_an_event_are_each_seen() {
+    // The scanner streams: both occurrences are values of `a` (as aws/event-ruler's streaming
+    // parser sees them). serde_json keeps only the last, so the reference cannot say.
+    let pat = parse(&serde_json::json!({"a": ["x"]})).unwrap();
+    let m = Matcher::new([&pat]);
+    let mut s = m.scratch();
+    let mut out = Vec::new();
+    m.matches(r#"{"a":"x","a":"y"}"#, &mut s, &mut out).unwrap();
     assert_eq!(out, vec![0]);
 }
 
