@@ -584,3 +584,50 @@ async fn archived_events_export_and_replay() {
     assert_eq!(none.code, 0);
     assert!(none.stdout.is_empty());
 }
+
+#[test]
+fn it_speaks_systemds_notify_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(crate::harness::DEADLINE))
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let rules = dir.path().join("rules");
+    write_rules(&rules, "r.yaml", "rules: []\n");
+    let d = Daemon::start_with_env(
+        &rules,
+        &dir.path().join("state"),
+        &[],
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    // The watchdog interval is 100 ms, so pings interleave with the states.
+    let mut seen = Vec::new();
+    let mut next_state = |seen: &mut Vec<String>| loop {
+        let m = recv();
+        seen.push(m.clone());
+        if m != "WATCHDOG=1" {
+            return m;
+        }
+    };
+    assert_eq!(next_state(&mut seen), "READY=1");
+    d.hup();
+    assert_eq!(next_state(&mut seen), "RELOADING=1");
+    assert_eq!(next_state(&mut seen), "READY=1");
+    let pid = rustix::process::Pid::from_raw(d.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(next_state(&mut seen), "STOPPING=1");
+    assert!(
+        seen.iter().any(|m| m == "WATCHDOG=1"),
+        "watchdog pings: {seen:?}"
+    );
+    assert_eq!(d.stop(), 0);
+}

@@ -27,7 +27,18 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon on `rules` with state in `state`, waiting until it is ready.
     pub fn start(rules: &Path, state: &Path, extra: &[&str]) -> Daemon {
+        Self::start_with_env(rules, state, extra, &[])
+    }
+
+    /// As [`Daemon::start`], with extra environment variables.
+    pub fn start_with_env(
+        rules: &Path,
+        state: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trigd"));
+        cmd.envs(env.iter().copied());
         cmd.args(["run"])
             .arg(rules)
             .args([
