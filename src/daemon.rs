@@ -173,11 +173,27 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         Arc::clone(&wake),
         stop.clone(),
     ));
+    // The watcher and the SIGHUP handler exist before READY: no change or reload request after
+    // READY is missed, and a SIGHUP never meets the default action (terminate).
+    let (changed_tx, changed_rx) = mpsc::channel::<()>(1);
+    let watcher = watch_dir(&opts.rules_dir, changed_tx);
+    let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(message = "Cannot listen for SIGHUP; reload on file changes only.", error = %e);
+            None
+        }
+    };
     tasks.spawn(reloader(
         opts.rules_dir.clone(),
         opts.settings.clone(),
         rules_tx,
         Arc::clone(&metrics),
+        Triggers {
+            _watcher: watcher,
+            changed: changed_rx,
+            hup,
+        },
         stop.clone(),
     ));
     let watchdog = sd_notify::watchdog_interval();
@@ -420,23 +436,29 @@ async fn fire(
     wake.notify_one();
 }
 
+/// What makes the reloader reload.
+struct Triggers {
+    /// Kept alive as long as the reloader: dropping it stops the watching.
+    _watcher: Option<notify::RecommendedWatcher>,
+    /// A nudge per change under the rules directory.
+    changed: mpsc::Receiver<()>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
 /// Reloads on SIGHUP and on changes under the rules directory (debounced).
 async fn reloader(
     dir: PathBuf,
     settings: DaemonSettings,
     rules_tx: watch::Sender<Arc<RuleSet>>,
     metrics: Arc<Metrics>,
+    triggers: Triggers,
     stop: CancellationToken,
 ) {
-    let (changed_tx, mut changed_rx) = mpsc::channel::<()>(1);
-    let _watcher = watch_dir(&dir, changed_tx);
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(message = "Cannot listen for SIGHUP; reload on file changes only.", error = %e);
-            None
-        }
-    };
+    let Triggers {
+        _watcher,
+        changed: mut changed_rx,
+        mut hup,
+    } = triggers;
     loop {
         let reason = tokio::select! {
             Some(()) = changed_rx.recv() => {

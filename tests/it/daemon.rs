@@ -611,7 +611,7 @@ fn it_speaks_systemds_notify_protocol() {
     );
     // The watchdog interval is 100 ms, so pings interleave with the states.
     let mut seen = Vec::new();
-    let mut next_state = |seen: &mut Vec<String>| loop {
+    let next_state = |seen: &mut Vec<String>| loop {
         let m = recv();
         seen.push(m.clone());
         if m != "WATCHDOG=1" {
