@@ -15,50 +15,26 @@ pub fn scheduled_event(
     time: DateTime<Utc>,
     id: &str,
 ) -> Value {
-    json!({
-        "version": "0",
-        "id": id,
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": settings.account,
-        "time": time.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "region": settings.region,
-        "resources": [rule_arn],
-        "detail": {},
-    })
+    envelope(
+        settings,
+        id,
+        "aws.events",
+        "Scheduled Event",
+        vec![Value::String(rule_arn.to_owned())],
+        time,
+        json!({}),
+    )
 }
 
-/// The event a webhook body becomes: `source` is the configured source name, `detail` the
-/// body, `detail-type` "Webhook".
-pub fn webhook_event(
+/// The EventBridge envelope, fields in EventBridge's order.
+fn envelope(
     settings: &Settings,
-    source: &str,
-    detail: Value,
     id: &str,
-    time: DateTime<Utc>,
-) -> Value {
-    json!({
-        "version": "0",
-        "id": id,
-        "detail-type": "Webhook",
-        "source": source,
-        "account": settings.account,
-        "time": time.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "region": settings.region,
-        "resources": [],
-        "detail": detail,
-    })
-}
-
-/// The event a PutEvents entry becomes, as EventBridge builds it.
-pub fn put_events_event(
-    settings: &Settings,
     source: &str,
     detail_type: &str,
-    detail: Value,
     resources: Vec<Value>,
     time: DateTime<Utc>,
-    id: &str,
+    detail: Value,
 ) -> Value {
     json!({
         "version": "0",
@@ -71,6 +47,31 @@ pub fn put_events_event(
         "resources": resources,
         "detail": detail,
     })
+}
+
+/// The event a webhook body becomes: `source` is the configured source name, `detail` the
+/// body, `detail-type` "Webhook".
+pub fn webhook_event(
+    settings: &Settings,
+    source: &str,
+    detail: Value,
+    id: &str,
+    time: DateTime<Utc>,
+) -> Value {
+    envelope(settings, id, source, "Webhook", Vec::new(), time, detail)
+}
+
+/// The event a PutEvents entry becomes, as EventBridge builds it.
+pub fn put_events_event(
+    settings: &Settings,
+    source: &str,
+    detail_type: &str,
+    detail: Value,
+    resources: Vec<Value>,
+    time: DateTime<Utc>,
+    id: &str,
+) -> Value {
+    envelope(settings, id, source, detail_type, resources, time, detail)
 }
 
 /// A UUID-shaped identifier derived from `seed`, stable across runs: for events whose

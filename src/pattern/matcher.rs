@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 
 use super::ast::{Alt, Literal, Pattern, fold_case};
 use super::eval::{Leaf, LeafView, alt_matches};
-use super::reference::{Step, trails_agree};
+use super::reference::{Step, choose};
 use super::scan::{self, EventError, PathTrie, ScanScratch, Sink};
 
 /// Identifies a rule: its index in the sequence given to [`Matcher::new`].
@@ -287,22 +287,6 @@ impl Matcher {
             .collect();
         choose(&candidates, &mut Vec::new())
     }
-}
-
-fn choose<'a>(candidates: &[Vec<&'a [Step]>], chosen: &mut Vec<&'a [Step]>) -> bool {
-    let Some((first, rest)) = candidates.split_first() else {
-        return true;
-    };
-    for t in first {
-        if chosen.iter().all(|c| trails_agree(c, t)) {
-            chosen.push(t);
-            if choose(rest, chosen) {
-                return true;
-            }
-            chosen.pop();
-        }
-    }
-    false
 }
 
 impl FieldIndex {

@@ -131,8 +131,9 @@ fn evaluate_branch(branch: &Branch, leaves: &[FlatLeaf<'_>]) -> Result<(), Failu
     }
 }
 
-/// Backtracking search for one leaf per condition with pairwise agreeing trails.
-fn choose<'a>(candidates: &[Vec<&'a [Step]>], chosen: &mut Vec<&'a [Step]>) -> bool {
+/// Backtracking search for one leaf per condition with pairwise agreeing trails (shared with
+/// the compiled matcher, which calls it only for branches satisfied inside arrays).
+pub(crate) fn choose<'a>(candidates: &[Vec<&'a [Step]>], chosen: &mut Vec<&'a [Step]>) -> bool {
     let Some((first, rest)) = candidates.split_first() else {
         return true;
     };
