@@ -340,7 +340,11 @@ fn run_daemon(
         rules_dir: rules,
         settings,
     };
-    let result = runtime.block_on(trigd::daemon::run(opts, shutdown_signal()));
+    let result = runtime.block_on(async {
+        // Registered before anything starts, so a SIGTERM right after READY is handled.
+        let shutdown = shutdown_signals().context("installing signal handlers")?;
+        anyhow::Ok(trigd::daemon::run(opts, shutdown).await)
+    })?;
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(
@@ -381,20 +385,17 @@ fn archive_cmd(action: ArchiveAction, state_dir: &Path) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now; the future completes on either.
+fn shutdown_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }
 
 fn init_tracing(format: LogFormat) {

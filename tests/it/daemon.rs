@@ -622,6 +622,9 @@ fn it_speaks_systemds_notify_protocol() {
     d.hup();
     assert_eq!(next_state(&mut seen), "RELOADING=1");
     assert_eq!(next_state(&mut seen), "READY=1");
+    // The watchdog pings every 100 ms (half of WATCHDOG_USEC).
+    while recv() != "WATCHDOG=1" {}
+    seen.push("WATCHDOG=1".to_owned());
     let pid = rustix::process::Pid::from_raw(d.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert_eq!(next_state(&mut seen), "STOPPING=1");

@@ -83,11 +83,26 @@ impl Daemon {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends SIGTERM and waits for the exit status; prints the daemon's log when it is not 0.
     pub fn stop(mut self) -> i32 {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-        wait_exit(&mut self.child)
+        let code = wait_exit(&mut self.child);
+        if code != 0 {
+            // Give the log reader a moment to drain the pipe after the exit.
+            let _ = wait_for_opt(|| {
+                self.log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v.is_string())
+                    .then_some(())
+            });
+            for line in self.log.lock().unwrap().iter().rev().take(20).rev() {
+                eprintln!("trigd: {line}");
+            }
+        }
+        code
     }
 
     /// SIGKILL: a crash.
@@ -128,6 +143,17 @@ fn wait_exit(child: &mut Child) -> i32 {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Re-checks `f` for up to a second; `None` if it never yields.
+fn wait_for_opt<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..50 {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 /// Re-checks `f` until it yields a value, failing after [`DEADLINE`].
