@@ -33,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
             let want = reference_matches(&pattern, &Value::Object(map));
             assert_eq!(!out.is_empty(), want, "compiled and reference disagree");
         }
+        // A number too large for an f64 is valid JSON grammar; serde_json refuses it, the
+        // scanner accepts it (and reads it as infinity).
+        Err(e) if e.to_string().contains("out of range") => {}
         Err(_) => {
             // serde_json's default nesting limit (128) is lower than the scanner's; deeper
             // events may be accepted by the scanner.
