@@ -634,3 +634,37 @@ fn it_speaks_systemds_notify_protocol() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn send_posts_an_envelope_through_put_events() {
+    let rec = Recorder::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let text = format!(
+        "rules:\n  - name: s3\n    pattern: {{source: [aws.s3], detail: {{object: {{key: [{{suffix: .jpg}}]}}}}}}\n    targets:\n      - id: hook\n        http: {}\n        input_path: $.detail.object.key\n",
+        rec.url()
+    );
+    write_rules(&rules, "r.yaml", &text);
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    let url = format!("http://{}", d.addr);
+    let event = crate::util::root().join("rules/events/s3-put.json");
+    let sent = crate::util::run(&["send", event.to_str().unwrap(), "--url", &url]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    assert_eq!(
+        sent.stdout.trim().len(),
+        36,
+        "prints the event id: {}",
+        sent.stdout
+    );
+    assert_eq!(rec.wait_for(1).await, vec!["\"2026/cat.jpg\"".to_owned()]);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"detail\": {}}").unwrap();
+    let refused = crate::util::run(&["send", bad.to_str().unwrap(), "--url", &url]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("needs `source` and `detail-type`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(d.stop(), 0);
+}
