@@ -72,6 +72,7 @@ pub fn load_rules(dir: &Path, settings: &DaemonSettings) -> Result<RuleSet, Daem
     let s = Settings {
         region: settings.region.clone(),
         account: settings.account.clone(),
+        defaults: settings.defaults,
     };
     let rules = match config::load_rules(dir, s) {
         Ok(r) => r,

@@ -13,11 +13,13 @@ use crate::pattern::{Matcher, Pattern};
 use crate::schedule::ScheduleExpr;
 use crate::transform::InputSpec;
 
-/// Where rules run: these fill the envelope fields and ARNs that AWS would fill.
+/// Where rules run: these fill the envelope fields and ARNs that AWS would fill, and give the
+/// delivery settings of targets that do not set their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub region: String,
     pub account: String,
+    pub defaults: Defaults,
 }
 
 impl Default for Settings {
@@ -25,6 +27,23 @@ impl Default for Settings {
         Settings {
             region: "us-east-1".to_owned(),
             account: "123456789012".to_owned(),
+            defaults: Defaults::default(),
+        }
+    }
+}
+
+/// Delivery settings for targets that do not set their own (`defaults:` in trigd.yaml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    pub retry: RetryPolicy,
+    pub concurrency: u32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            retry: RetryPolicy::default(),
+            concurrency: 16,
         }
     }
 }

@@ -98,7 +98,7 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
         let shown = path.display().to_string();
         let mut r = Reporter::new(&shown, &mut diags);
         let contents = match yaml::parse(&text) {
-            Ok(root) => rule_file::read(&mut r, &root),
+            Ok(root) => rule_file::read(&mut r, &root, &settings.defaults),
             Err(e) => {
                 r.error(e.pos, format!("invalid YAML: {}", e.message));
                 continue;

@@ -10,8 +10,8 @@ use super::reader::{self, Fields};
 use super::yaml::{Kind, Node, Pos};
 use crate::pattern::{self, PathSeg};
 use crate::rules::{
-    CatchUp, DeadLetter, Destination, InvocationType, QueueFormat, RetryPolicy, Rule, Schedule,
-    Source, SourceKind, Target, TargetKind, Trigger,
+    CatchUp, DeadLetter, Defaults, Destination, InvocationType, QueueFormat, RetryPolicy, Rule,
+    Schedule, Source, SourceKind, Target, TargetKind, Trigger,
 };
 use crate::schedule::ScheduleExpr;
 use crate::transform::{InputSpec, JsonPath, Template};
@@ -88,7 +88,7 @@ pub struct FileContents {
 }
 
 /// Validates a parsed rule file. Problems go to `r`; only valid rules are returned.
-pub fn read(r: &mut Reporter<'_>, root: &Node) -> FileContents {
+pub fn read(r: &mut Reporter<'_>, root: &Node, defaults: &Defaults) -> FileContents {
     let mut out = FileContents::default();
     if root.kind == Kind::Null {
         return out;
@@ -100,7 +100,7 @@ pub fn read(r: &mut Reporter<'_>, root: &Node) -> FileContents {
         match &rules.kind {
             Kind::Seq(items) => {
                 for item in items {
-                    if let Some(rule) = read_rule(r, item) {
+                    if let Some(rule) = read_rule(r, item, defaults) {
                         out.rules.push(rule);
                     }
                 }
@@ -150,7 +150,7 @@ fn check_name(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<String> {
     Some(name.to_owned())
 }
 
-fn read_rule(r: &mut Reporter<'_>, node: &Node) -> Option<Rule> {
+fn read_rule(r: &mut Reporter<'_>, node: &Node, defaults: &Defaults) -> Option<Rule> {
     let before = r.count();
     let f = Fields::new(r, node, "a rule", RULE_KEYS)?;
     let name = match f.get("name") {
@@ -169,9 +169,16 @@ fn read_rule(r: &mut Reporter<'_>, node: &Node) -> Option<Rule> {
         .and_then(|e| reader::boolean(r, e, "`enabled`"))
         .unwrap_or(true);
     let trigger = read_trigger(r, node, &f);
-    let retry = read_retry(r, f.get("retry")).unwrap_or_default();
+    let retry = read_retry(r, f.get("retry"), defaults.retry).unwrap_or(defaults.retry);
     let dead_letter = f.get("dead_letter").and_then(|d| read_dead_letter(r, d));
-    let targets = read_targets(r, node, &f, retry, dead_letter.as_ref());
+    let targets = read_targets(
+        r,
+        node,
+        &f,
+        retry,
+        dead_letter.as_ref(),
+        defaults.concurrency,
+    );
     if r.count() != before {
         return None;
     }
@@ -405,10 +412,14 @@ fn timestamp(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<DateTime<U
     }
 }
 
-fn read_retry(r: &mut Reporter<'_>, node: Option<&Node>) -> Option<RetryPolicy> {
+/// A `retry` block; fields it does not set keep `default`'s.
+pub fn read_retry(
+    r: &mut Reporter<'_>,
+    node: Option<&Node>,
+    default: RetryPolicy,
+) -> Option<RetryPolicy> {
     let node = node?;
     let f = Fields::new(r, node, "`retry`", RETRY_KEYS)?;
-    let default = RetryPolicy::default();
     let max_attempts = match f.get("max_attempts") {
         Some(n) => reader::integer(r, n, "`retry.max_attempts`", 0..=185).map(|v| v as u32),
         None => Some(default.max_attempts),
@@ -452,6 +463,7 @@ fn read_targets(
     f: &Fields<'_>,
     retry: RetryPolicy,
     dead_letter: Option<&DeadLetter>,
+    concurrency: u32,
 ) -> Option<Vec<Target>> {
     let Some(node) = f.get("targets") else {
         r.error(rule.pos, "a rule needs `targets` (1 to 5)");
@@ -473,7 +485,7 @@ fn read_targets(
     let before = r.count();
     let mut out: Vec<Target> = Vec::new();
     for item in items {
-        if let Some(t) = read_target(r, item, retry, dead_letter) {
+        if let Some(t) = read_target(r, item, retry, dead_letter, concurrency) {
             if out.iter().any(|o| o.id == t.id) {
                 r.error(
                     item.pos,
@@ -491,6 +503,7 @@ fn read_target(
     node: &Node,
     rule_retry: RetryPolicy,
     rule_dead_letter: Option<&DeadLetter>,
+    default_concurrency: u32,
 ) -> Option<Target> {
     let before = r.count();
     let keys = target_keys();
@@ -538,7 +551,7 @@ fn read_target(
     }
     let input = read_input(r, node, &f, id.as_deref().unwrap_or("?"));
     let retry = match f.get("retry") {
-        Some(_) => read_retry(r, f.get("retry")),
+        Some(_) => read_retry(r, f.get("retry"), rule_retry),
         None => Some(rule_retry),
     };
     let dead_letter = match f.get("dead_letter") {
@@ -547,7 +560,7 @@ fn read_target(
     };
     let concurrency = match f.get("concurrency") {
         Some(n) => reader::integer(r, n, "`concurrency`", 1..=10_000).map(|c| c as u32),
-        None => Some(16),
+        None => Some(default_concurrency),
     };
     if r.count() != before {
         return None;

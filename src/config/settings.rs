@@ -10,6 +10,7 @@ use super::diag::{Diagnostic, Diagnostics, Reporter};
 use super::reader::{self, Fields};
 use super::yaml::{self, Kind};
 use crate::archive::ArchiveConfig;
+use crate::rules::Defaults;
 
 /// Keys of `trigd.yaml`.
 pub const KEYS: &[&str] = &[
@@ -21,7 +22,11 @@ pub const KEYS: &[&str] = &[
     "max_body_bytes",
     "grace_period",
     "archive",
+    "defaults",
 ];
+
+/// Keys of the `defaults:` section.
+pub const DEFAULTS_KEYS: &[&str] = &["retry", "concurrency"];
 
 /// Keys of the `archive:` section.
 pub const ARCHIVE_KEYS: &[&str] = &["max_file_bytes", "max_total_bytes", "retention", "pattern"];
@@ -41,6 +46,8 @@ pub struct DaemonSettings {
     pub grace_period: Duration,
     /// Record accepted events for replay; `None` when off.
     pub archive: Option<ArchiveConfig>,
+    /// Retry policy and concurrency of targets that do not set their own.
+    pub defaults: Defaults,
 }
 
 impl Default for DaemonSettings {
@@ -54,6 +61,7 @@ impl Default for DaemonSettings {
             max_body_bytes: 256 * 1024,
             grace_period: Duration::from_secs(30),
             archive: None,
+            defaults: Defaults::default(),
         }
     }
 }
@@ -144,6 +152,18 @@ fn read(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<DaemonSettings> {
     if let Some(n) = f.get("archive") {
         s.archive = read_archive(r, n);
     }
+    if let Some(n) = f.get("defaults") {
+        if let Some(g) = Fields::new(r, n, "`defaults`", DEFAULTS_KEYS) {
+            if let Some(retry) = super::rule_file::read_retry(r, g.get("retry"), s.defaults.retry) {
+                s.defaults.retry = retry;
+            }
+            if let Some(c) = g.get("concurrency") {
+                if let Some(c) = reader::integer(r, c, "`defaults.concurrency`", 1..=10_000) {
+                    s.defaults.concurrency = c as u32;
+                }
+            }
+        }
+    }
     Some(s)
 }
 
@@ -177,4 +197,75 @@ fn read_archive(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<ArchiveConfig
         a.pattern = Some(super::rule_file::read_pattern(r, n)?);
     }
     Some(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{RetryPolicy, Settings};
+
+    #[test]
+    fn defaults_apply_to_targets_that_do_not_set_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("trigd.yaml");
+        std::fs::write(
+            &config,
+            "defaults:\n  retry: {max_attempts: 3}\n  concurrency: 2\n",
+        )
+        .unwrap();
+        let s = load(&config).unwrap();
+        assert_eq!(
+            s.defaults.retry,
+            RetryPolicy {
+                max_attempts: 3,
+                max_event_age: Duration::from_secs(86_400)
+            }
+        );
+        assert_eq!(s.defaults.concurrency, 2);
+        let rules = "rules:
+  - name: plain
+    pattern: {source: [a]}
+    targets: [{id: t, log: true}]
+  - name: own
+    pattern: {source: [b]}
+    retry: {max_event_age: 1h}
+    targets: [{id: t, log: true, concurrency: 5}]
+";
+        std::fs::write(dir.path().join("r.yaml"), rules).unwrap();
+        let settings = Settings {
+            defaults: s.defaults,
+            ..Settings::default()
+        };
+        let set = crate::config::load_rules(dir.path(), settings).unwrap();
+        let plain = &set.rule("plain").unwrap().targets[0];
+        assert_eq!(plain.retry.max_attempts, 3);
+        assert_eq!(plain.concurrency, 2);
+        let own = &set.rule("own").unwrap().targets[0];
+        assert_eq!(
+            own.retry.max_attempts, 3,
+            "unset fields inherit the defaults"
+        );
+        assert_eq!(own.retry.max_event_age, Duration::from_secs(3600));
+        assert_eq!(own.concurrency, 5);
+    }
+
+    #[test]
+    fn problems_have_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("trigd.yaml");
+        std::fs::write(
+            &config,
+            "defaults:\n  retry: {max_attempts: 999}\n  concurency: 2\n",
+        )
+        .unwrap();
+        let Err(LoadError::Invalid(d)) = load(&config) else {
+            panic!("must be refused")
+        };
+        let text = d.to_string();
+        assert!(
+            text.contains("trigd.yaml:2:25: `retry.max_attempts` must be between 0 and 185"),
+            "{text}"
+        );
+        assert!(text.contains("trigd.yaml:3:3: unknown key `concurency` in `defaults`; did you mean `concurrency`?"), "{text}");
+    }
 }
