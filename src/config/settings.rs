@@ -152,16 +152,16 @@ fn read(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<DaemonSettings> {
     if let Some(n) = f.get("archive") {
         s.archive = read_archive(r, n);
     }
-    if let Some(n) = f.get("defaults") {
-        if let Some(g) = Fields::new(r, n, "`defaults`", DEFAULTS_KEYS) {
-            if let Some(retry) = super::rule_file::read_retry(r, g.get("retry"), s.defaults.retry) {
-                s.defaults.retry = retry;
-            }
-            if let Some(c) = g.get("concurrency") {
-                if let Some(c) = reader::integer(r, c, "`defaults.concurrency`", 1..=10_000) {
-                    s.defaults.concurrency = c as u32;
-                }
-            }
+    if let Some(n) = f.get("defaults")
+        && let Some(g) = Fields::new(r, n, "`defaults`", DEFAULTS_KEYS)
+    {
+        if let Some(retry) = super::rule_file::read_retry(r, g.get("retry"), s.defaults.retry) {
+            s.defaults.retry = retry;
+        }
+        if let Some(c) = g.get("concurrency")
+            && let Some(c) = reader::integer(r, c, "`defaults.concurrency`", 1..=10_000)
+        {
+            s.defaults.concurrency = c as u32;
         }
     }
     Some(s)
