@@ -1200,3 +1200,19 @@ fn word_at_a_time_skipping_agrees_with_serde_at_every_offset() {
         }
     }
 }
+
+#[test]
+fn numbers_are_read_correctly_rounded_by_both_matchers() {
+    // Found by fuzzing: 21-digit integers one ULP apart must compare the same whichever
+    // parser read them.
+    check(
+        r#"{"n":[888888888888888888888]}"#,
+        r#"{"n":888888888888888877776}"#,
+        888_888_888_888_888_888_888f64 == 888_888_888_888_888_877_776f64,
+    );
+    check(
+        r#"{"n":[0.1]}"#,
+        r#"{"n":0.1000000000000000055511151231257827}"#,
+        true,
+    );
+}
