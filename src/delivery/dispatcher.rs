@@ -41,6 +41,10 @@ struct Shared {
     backoff: Backoff,
     in_flight: Mutex<HashSet<String>>,
     lanes: Mutex<HashMap<(String, String), Lane>>,
+    /// Delivered, waiting to be removed from the outbox in one batch; they stay in
+    /// `in_flight` until removed, so they are never read and sent again.
+    delivered: Mutex<Vec<String>>,
+    delivered_added: Notify,
 }
 
 /// One target's share of the dispatcher.
@@ -75,6 +79,8 @@ impl Dispatcher {
                 backoff,
                 in_flight: Mutex::new(HashSet::new()),
                 lanes: Mutex::new(HashMap::new()),
+                delivered: Mutex::new(Vec::new()),
+                delivered_added: Notify::new(),
             }),
         }
     }
@@ -83,6 +89,8 @@ impl Dispatcher {
     /// Deliveries not finished stay in the outbox for the next start.
     pub async fn run(self, stop: CancellationToken, grace: Duration) -> Result<(), StoreError> {
         let attempts = TaskTracker::new();
+        let done = CancellationToken::new();
+        let completer = tokio::spawn(complete_loop(Arc::clone(&self.shared), done.clone()));
         let result = self.dispatch_loop(&stop, &attempts).await;
         attempts.close();
         if tokio::time::timeout(grace, attempts.wait()).await.is_err() {
@@ -92,6 +100,9 @@ impl Dispatcher {
                 in_flight = left
             );
         }
+        // The completer removes what was delivered before it stops.
+        done.cancel();
+        let _ = completer.await;
         result
     }
 
@@ -185,6 +196,34 @@ impl Dispatcher {
     }
 }
 
+/// Removes delivered deliveries from the outbox in batches, then releases them.
+async fn complete_loop(s: Arc<Shared>, done: CancellationToken) {
+    loop {
+        let notified = s.delivered_added.notified();
+        let batch = std::mem::take(&mut *lock(&s.delivered));
+        if batch.is_empty() {
+            if done.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = done.cancelled() => {}
+            }
+            continue;
+        }
+        if let Err(e) = s.outbox.complete_many(batch.clone()).await {
+            tracing::error!(message = "Delivered, but could not remove them from the outbox; they may repeat.", count = batch.len(), error = %e);
+        }
+        {
+            let mut in_flight = lock(&s.in_flight);
+            for id in &batch {
+                in_flight.remove(id);
+            }
+        }
+        s.wake.notify_one();
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Poisoning means a panic elsewhere while holding a set or map; the data is still sound.
     match m.lock() {
@@ -258,9 +297,11 @@ async fn attempt(s: &Shared, d: Delivery) {
                 &[],
                 ((now - d.first_seen_ms).max(0) as f64) / 1000.0,
             );
-            if let Err(e) = s.outbox.complete(&d.id).await {
-                tracing::error!(message = "Delivered, but could not remove it from the outbox; it may repeat.", delivery = %d.id, error = %e);
-            }
+            // Removed from the outbox in a batch; released from `in_flight` after that.
+            lock(&s.delivered).push(d.id.clone());
+            s.delivered_added.notify_one();
+            release_lane(s, &d);
+            return;
         }
         Ok((
             Outcome::Retry {
@@ -336,6 +377,11 @@ async fn dead_letter(
 /// Releases the delivery's reservation and wakes the dispatcher.
 fn finish(s: &Shared, d: &Delivery) {
     lock(&s.in_flight).remove(&d.id);
+    release_lane(s, d);
+}
+
+/// Frees the delivery's slot in its lane and wakes the dispatcher.
+fn release_lane(s: &Shared, d: &Delivery) {
     if let Some(lane) = lock(&s.lanes).get_mut(&(d.rule.clone(), d.target.clone())) {
         lane.reserved = lane.reserved.saturating_sub(1);
     }

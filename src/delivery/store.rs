@@ -302,9 +302,16 @@ impl Outbox {
     /// Removes a delivery whose target succeeded. Removing a delivery that is not there is not
     /// an error.
     pub async fn complete(&self, id: &str) -> Result<(), StoreError> {
-        self.submit(writer::Op::Delete { id: id.to_owned() })
-            .await
-            .map(drop)
+        self.complete_many(vec![id.to_owned()]).await
+    }
+
+    /// Removes many delivered deliveries in one writer operation (the dispatcher batches its
+    /// successes: one hand-off to the writer thread instead of one per delivery).
+    pub async fn complete_many(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.submit(writer::Op::Delete { ids }).await.map(drop)
     }
 
     /// Records a failed attempt: the attempts made so far, when to try again, and the error
@@ -347,7 +354,7 @@ impl Outbox {
         let dir = dead_letter_dir(&self.inner.state_dir);
         let path = blocking(move || dead_letter::write_file(&dir, &record)).await?;
         self.submit(writer::Op::Delete {
-            id: delivery.id.clone(),
+            ids: vec![delivery.id.clone()],
         })
         .await?;
         Ok(path)

@@ -33,8 +33,8 @@ pub(super) enum Op {
         deliveries: Vec<Delivery>,
         mark: Option<(String, i64)>,
     },
-    /// `complete`, and the second half of `dead_letter`.
-    Delete { id: String },
+    /// `complete`/`complete_many`, and the second half of `dead_letter`.
+    Delete { ids: Vec<String> },
     RetryLater {
         id: String,
         attempts: u32,
@@ -55,7 +55,8 @@ impl Op {
                 .map(|d| ROW_OVERHEAD + d.event.len() + d.payload.len())
                 .sum(),
             Op::RetryLater { error, .. } => ROW_OVERHEAD + error.len(),
-            Op::Delete { .. } | Op::Quarantine { .. } => ROW_OVERHEAD,
+            Op::Delete { ids } => ROW_OVERHEAD * ids.len().max(1),
+            Op::Quarantine { .. } => ROW_OVERHEAD,
         }
     }
 
@@ -72,7 +73,14 @@ impl Op {
                 }
                 inserted
             }
-            Op::Delete { id } => conn.prepare_cached(db::DELETE)?.execute([id])?,
+            Op::Delete { ids } => {
+                let mut stmt = conn.prepare_cached(db::DELETE)?;
+                let mut deleted = 0;
+                for id in ids {
+                    deleted += stmt.execute([id])?;
+                }
+                deleted
+            }
             Op::RetryLater {
                 id,
                 attempts,
@@ -260,6 +268,12 @@ mod tests {
             mark: None,
         };
         assert_eq!(op.size(), 128 + 6 + 128);
-        assert_eq!(Op::Delete { id: "a".to_owned() }.size(), 128);
+        assert_eq!(
+            Op::Delete {
+                ids: vec!["a".to_owned()]
+            }
+            .size(),
+            128
+        );
     }
 }
