@@ -86,7 +86,7 @@ pub fn load_rules(dir: &Path, settings: &DaemonSettings) -> Result<RuleSet, Daem
         .filter(|(_, t)| {
             matches!(
                 t.kind,
-                TargetKind::Lambda { .. } | TargetKind::Sqs { .. } | TargetKind::Sns { .. } | TargetKind::EventBridge { .. }
+                TargetKind::Lambda { .. } | TargetKind::Sns { .. } | TargetKind::EventBridge { .. }
             )
         })
         .map(|(r, t)| crate::config::diag::Diagnostic {
@@ -94,7 +94,7 @@ pub fn load_rules(dir: &Path, settings: &DaemonSettings) -> Result<RuleSet, Daem
             line: r.line,
             column: r.column,
             message: format!(
-                "rule `{}` target `{}`: {} targets are not supported by this build yet; use http, command or log",
+                "rule `{}` target `{}`: {} targets are not supported by this build yet; use sqs, http, command or log",
                 r.name,
                 t.id,
                 t.kind.name()
@@ -121,7 +121,11 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         addr: opts.settings.listen,
         source,
     })?;
-    let targets = Arc::new(Targets::new().map_err(DaemonError::Targets)?);
+    // Always built, so a reload may add AWS targets: the region is explicit and credentials
+    // resolve on first use, so this touches no network.
+    let aws =
+        crate::aws::Aws::new(&opts.settings.region, opts.settings.endpoint_url.as_deref()).await;
+    let targets = Arc::new(Targets::new().map_err(DaemonError::Targets)?.with_aws(aws));
     let metrics = Arc::new(Metrics::new());
     metrics.set("trigd_rules", &[], rules.rules.len() as f64);
     let (rules_tx, rules_rx) = watch::channel(Arc::clone(&rules));

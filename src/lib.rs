@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod aws;
 pub mod config;
 pub mod daemon;
 pub mod delivery;

@@ -73,6 +73,7 @@ impl ErrorCode {
 pub mod command;
 pub mod http;
 pub mod log;
+pub mod sqs;
 
 use crate::rules::TargetKind;
 
@@ -91,13 +92,22 @@ pub enum TargetsError {
 pub struct Targets {
     /// Pooled, redirects off, user agent set (see [`http`]).
     http: reqwest::Client,
+    /// AWS clients, when the daemon's rules use AWS targets.
+    aws: Option<crate::aws::Aws>,
 }
 
 impl Targets {
     pub fn new() -> Result<Targets, TargetsError> {
         Ok(Targets {
             http: http::client().map_err(TargetsError::HttpClient)?,
+            aws: None,
         })
+    }
+
+    /// Adds the AWS clients that AWS targets use.
+    pub fn with_aws(mut self, aws: crate::aws::Aws) -> Targets {
+        self.aws = Some(aws);
+        self
     }
 
     /// One attempt at one delivery. Never panics; every failure is an [`Outcome`], so the
@@ -134,16 +144,27 @@ impl Targets {
                 command::deliver(&command, attempt).await
             }
             TargetKind::Log => log::deliver(attempt),
-            TargetKind::Lambda { .. }
-            | TargetKind::Sqs { .. }
-            | TargetKind::Sns { .. }
-            | TargetKind::EventBridge { .. } => Outcome::Fail {
-                code: ErrorCode::InvalidParameter,
-                error: format!(
-                    "{} targets are not supported by this build yet",
-                    kind.name()
-                ),
+            TargetKind::Sqs {
+                queue_url,
+                message_group_id,
+            } => match &self.aws {
+                Some(aws) => {
+                    sqs::deliver(&aws.sqs, queue_url, message_group_id.as_deref(), attempt).await
+                }
+                None => Outcome::Fail {
+                    code: ErrorCode::InvalidParameter,
+                    error: "no AWS clients: trigd was started without AWS configuration".to_owned(),
+                },
             },
+            TargetKind::Lambda { .. } | TargetKind::Sns { .. } | TargetKind::EventBridge { .. } => {
+                Outcome::Fail {
+                    code: ErrorCode::InvalidParameter,
+                    error: format!(
+                        "{} targets are not supported by this build yet",
+                        kind.name()
+                    ),
+                }
+            }
         }
     }
 }

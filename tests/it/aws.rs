@@ -1,0 +1,247 @@
+//! Against moto's server, a real AWS emulator on 127.0.0.1: the official SDK in trigd talks to
+//! it through the ordinary endpoint override. A missing moto fails these tests loudly.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{Daemon, wait_for, write_rules};
+use crate::util::root;
+
+/// A `moto_server` child process on a free port.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = std::env::var_os("MOTO_SERVER")
+            .map(PathBuf::from)
+            .or_else(|| Some(root().join(".venv-moto/bin/moto_server")).filter(|p| p.exists()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "moto_server not found: these tests need moto's server. Install it with \
+                     `python3 -m venv .venv-moto && .venv-moto/bin/pip install 'moto[server]'` \
+                     (scripts/test does this), or set MOTO_SERVER to its path"
+                )
+            });
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let url = format!("http://127.0.0.1:{port}");
+        let probe = format!("127.0.0.1:{port}");
+        wait_for("moto to listen", || {
+            std::net::TcpStream::connect(&probe).ok()
+        });
+        Moto { child, url }
+    }
+
+    /// An SQS client for the test itself.
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        aws_sdk_sqs::Client::new(&conf)
+    }
+
+    /// The environment trigd needs to reach this moto.
+    pub fn env(&self) -> [(&'static str, &str); 4] {
+        [
+            ("AWS_ENDPOINT_URL", self.url.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn receive_all(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    n: usize,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
+    while got.len() < n && tokio::time::Instant::now() < deadline {
+        let r = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        got.extend(r.messages.unwrap_or_default());
+    }
+    got
+}
+
+async fn post(url: &str, body: &str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sqs_target_receives_the_transformed_payloads() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("uploads")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let text = format!(
+        r#"
+rules:
+  - name: jpegs
+    pattern: {{source: [s3], detail: {{key: [{{suffix: .jpg}}]}}}}
+    targets:
+      - id: queue
+        sqs: {queue}
+        input_transformer:
+          input_paths: {{key: $.detail.key}}
+          input_template: '{{"thumbnail_for": <key>}}'
+"#
+    );
+    write_rules(&rules, "r.yaml", &text);
+    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
+    for key in ["a b/c.jpg", "x.png", "d.jpg"] {
+        let body = serde_json::json!({"key": key}).to_string();
+        assert_eq!(post(&d.url("/events/s3"), &body).await, 200);
+    }
+    let got = receive_all(&sqs, &queue, 2).await;
+    let mut bodies: Vec<String> = got.iter().filter_map(|m| m.body.clone()).collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        vec![
+            r#"{"thumbnail_for": "a b/c.jpg"}"#,
+            r#"{"thumbnail_for": "d.jpg"}"#
+        ]
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifo_queues_get_the_group_and_the_delivery_id_as_deduplication_id() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("orders.fifo")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        &format!(
+            "rules:\n  - name: orders\n    pattern: {{source: [shop]}}\n    targets:\n      - id: q\n        sqs: {queue}\n        message_group_id: shop\n"
+        ),
+    );
+    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
+    assert_eq!(post(&d.url("/events/shop"), "{\"n\":1}").await, 200);
+    let got = receive_all(&sqs, &queue, 1).await;
+    let attrs = got[0].attributes.clone().unwrap_or_default();
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    assert_eq!(
+        attrs.get(&A::MessageGroupId).map(String::as_str),
+        Some("shop")
+    );
+    assert_eq!(
+        attrs.get(&A::MessageDeduplicationId).map(String::len),
+        Some(36)
+    );
+    let event: Value = serde_json::from_str(got[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(event["detail"]["n"], 1);
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_queue_is_a_dead_letter_with_the_reason() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("gone")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    sqs.delete_queue().queue_url(&queue).send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        &format!(
+            "rules:\n  - name: r\n    pattern: {{source: [shop]}}\n    targets:\n      - id: q\n        sqs: {queue}\n"
+        ),
+    );
+    let state = dir.path().join("state");
+    let d = Daemon::start_with_env(&rules, &state, &[], &moto.env());
+    assert_eq!(post(&d.url("/events/shop"), "{}").await, 200);
+    let letter = wait_for("a dead letter", || {
+        std::fs::read_dir(state.join("dead-letters"))
+            .ok()?
+            .flatten()
+            .next()
+    });
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    assert_eq!(record["error_code"], "NO_RESOURCE", "{record}");
+    assert_eq!(record["attempts"], 1);
+    assert!(
+        record["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("QueueDoesNotExist")
+            || record["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("NonExistentQueue"),
+        "{record}"
+    );
+    assert_eq!(d.stop(), 0);
+}
