@@ -125,7 +125,11 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     // resolve on first use, so this touches no network.
     let aws =
         crate::aws::Aws::new(&opts.settings.region, opts.settings.endpoint_url.as_deref()).await;
-    let targets = Arc::new(Targets::new().map_err(DaemonError::Targets)?.with_aws(aws));
+    let targets = Arc::new(
+        Targets::new()
+            .map_err(DaemonError::Targets)?
+            .with_aws(aws.clone()),
+    );
     let metrics = Arc::new(Metrics::new());
     metrics.set("trigd_rules", &[], rules.rules.len() as f64);
     let (rules_tx, rules_rx) = watch::channel(Arc::clone(&rules));
@@ -201,6 +205,28 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         },
         stop.clone(),
     ));
+    // SQS sources, as declared at start (a reload changes rules, not the set of sources).
+    for source in &rules.sources {
+        if let crate::rules::SourceKind::Sqs {
+            queue_url,
+            format,
+            concurrency,
+        } = &source.kind
+        {
+            for _ in 0..*concurrency {
+                tasks.spawn(crate::sources::sqs::run(
+                    aws.sqs.clone(),
+                    crate::sources::sqs::SqsSource {
+                        name: source.name.clone(),
+                        queue_url: queue_url.clone(),
+                        format: *format,
+                    },
+                    Arc::clone(&state),
+                    stop.clone(),
+                ));
+            }
+        }
+    }
     let watchdog = sd_notify::watchdog_interval();
     if let Some(every) = watchdog {
         let stop = stop.clone();

@@ -36,5 +36,6 @@ pub mod schedule;
 pub mod schema;
 pub mod sd_notify;
 pub mod server;
+pub mod sources;
 pub mod targets;
 pub mod transform;

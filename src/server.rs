@@ -81,10 +81,10 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
 }
 
 /// A refusal: status, reason label for the metric, and a message for the sender.
-struct Refusal {
-    status: StatusCode,
-    reason: &'static str,
-    message: String,
+pub struct Refusal {
+    pub status: StatusCode,
+    pub reason: &'static str,
+    pub message: String,
 }
 
 impl Refusal {
@@ -316,8 +316,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Routes events and writes their deliveries to the outbox, durably, in one batch.
-async fn accept(
+/// Routes events and writes their deliveries to the outbox, durably, in one batch: the intake
+/// shared by every source.
+pub async fn accept(
     state: &AppState,
     rules: &RuleSet,
     events: Vec<Value>,

@@ -245,3 +245,198 @@ async fn a_missing_queue_is_a_dead_letter_with_the_reason() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+fn s3_notification(keys: &[&str]) -> String {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            serde_json::json!({"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1",
+                "eventTime":"2026-11-23T10:00:00.000Z","eventName":"ObjectCreated:Put",
+                "s3":{"s3SchemaVersion":"1.0","bucket":{"name":"photos","arn":"arn:aws:s3:::photos"},
+                      "object":{"key":k,"size":5,"eTag":"e","sequencer":"01"}}})
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+async fn approximate_count(sqs: &aws_sdk_sqs::Client, url: &str) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Q::ApproximateNumberOfMessages)
+        .attribute_names(Q::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    (
+        attrs
+            .get(&Q::ApproximateNumberOfMessages)
+            .cloned()
+            .unwrap_or_default(),
+        attrs
+            .get(&Q::ApproximateNumberOfMessagesNotVisible)
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sqs_source_decodes_s3_sns_eventbridge_and_raw_messages() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let inbox = sqs
+        .create_queue()
+        .queue_name("inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let thumbs = sqs
+        .create_queue()
+        .queue_name("thumbs")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let others = sqs
+        .create_queue()
+        .queue_name("others")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let text = format!(
+        r#"
+sources:
+  uploads:
+    sqs: {{queue_url: {inbox}}}
+rules:
+  - name: thumbnails
+    pattern:
+      source: [aws.s3]
+      detail-type: [Object Created]
+      detail: {{object: {{key: [{{suffix: .jpg}}]}}}}
+    targets:
+      - id: q
+        sqs: {thumbs}
+        input_transformer:
+          input_paths: {{bucket: $.detail.bucket.name, key: $.detail.object.key}}
+          input_template: '{{"bucket": <bucket>, "key": <key>}}'
+  - name: the-rest
+    pattern:
+      $or:
+        - source: [aws.sqs]
+        - source: [custom]
+    targets:
+      - id: q
+        sqs: {others}
+        input_path: $.source
+"#
+    );
+    write_rules(&rules, "r.yaml", &text);
+    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
+    let bodies = [
+        s3_notification(&["holiday+photos/%C3%A9t%C3%A9+1.jpg", "notes.txt"]),
+        r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-23T10:00:00.000Z","Bucket":"photos","RequestId":"R","HostId":"H"}"#.to_owned(),
+        serde_json::json!({"Type":"Notification","MessageId":"s-1","TopicArn":"arn:aws:sns:us-east-1:123456789012:uploads",
+            "Message": s3_notification(&["a%2Fb/c.jpg"]),"Timestamp":"2026-11-23T10:00:00.000Z"}).to_string(),
+        r#"{"version":"0","id":"e-1","detail-type":"Thing","source":"custom","account":"123456789012","time":"2026-11-23T10:00:00Z","region":"us-east-1","resources":[],"detail":{}}"#.to_owned(),
+        "just some text".to_owned(),
+    ];
+    for body in &bodies {
+        sqs.send_message()
+            .queue_url(&inbox)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let got = receive_all(&sqs, &thumbs, 2).await;
+    let mut thumbs_bodies: Vec<Value> = got
+        .iter()
+        .map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap())
+        .collect();
+    thumbs_bodies.sort_by_key(|v| v["key"].as_str().unwrap().to_owned());
+    assert_eq!(
+        thumbs_bodies,
+        vec![
+            serde_json::json!({"bucket": "photos", "key": "a/b/c.jpg"}),
+            serde_json::json!({"bucket": "photos", "key": "holiday photos/été 1.jpg"}),
+        ]
+    );
+    let got = receive_all(&sqs, &others, 2).await;
+    let mut sources: Vec<String> = got.iter().map(|m| m.body.clone().unwrap()).collect();
+    sources.sort();
+    assert_eq!(sources, vec!["\"aws.sqs\"", "\"custom\""]);
+    // Every message was acknowledged once its deliveries were stored.
+    wait_for_async("the inbox to be empty", || async {
+        approximate_count(&sqs, &inbox).await == ("0".to_owned(), "0".to_owned())
+    })
+    .await;
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_undecodable_message_stays_on_the_queue() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let inbox = sqs
+        .create_queue()
+        .queue_name("pinned")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "600",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        &format!("sources:\n  s3only:\n    sqs: {{queue_url: {inbox}, format: s3}}\nrules: []\n"),
+    );
+    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
+    sqs.send_message()
+        .queue_url(&inbox)
+        .message_body("not an S3 notification")
+        .send()
+        .await
+        .unwrap();
+    d.wait_log("the refusal", |v| {
+        v["message"] == "An SQS message cannot be decoded; it stays on the queue."
+    });
+    // Received (in flight) but not deleted: it will come back for SQS's own redrive.
+    assert_eq!(
+        approximate_count(&sqs, &inbox).await,
+        ("0".to_owned(), "1".to_owned())
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+/// Re-checks an async condition until it holds, failing after the deadline.
+async fn wait_for_async<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,207 @@
+//! The SQS source: long-polls a queue (20 s, batches of 10), turns each message into events,
+//! writes their deliveries to the outbox durably, and only then deletes the messages
+//! (`DeleteMessageBatch`). A message that cannot be decoded, or whose deliveries could not be
+//! stored, stays on the queue: SQS makes it visible again and, with a redrive policy, moves it
+//! to the queue's own dead-letter queue. Receive errors (the service down, say) back off and
+//! retry, so the source reconnects by itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::decode::{Message, decode};
+use crate::rules::QueueFormat;
+use crate::server::{self, AppState};
+
+/// One SQS source.
+#[derive(Debug, Clone)]
+pub struct SqsSource {
+    pub name: String,
+    pub queue_url: String,
+    pub format: QueueFormat,
+}
+
+/// `arn:aws:sqs:REGION:ACCOUNT:NAME` from a queue URL (`.../ACCOUNT/NAME`).
+pub fn queue_arn(queue_url: &str, region: &str) -> String {
+    let mut parts = queue_url.trim_end_matches('/').rsplit('/');
+    let name = parts.next().unwrap_or_default();
+    let account = parts.next().unwrap_or_default();
+    format!("arn:aws:sqs:{region}:{account}:{name}")
+}
+
+/// Polls until `stop`.
+pub async fn run(
+    client: aws_sdk_sqs::Client,
+    source: SqsSource,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+) {
+    let region = state.rules.borrow().settings.region.clone();
+    let arn = queue_arn(&source.queue_url, &region);
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let receive = client
+            .receive_message()
+            .queue_url(&source.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(20)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send();
+        let result = tokio::select! {
+            r = receive => r,
+            () = stop.cancelled() => return,
+        };
+        let messages = match result {
+            Ok(out) => {
+                backoff = Duration::from_secs(1);
+                out.messages.unwrap_or_default()
+            }
+            Err(e) => {
+                tracing::warn!(message = "Cannot receive from SQS; will retry.", source = %source.name, retry_in_secs = backoff.as_secs(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        handle_batch(&client, &source, &arn, &region, &state, messages).await;
+    }
+}
+
+async fn handle_batch(
+    client: &aws_sdk_sqs::Client,
+    source: &SqsSource,
+    arn: &str,
+    region: &str,
+    state: &AppState,
+    messages: Vec<aws_sdk_sqs::types::Message>,
+) {
+    let rules = state.rules.borrow().clone();
+    let now = Utc::now();
+    let mut events = Vec::new();
+    let mut done = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let msg = Message {
+            message_id: m.message_id().unwrap_or_default(),
+            body: m.body().unwrap_or_default(),
+            attributes: m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            message_attributes: message_attributes(m),
+            queue_arn: arn,
+            region,
+        };
+        match decode(&msg, source.format, &rules.settings, now) {
+            Ok(evs) => {
+                events.extend(evs);
+                if let Some(handle) = m.receipt_handle() {
+                    done.push((i, handle.to_owned()));
+                }
+            }
+            Err(e) => {
+                state.metrics.inc(
+                    "trigd_events_rejected_total",
+                    &[("source", &source.name), ("reason", "undecodable")],
+                );
+                tracing::warn!(message = "An SQS message cannot be decoded; it stays on the queue.", source = %source.name, message_id = msg.message_id, error = %e);
+            }
+        }
+    }
+    let count = events.len();
+    if let Err(r) = server::accept(state, &rules, events, now).await {
+        tracing::error!(message = "Events from SQS could not be stored; the messages stay on the queue.", source = %source.name, reason = r.reason);
+        return;
+    }
+    state.metrics.add(
+        "trigd_events_received_total",
+        &[("source", &source.name)],
+        count as f64,
+    );
+    delete(client, source, done).await;
+}
+
+/// Deletes processed messages; per-entry failures are logged (the message will come back, and
+/// its deliveries, having the same ids, are stored once).
+async fn delete(client: &aws_sdk_sqs::Client, source: &SqsSource, done: Vec<(usize, String)>) {
+    if done.is_empty() {
+        return;
+    }
+    let entries: Vec<DeleteMessageBatchRequestEntry> = done
+        .into_iter()
+        .filter_map(|(i, handle)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(handle)
+                .build()
+                .ok()
+        })
+        .collect();
+    match client
+        .delete_message_batch()
+        .queue_url(&source.queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(out) => {
+            for f in out.failed() {
+                tracing::warn!(message = "An SQS message could not be deleted; it will be received again.", source = %source.name, code = f.code(), error = f.message().unwrap_or_default());
+            }
+        }
+        Err(e) => {
+            tracing::warn!(message = "SQS messages could not be deleted; they will be received again.", source = %source.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
+        }
+    }
+}
+
+/// Message attributes in Lambda's event shape.
+fn message_attributes(m: &aws_sdk_sqs::types::Message) -> Map<String, Value> {
+    m.message_attributes()
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        json!({"stringValue": v.string_value(), "dataType": v.data_type()}),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_arns_from_urls() {
+        assert_eq!(
+            queue_arn(
+                "https://sqs.eu-west-2.amazonaws.com/123456789012/uploads",
+                "eu-west-2"
+            ),
+            "arn:aws:sqs:eu-west-2:123456789012:uploads"
+        );
+        assert_eq!(
+            queue_arn("http://127.0.0.1:5000/123456789012/q.fifo/", "us-east-1"),
+            "arn:aws:sqs:us-east-1:123456789012:q.fifo"
+        );
+    }
+}
