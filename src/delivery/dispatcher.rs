@@ -363,6 +363,47 @@ async fn dead_letter(
     record.attempts = attempts;
     record.first_error = d.first_error.clone().or_else(|| Some(error.clone()));
     record.last_error = Some(error.clone());
+    // The dead-letter queue, when the target has one: as EventBridge sends it, the event as
+    // the body and the reason in message attributes. Best effort: the local dead letter below
+    // is the record that is never lost.
+    let queue = {
+        let rules = s.rules.borrow();
+        rules.rule(&d.rule).and_then(|r| {
+            let arn = rules.rule_arn(&r.name);
+            r.targets
+                .iter()
+                .find(|t| t.id == d.target)
+                .and_then(|t| match &t.dead_letter {
+                    Some(crate::rules::DeadLetter::Sqs(url)) => Some((
+                        url.clone(),
+                        arn,
+                        crate::targets::target_arn(&t.kind, &rules.settings),
+                    )),
+                    None => None,
+                })
+        })
+    };
+    if let Some((url, rule_arn, target_arn)) = queue {
+        let attributes = crate::targets::sqs::DeadLetterAttributes {
+            rule_arn: &rule_arn,
+            target_arn: &target_arn,
+            error_code: code.as_str(),
+            error_message: &error,
+            exhausted: exhausted.map(Exhausted::as_str),
+            retry_attempts: attempts.saturating_sub(1),
+        };
+        if let Err(e) = s
+            .targets
+            .send_dead_letter(&url, &d.event, &attributes)
+            .await
+        {
+            s.metrics.inc(
+                "trigd_dead_letters_failed_total",
+                &[("rule", &d.rule), ("target", &d.target)],
+            );
+            tracing::error!(message = "Could not send to the dead-letter queue; the local dead letter is kept.", rule = %d.rule, target = %d.target, error = %e);
+        }
+    }
     let info = DeadLetterInfo {
         code,
         error,

@@ -104,6 +104,19 @@ impl Targets {
         })
     }
 
+    /// Sends an event to an SQS dead-letter queue (see [`sqs::send_dead_letter`]).
+    pub async fn send_dead_letter(
+        &self,
+        queue_url: &str,
+        event: &str,
+        attributes: &sqs::DeadLetterAttributes<'_>,
+    ) -> Result<(), String> {
+        match &self.aws {
+            Some(aws) => sqs::send_dead_letter(&aws.sqs, queue_url, event, attributes).await,
+            None => Err("no AWS clients: trigd was started without AWS configuration".to_owned()),
+        }
+    }
+
     /// Adds the AWS clients that AWS targets use.
     pub fn with_aws(mut self, aws: crate::aws::Aws) -> Targets {
         self.aws = Some(aws);
@@ -166,5 +179,33 @@ impl Targets {
                 }
             }
         }
+    }
+}
+
+/// What EventBridge's `TARGET_ARN` says for a target: its AWS ARN, or its address.
+pub fn target_arn(kind: &TargetKind, settings: &crate::rules::Settings) -> String {
+    match kind {
+        TargetKind::Lambda { function, .. } if function.starts_with("arn:") => function.clone(),
+        TargetKind::Lambda { function, .. } => format!(
+            "arn:aws:lambda:{}:{}:function:{function}",
+            settings.region, settings.account
+        ),
+        TargetKind::Sqs { queue_url, .. } => {
+            crate::sources::sqs::queue_arn(queue_url, &settings.region)
+        }
+        TargetKind::Sns { topic_arn, .. } => topic_arn.clone(),
+        TargetKind::EventBridge { bus, .. } if bus.starts_with("arn:") => bus.clone(),
+        TargetKind::EventBridge { bus, .. } => format!(
+            "arn:aws:events:{}:{}:event-bus/{bus}",
+            settings.region, settings.account
+        ),
+        TargetKind::Http { url, .. } => url.clone(),
+        TargetKind::Command { argv, .. } => {
+            format!(
+                "command:{}",
+                argv.first().map(String::as_str).unwrap_or_default()
+            )
+        }
+        TargetKind::Log => "log".to_owned(),
     }
 }

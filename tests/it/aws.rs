@@ -440,3 +440,71 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dead_letters_go_to_the_sqs_dead_letter_queue_with_eventbridges_attributes() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let dlq = sqs
+        .create_queue()
+        .queue_name("dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let refusing = crate::harness::Recorder::start(vec![400]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let text = format!(
+        "rules:\n  - name: r\n    pattern: {{source: [shop]}}\n    dead_letter: {{sqs: {dlq}}}\n    targets:\n      - id: hook\n        http: {}\n",
+        refusing.url()
+    );
+    write_rules(&rules, "r.yaml", &text);
+    let state = dir.path().join("state");
+    let d = Daemon::start_with_env(&rules, &state, &[], &moto.env());
+    assert_eq!(post(&d.url("/events/shop"), "{\"order\":9}").await, 200);
+    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
+    let got = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing arrived on the dead-letter queue"
+        );
+        let r = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .wait_time_seconds(2)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        if let Some(m) = r.messages.unwrap_or_default().into_iter().next() {
+            break m;
+        }
+    };
+    let event: Value = serde_json::from_str(got.body.as_deref().unwrap()).unwrap();
+    assert_eq!(event["detail"]["order"], 9, "the body is the event");
+    let attrs = got.message_attributes.unwrap_or_default();
+    let attr = |k: &str| attrs.get(k).and_then(|v| v.string_value.clone());
+    assert_eq!(
+        attr("RULE_ARN").as_deref(),
+        Some("arn:aws:events:us-east-1:123456789012:rule/r")
+    );
+    assert_eq!(attr("TARGET_ARN"), Some(refusing.url()));
+    assert_eq!(attr("ERROR_CODE").as_deref(), Some("INVALID_PARAMETER"));
+    assert!(attr("ERROR_MESSAGE").unwrap().contains("400"));
+    assert_eq!(attr("RETRY_ATTEMPTS").as_deref(), Some("0"));
+    assert_eq!(
+        attr("EXHAUSTED_RETRY_CONDITION"),
+        None,
+        "not retried: no exhausted condition"
+    );
+    // The local dead letter is written too.
+    wait_for("the local dead letter", || {
+        std::fs::read_dir(state.join("dead-letters"))
+            .ok()?
+            .flatten()
+            .next()
+    });
+    assert_eq!(d.stop(), 0);
+}
