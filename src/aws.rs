@@ -15,6 +15,9 @@ use crate::targets::{ErrorCode, Outcome};
 #[derive(Debug, Clone)]
 pub struct Aws {
     pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub lambda: aws_sdk_lambda::Client,
 }
 
 impl Aws {
@@ -30,6 +33,9 @@ impl Aws {
         let conf = loader.load().await;
         Aws {
             sqs: aws_sdk_sqs::Client::new(&conf),
+            sns: aws_sdk_sns::Client::new(&conf),
+            eventbridge: aws_sdk_eventbridge::Client::new(&conf),
+            lambda: aws_sdk_lambda::Client::new(&conf),
         }
     }
 }

@@ -79,14 +79,17 @@ pub fn load_rules(dir: &Path, settings: &DaemonSettings) -> Result<RuleSet, Daem
         Err(LoadError::Invalid(d)) => return Err(DaemonError::Config(d)),
         Err(e @ LoadError::Io { .. }) => return Err(DaemonError::ConfigIo(e)),
     };
+    // Lambda destinations (`on_success`/`on_failure`) are not run yet: refuse rather than
+    // silently ignore them.
     let unsupported: Vec<_> = rules
         .rules
         .iter()
         .flat_map(|r| r.targets.iter().map(move |t| (r, t)))
         .filter(|(_, t)| {
             matches!(
-                t.kind,
-                TargetKind::Lambda { .. } | TargetKind::Sns { .. } | TargetKind::EventBridge { .. }
+                &t.kind,
+                TargetKind::Lambda { on_success, on_failure, .. } | TargetKind::Command { on_success, on_failure, .. }
+                    if on_success.is_some() || on_failure.is_some()
             )
         })
         .map(|(r, t)| crate::config::diag::Diagnostic {
@@ -94,7 +97,7 @@ pub fn load_rules(dir: &Path, settings: &DaemonSettings) -> Result<RuleSet, Daem
             line: r.line,
             column: r.column,
             message: format!(
-                "rule `{}` target `{}`: {} targets are not supported by this build yet; use sqs, http, command or log",
+                "rule `{}` target `{}`: destinations (on_success/on_failure) on {} targets are not supported by this build yet",
                 r.name,
                 t.id,
                 t.kind.name()

@@ -273,6 +273,7 @@ async fn attempt(s: &Shared, d: Delivery) {
                 event_id: &d.event_id,
                 attempt: d.attempts + 1,
                 payload: &d.payload,
+                event: &d.event,
             };
             Ok((s.targets.deliver(&kind, &a).await, retry))
         }

@@ -16,6 +16,8 @@ pub struct Attempt<'a> {
     pub attempt: u32,
     /// The exact text to send.
     pub payload: &'a str,
+    /// The event's JSON text (EventBridge targets take its source and detail-type).
+    pub event: &'a str,
 }
 
 /// What an attempt came to.
@@ -71,8 +73,11 @@ impl ErrorCode {
 }
 
 pub mod command;
+pub mod eventbridge;
 pub mod http;
+pub mod lambda;
 pub mod log;
+pub mod sns;
 pub mod sqs;
 
 use crate::rules::TargetKind;
@@ -164,21 +169,47 @@ impl Targets {
                 Some(aws) => {
                     sqs::deliver(&aws.sqs, queue_url, message_group_id.as_deref(), attempt).await
                 }
-                None => Outcome::Fail {
-                    code: ErrorCode::InvalidParameter,
-                    error: "no AWS clients: trigd was started without AWS configuration".to_owned(),
-                },
+                None => no_aws(),
             },
-            TargetKind::Lambda { .. } | TargetKind::Sns { .. } | TargetKind::EventBridge { .. } => {
-                Outcome::Fail {
-                    code: ErrorCode::InvalidParameter,
-                    error: format!(
-                        "{} targets are not supported by this build yet",
-                        kind.name()
-                    ),
+            TargetKind::Sns { topic_arn, subject } => match &self.aws {
+                Some(aws) => sns::deliver(&aws.sns, topic_arn, subject.as_deref(), attempt).await,
+                None => no_aws(),
+            },
+            TargetKind::EventBridge {
+                bus,
+                source,
+                detail_type,
+            } => match &self.aws {
+                Some(aws) => {
+                    eventbridge::deliver(
+                        &aws.eventbridge,
+                        bus,
+                        source.as_deref(),
+                        detail_type.as_deref(),
+                        attempt,
+                    )
+                    .await
                 }
-            }
+                None => no_aws(),
+            },
+            TargetKind::Lambda {
+                function,
+                invocation_type,
+                ..
+            } => match &self.aws {
+                Some(aws) => {
+                    lambda::deliver(&aws.lambda, function, *invocation_type, attempt).await
+                }
+                None => no_aws(),
+            },
         }
+    }
+}
+
+fn no_aws() -> Outcome {
+    Outcome::Fail {
+        code: ErrorCode::InvalidParameter,
+        error: "no AWS clients: trigd was started without AWS configuration".to_owned(),
     }
 }
 

@@ -60,6 +60,17 @@ impl Moto {
         aws_sdk_sqs::Client::new(&conf)
     }
 
+    pub async fn conf(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await
+    }
+
     /// The environment trigd needs to reach this moto.
     pub fn env(&self) -> [(&'static str, &str); 4] {
         [
@@ -506,5 +517,205 @@ async fn dead_letters_go_to_the_sqs_dead_letter_queue_with_eventbridges_attribut
             .flatten()
             .next()
     });
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sns_target_publishes_to_the_topic() {
+    let moto = Moto::start();
+    let conf = moto.conf().await;
+    let sns = aws_sdk_sns::Client::new(&conf);
+    let sqs = moto.sqs().await;
+    let topic = sns
+        .create_topic()
+        .name("alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name("alerts-copy")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = trigd::sources::sqs::queue_arn(&queue, "us-east-1");
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        &format!(
+            "rules:\n  - name: r\n    pattern: {{source: [shop]}}\n    targets:\n      - id: t\n        sns: {topic}\n        subject: new order\n        input_path: $.detail\n"
+        ),
+    );
+    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
+    assert_eq!(post(&d.url("/events/shop"), "{\"order\":3}").await, 200);
+    let got = receive_all(&sqs, &queue, 1).await;
+    assert_eq!(got[0].body.as_deref(), Some(r#"{"order":3}"#));
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_eventbridge_target_puts_events_on_a_bus() {
+    let moto = Moto::start();
+    let conf = moto.conf().await;
+    let events = aws_sdk_eventbridge::Client::new(&conf);
+    let sqs = moto.sqs().await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("bus-copy")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    events
+        .create_event_bus()
+        .name("orders")
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_rule()
+        .name("copy")
+        .event_bus_name("orders")
+        .event_pattern(r#"{"source":["trigd.shop"]}"#)
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("copy")
+        .event_bus_name("orders")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(trigd::sources::sqs::queue_arn(&queue, "us-east-1"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        "rules:\n  - name: r\n    pattern: {source: [shop]}\n    targets:\n      - id: bus\n        eventbridge: orders\n        source: trigd.shop\n        input_path: $.detail\n      - id: text\n        eventbridge: orders\n        input: not-an-object\n",
+    );
+    let state = dir.path().join("state");
+    let d = Daemon::start_with_env(&rules, &state, &[], &moto.env());
+    assert_eq!(post(&d.url("/events/shop"), "{\"order\":4}").await, 200);
+    let got = receive_all(&sqs, &queue, 1).await;
+    let event: Value = serde_json::from_str(got[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(event["source"], "trigd.shop");
+    assert_eq!(event["detail-type"], "Webhook", "taken from the event");
+    assert_eq!(event["detail"], serde_json::json!({"order": 4}));
+    // A detail that is not a JSON object cannot be put: dead letter, with the reason.
+    let letter = wait_for("the dead letter", || {
+        std::fs::read_dir(state.join("dead-letters"))
+            .ok()?
+            .flatten()
+            .next()
+    });
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    assert_eq!(record["target"], "text");
+    assert!(
+        record["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("JSON object"),
+        "{record}"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lambda_targets_invoke_and_refuse_oversized_payloads() {
+    let moto = Moto::start();
+    // moto runs Lambda without Docker in its "simple" backend: Invoke answers, no code runs.
+    let config = reqwest::Client::new()
+        .post(format!("{}/moto-api/config", moto.url))
+        .header("Content-Type", "application/json")
+        .body(r#"{"lambda":{"use_docker":false}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(config.status().is_success());
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let text = "rules:
+  - name: r
+    pattern: {source: [shop]}
+    retry: {max_attempts: 0}
+    targets:
+      - id: async
+        lambda: arn:aws:lambda:us-east-1:123456789012:function:resize
+      - id: sync
+        lambda: resize
+        invocation_type: RequestResponse
+        input_path: $.detail
+";
+    write_rules(&rules, "r.yaml", text);
+    // Bodies up to 4 MiB, so that an event can exceed Lambda's asynchronous limit.
+    let config = dir.path().join("trigd.yaml");
+    std::fs::write(&config, "max_body_bytes: 4194304\n").unwrap();
+    let state = dir.path().join("state");
+    let d = Daemon::start_with_env(
+        &rules,
+        &state,
+        &["--config", config.to_str().unwrap()],
+        &moto.env(),
+    );
+    assert_eq!(
+        post(&d.url("/events/shop"), "{\"image\":\"a.jpg\"}").await,
+        200
+    );
+    let metrics_url = d.url("/metrics");
+    wait_for_async("both invocations", || async {
+        let m = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        m.contains("target=\"async\",outcome=\"delivered\"} 1")
+            && m.contains("target=\"sync\",outcome=\"delivered\"} 1")
+    })
+    .await;
+
+    // Over Lambda's 1 MiB limit for asynchronous invocations: never sent, dead-lettered.
+    let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    assert_eq!(post(&d.url("/events/shop"), &big).await, 200);
+    let letter = wait_for("the dead letter", || {
+        std::fs::read_dir(state.join("dead-letters"))
+            .ok()?
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .find(|t| t.contains("\"target\": \"async\"") || t.contains("\"target\":\"async\""))
+    });
+    let record: Value = serde_json::from_str(&letter).unwrap();
+    assert_eq!(record["error_code"], "INVALID_PARAMETER");
+    assert!(
+        record["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Lambda takes at most 1048576"),
+        "{record}"
+    );
     assert_eq!(d.stop(), 0);
 }

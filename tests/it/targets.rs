@@ -28,6 +28,7 @@ fn attempt(payload: &str) -> Attempt<'_> {
         event_id: "e-42",
         attempt: 3,
         payload,
+        event: "{}",
     }
 }
 
@@ -416,7 +417,7 @@ async fn http_connection_refused() {
 }
 
 #[tokio::test]
-async fn unsupported_kinds_fail() {
+async fn aws_kinds_without_aws_clients_fail_with_the_reason() {
     let kind = TargetKind::Sns {
         topic_arn: "arn:aws:sns:us-east-1:123456789012:t".to_owned(),
         subject: None,
@@ -424,7 +425,7 @@ async fn unsupported_kinds_fail() {
     assert_fail(
         &deliver(&kind, JSON).await,
         ErrorCode::InvalidParameter,
-        &["sns targets are not supported by this build yet"],
+        &["no AWS clients"],
     );
 }
 
