@@ -348,3 +348,15 @@ fn schema_matches_the_committed_files() {
         );
     }
 }
+
+#[test]
+fn the_aws_examples_are_valid() {
+    let r = run(&["check", "examples/aws"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("3 rules (2 pattern, 1 schedule), 2 sources"),
+        "{}",
+        r.stdout
+    );
+}
