@@ -89,6 +89,17 @@ impl Drop for Moto {
     }
 }
 
+/// `trigd run` on one rule file against this moto, in a temporary directory that lives as
+/// long as the first element.
+fn daemon(moto: &Moto, rules_yaml: &str) -> (tempfile::TempDir, PathBuf, Daemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(&rules, "r.yaml", rules_yaml);
+    let state = dir.path().join("state");
+    let d = Daemon::start_with_env(&rules, &state, &[], &moto.env());
+    (dir, state, d)
+}
+
 async fn receive_all(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
@@ -134,8 +145,6 @@ async fn an_sqs_target_receives_the_transformed_payloads() {
         .unwrap()
         .queue_url
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
     let text = format!(
         r#"
 rules:
@@ -149,8 +158,7 @@ rules:
           input_template: '{{"thumbnail_for": <key>}}'
 "#
     );
-    write_rules(&rules, "r.yaml", &text);
-    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
+    let (_dir, _state, d) = daemon(&moto, &text);
     for key in ["a b/c.jpg", "x.png", "d.jpg"] {
         let body = serde_json::json!({"key": key}).to_string();
         assert_eq!(post(&d.url("/events/s3"), &body).await, 200);
@@ -181,16 +189,12 @@ async fn fifo_queues_get_the_group_and_the_delivery_id_as_deduplication_id() {
         .unwrap()
         .queue_url
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    write_rules(
-        &rules,
-        "r.yaml",
+    let (_dir, _state, d) = daemon(
+        &moto,
         &format!(
             "rules:\n  - name: orders\n    pattern: {{source: [shop]}}\n    targets:\n      - id: q\n        sqs: {queue}\n        message_group_id: shop\n"
         ),
     );
-    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
     assert_eq!(post(&d.url("/events/shop"), "{\"n\":1}").await, 200);
     let got = receive_all(&sqs, &queue, 1).await;
     let attrs = got[0].attributes.clone().unwrap_or_default();
@@ -221,17 +225,12 @@ async fn a_missing_queue_is_a_dead_letter_with_the_reason() {
         .queue_url
         .unwrap();
     sqs.delete_queue().queue_url(&queue).send().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    write_rules(
-        &rules,
-        "r.yaml",
+    let (_dir, state, d) = daemon(
+        &moto,
         &format!(
             "rules:\n  - name: r\n    pattern: {{source: [shop]}}\n    targets:\n      - id: q\n        sqs: {queue}\n"
         ),
     );
-    let state = dir.path().join("state");
-    let d = Daemon::start_with_env(&rules, &state, &[], &moto.env());
     assert_eq!(post(&d.url("/events/shop"), "{}").await, 200);
     let letter = wait_for("a dead letter", || {
         std::fs::read_dir(state.join("dead-letters"))
@@ -322,8 +321,6 @@ async fn an_sqs_source_decodes_s3_sns_eventbridge_and_raw_messages() {
         .unwrap()
         .queue_url
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
     let text = format!(
         r#"
 sources:
@@ -352,8 +349,7 @@ rules:
         input_path: $.source
 "#
     );
-    write_rules(&rules, "r.yaml", &text);
-    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
+    let (_dir, _state, d) = daemon(&moto, &text);
     let bodies = [
         s3_notification(&["holiday+photos/%C3%A9t%C3%A9+1.jpg", "notes.txt"]),
         r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-23T10:00:00.000Z","Bucket":"photos","RequestId":"R","HostId":"H"}"#.to_owned(),
@@ -411,14 +407,10 @@ async fn an_undecodable_message_stays_on_the_queue() {
         .unwrap()
         .queue_url
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    write_rules(
-        &rules,
-        "r.yaml",
+    let (_dir, _state, d) = daemon(
+        &moto,
         &format!("sources:\n  s3only:\n    sqs: {{queue_url: {inbox}, format: s3}}\nrules: []\n"),
     );
-    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
     sqs.send_message()
         .queue_url(&inbox)
         .message_body("not an S3 notification")
@@ -465,15 +457,11 @@ async fn dead_letters_go_to_the_sqs_dead_letter_queue_with_eventbridges_attribut
         .queue_url
         .unwrap();
     let refusing = crate::harness::Recorder::start(vec![400]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
     let text = format!(
         "rules:\n  - name: r\n    pattern: {{source: [shop]}}\n    dead_letter: {{sqs: {dlq}}}\n    targets:\n      - id: hook\n        http: {}\n",
         refusing.url()
     );
-    write_rules(&rules, "r.yaml", &text);
-    let state = dir.path().join("state");
-    let d = Daemon::start_with_env(&rules, &state, &[], &moto.env());
+    let (_dir, state, d) = daemon(&moto, &text);
     assert_eq!(post(&d.url("/events/shop"), "{\"order\":9}").await, 200);
     let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
     let got = loop {
@@ -551,16 +539,12 @@ async fn an_sns_target_publishes_to_the_topic() {
         .send()
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    write_rules(
-        &rules,
-        "r.yaml",
+    let (_dir, _state, d) = daemon(
+        &moto,
         &format!(
             "rules:\n  - name: r\n    pattern: {{source: [shop]}}\n    targets:\n      - id: t\n        sns: {topic}\n        subject: new order\n        input_path: $.detail\n"
         ),
     );
-    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
     assert_eq!(post(&d.url("/events/shop"), "{\"order\":3}").await, 200);
     let got = receive_all(&sqs, &queue, 1).await;
     assert_eq!(got[0].body.as_deref(), Some(r#"{"order":3}"#));
@@ -609,15 +593,10 @@ async fn an_eventbridge_target_puts_events_on_a_bus() {
         .send()
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    write_rules(
-        &rules,
-        "r.yaml",
+    let (_dir, state, d) = daemon(
+        &moto,
         "rules:\n  - name: r\n    pattern: {source: [shop]}\n    targets:\n      - id: bus\n        eventbridge: orders\n        source: trigd.shop\n        input_path: $.detail\n      - id: text\n        eventbridge: orders\n        input: not-an-object\n",
     );
-    let state = dir.path().join("state");
-    let d = Daemon::start_with_env(&rules, &state, &[], &moto.env());
     assert_eq!(post(&d.url("/events/shop"), "{\"order\":4}").await, 200);
     let got = receive_all(&sqs, &queue, 1).await;
     let event: Value = serde_json::from_str(got[0].body.as_deref().unwrap()).unwrap();
