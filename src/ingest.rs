@@ -69,6 +69,7 @@ pub fn add_rule(
             next_attempt_ms: due.timestamp_millis(),
             first_error: None,
             last_error: None,
+            hops: 0,
         };
         match target.payload {
             Ok(p) => {

@@ -34,7 +34,14 @@ pub struct Delivery {
     /// The first and the latest error, when an attempt failed.
     pub first_error: Option<String>,
     pub last_error: Option<String>,
+    /// How many destinations (`on_success`/`on_failure`) led here: 0 for an event from a
+    /// source, one more for each result fed back. Capped at [`MAX_HOPS`].
+    pub hops: u32,
 }
+
+/// The longest chain of destinations: a rule whose result, on trigd's bus, matches a rule that
+/// feeds the bus again stops here (Lambda's recursion guard stops at 16 too).
+pub const MAX_HOPS: u32 = 16;
 
 /// The idempotency key of (rule, target, event): also sent to targets (HTTP
 /// `Idempotency-Key`, `TRIGD_DELIVERY_ID`) so they can drop repeats.

@@ -30,6 +30,7 @@ fn delivery(rule: &str, n: u64, next: i64) -> Delivery {
         next_attempt_ms: next,
         first_error: None,
         last_error: None,
+        hops: 0,
     }
 }
 
@@ -62,6 +63,7 @@ async fn every_field_round_trips() {
         next_attempt_ms: -5,
         first_error: Some("first".to_owned()),
         last_error: Some(String::new()),
+        hops: u32::MAX,
         ..delivery("r", 2, 0)
     };
     outbox
@@ -768,4 +770,61 @@ fn crash_child() {
             let _ = task.await;
         }
     });
+}
+
+/// A database written by version 1 of the schema (before `hops`) is upgraded in place on open:
+/// its deliveries are kept, unchained (hops 0); one from a newer trigd is refused, untouched.
+#[tokio::test]
+async fn an_older_schema_is_upgraded_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.sqlite3");
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "CREATE TABLE deliveries (id TEXT PRIMARY KEY NOT NULL, rule TEXT NOT NULL,
+             target TEXT NOT NULL, event_id TEXT NOT NULL, event TEXT NOT NULL,
+             payload TEXT NOT NULL, attempts INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,
+             next_attempt_ms INTEGER NOT NULL, first_error TEXT, last_error TEXT);
+         CREATE INDEX deliveries_next_attempt ON deliveries (next_attempt_ms);
+         CREATE TABLE schedule_marks (rule TEXT PRIMARY KEY NOT NULL,
+             last_fire_ms INTEGER NOT NULL) WITHOUT ROWID;
+         CREATE TABLE corrupt_deliveries (original_rowid, id, rule, target, event_id, event,
+             payload, attempts, first_seen_ms, next_attempt_ms, first_error, last_error,
+             reason TEXT NOT NULL, quarantined_at_ms INTEGER NOT NULL);
+         INSERT INTO deliveries VALUES ('old-1', 'r', 'hook', 'e1', '{}', 'p', 2, 5, 7, 'x', 'y');
+         INSERT INTO schedule_marks VALUES ('tick', 42);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(raw);
+
+    let outbox = open(dir.path());
+    let old = Delivery {
+        id: "old-1".to_owned(),
+        rule: "r".to_owned(),
+        target: "hook".to_owned(),
+        event_id: "e1".to_owned(),
+        event: "{}".to_owned(),
+        payload: "p".to_owned(),
+        attempts: 2,
+        first_seen_ms: 5,
+        next_attempt_ms: 7,
+        first_error: Some("x".to_owned()),
+        last_error: Some("y".to_owned()),
+        hops: 0,
+    };
+    assert_eq!(all(&outbox).await, std::slice::from_ref(&old));
+    assert_eq!(outbox.schedule_mark("tick").await.unwrap(), Some(42));
+    let chained = Delivery {
+        hops: 3,
+        ..delivery("r", 9, 8)
+    };
+    outbox.enqueue(vec![chained.clone()], None).await.unwrap();
+    assert_eq!(all(&outbox).await, vec![old, chained]);
+    outbox.close().await;
+
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.pragma_update(None, "user_version", 99).unwrap();
+    drop(raw);
+    let err = Outbox::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("99"), "{err}");
 }

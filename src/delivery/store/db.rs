@@ -12,7 +12,7 @@ use super::{Stats, StoreError};
 use crate::delivery::Delivery;
 
 /// The schema this code writes (`PRAGMA user_version`); 0 means a new, empty database.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another's write lock before giving up: the daemon's
 /// transactions last milliseconds, and the `trigd dlq` CLI's one redrive transaction not much
@@ -53,24 +53,33 @@ CREATE TABLE IF NOT EXISTS corrupt_deliveries (
 PRAGMA user_version = 1;
 ";
 
+/// Version 2 adds `hops`: how many destinations (`on_success`/`on_failure`) led to the
+/// delivery, so that a chain of rules feeding each other through trigd's bus stops. Rows
+/// written by version 1 were not chained: 0.
+const SCHEMA_V2: &str = "
+ALTER TABLE deliveries ADD COLUMN hops INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE corrupt_deliveries ADD COLUMN hops;
+PRAGMA user_version = 2;
+";
+
 /// The columns of a delivery row, in [`decode`]'s order, after `rowid`.
 macro_rules! delivery_columns {
     () => {
         "id, rule, target, event_id, event, payload, attempts, first_seen_ms, next_attempt_ms, \
-         first_error, last_error"
+         first_error, last_error, hops"
     };
 }
 
 pub(super) const INSERT_OR_IGNORE: &str = concat!(
     "INSERT OR IGNORE INTO deliveries (",
     delivery_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 );
 /// Redrive replaces: the operator asked for a fresh start, even if a copy is still pending.
 pub(super) const INSERT_OR_REPLACE: &str = concat!(
     "INSERT OR REPLACE INTO deliveries (",
     delivery_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 );
 pub(super) const UPSERT_MARK: &str = "INSERT INTO schedule_marks (rule, last_fire_ms) VALUES (?1, ?2) \
      ON CONFLICT (rule) DO UPDATE SET last_fire_ms = excluded.last_fire_ms";
@@ -91,7 +100,9 @@ const SELECT_BY_ROWID: &str = concat!(
     " FROM deliveries WHERE rowid = ?1"
 );
 const MOVE_TO_CORRUPT: &str = concat!(
-    "INSERT INTO corrupt_deliveries SELECT rowid, ",
+    "INSERT INTO corrupt_deliveries (original_rowid, ",
+    delivery_columns!(),
+    ", reason, quarantined_at_ms) SELECT rowid, ",
     delivery_columns!(),
     ", ?2, ?3 FROM deliveries WHERE rowid = ?1"
 );
@@ -101,7 +112,8 @@ const SELECT_MISTYPED: &str = "SELECT rowid FROM deliveries WHERE NOT (
     AND typeof(event_id) = 'text' AND typeof(event) = 'text' AND typeof(payload) = 'text'
     AND typeof(attempts) = 'integer' AND attempts BETWEEN 0 AND 4294967295
     AND typeof(first_seen_ms) = 'integer' AND typeof(next_attempt_ms) = 'integer'
-    AND typeof(first_error) IN ('text', 'null') AND typeof(last_error) IN ('text', 'null'))";
+    AND typeof(first_error) IN ('text', 'null') AND typeof(last_error) IN ('text', 'null')
+    AND typeof(hops) = 'integer' AND hops BETWEEN 0 AND 4294967295)";
 
 /// Opens a read-write connection with the store's pragmas, creating the database and its
 /// schema when missing. Used by the writer and by the offline `redrive`.
@@ -145,7 +157,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)
 }
 
-/// Creates the schema in a new database, accepts the current one, refuses a newer one.
+/// Creates the schema in a new database, accepts the current one, upgrades an older one in
+/// place (in one transaction), refuses a newer one.
 pub(super) fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let sql = |action| move |e| StoreError::sqlite(path, action, e);
     let version = user_version(conn).map_err(sql("reading the schema version"))?;
@@ -156,19 +169,24 @@ pub(super) fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), St
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql("creating the schema"))?;
-    match user_version(&tx).map_err(sql("reading the schema version"))? {
-        0 => {
-            tx.execute_batch(SCHEMA_V1)
-                .map_err(sql("creating the schema"))?;
-            tx.commit().map_err(sql("creating the schema"))?;
-            Ok(())
-        }
-        SCHEMA_VERSION => Ok(()),
-        found => Err(StoreError::UnsupportedSchema {
+    let found = user_version(&tx).map_err(sql("reading the schema version"))?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if !(0..SCHEMA_VERSION).contains(&found) {
+        return Err(StoreError::UnsupportedSchema {
             found,
             supported: SCHEMA_VERSION,
-        }),
+        });
     }
+    // Each step brings the schema from the version before it; a new database takes them all.
+    let steps = [SCHEMA_V1, SCHEMA_V2];
+    for step in steps.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.execute_batch(step)
+            .map_err(sql("upgrading the schema"))?;
+    }
+    tx.commit().map_err(sql("upgrading the schema"))?;
+    Ok(())
 }
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -189,6 +207,7 @@ pub(super) fn insert(conn: &Connection, statement: &str, d: &Delivery) -> rusqli
         d.next_attempt_ms,
         d.first_error,
         d.last_error,
+        i64::from(d.hops),
     ])
 }
 
@@ -386,6 +405,7 @@ pub(super) fn quarantine(conn: &Connection, rowids: &[i64], now_ms: i64) -> rusq
 /// Strict: a column of another type is corruption, not something to convert.
 pub(super) fn decode(row: &Row<'_>) -> Result<Delivery, String> {
     let attempts = integer(row, 7, "attempts")?;
+    let hops = integer(row, 12, "hops")?;
     Ok(Delivery {
         id: text(row, 1, "id")?,
         rule: text(row, 2, "rule")?,
@@ -399,6 +419,7 @@ pub(super) fn decode(row: &Row<'_>) -> Result<Delivery, String> {
         next_attempt_ms: integer(row, 9, "next_attempt_ms")?,
         first_error: optional_text(row, 10, "first_error")?,
         last_error: optional_text(row, 11, "last_error")?,
+        hops: u32::try_from(hops).map_err(|_| format!("hops is {hops}, out of range"))?,
     })
 }
 
@@ -459,6 +480,7 @@ mod tests {
             next_attempt_ms: next,
             first_error: None,
             last_error: None,
+            hops: 0,
         }
     }
 
@@ -489,7 +511,7 @@ mod tests {
                 err,
                 StoreError::UnsupportedSchema {
                     found: 7,
-                    supported: 1
+                    supported: SCHEMA_VERSION
                 }
             ),
             "{err}"

@@ -68,7 +68,8 @@ fn parse_error_code(s: &str) -> Option<ErrorCode> {
 /// One dead letter, as its file holds it. The file is JSON with `"version": 1` and the fields
 /// `id`, `rule`, `target`, `event_id`, `event`, `payload`, `attempts`, `first_seen`,
 /// `dead_lettered_at` (RFC 3339, milliseconds, UTC), `error_code`, `first_error`, `last_error`
-/// and `exhausted_retry_condition`, in that order. Written and read by hand (no serde derive),
+/// and `exhausted_retry_condition`, in that order, then `hops` when the delivery came from a
+/// destination (absent means 0). Written and read by hand (no serde derive),
 /// so that the format only changes on purpose.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetterRecord {
@@ -90,6 +91,8 @@ pub struct DeadLetterRecord {
     pub first_error: Option<String>,
     pub last_error: Option<String>,
     pub exhausted: Option<Exhausted>,
+    /// See [`Delivery::hops`]: kept so that a redriven destination does not restart its chain.
+    pub hops: u32,
 }
 
 impl DeadLetterRecord {
@@ -119,6 +122,7 @@ impl DeadLetterRecord {
             ),
             last_error: Some(info.error.clone()),
             exhausted: info.exhausted,
+            hops: delivery.hops,
         }
     }
 
@@ -146,6 +150,7 @@ impl DeadLetterRecord {
             next_attempt_ms: now_ms,
             first_error: None,
             last_error: None,
+            hops: self.hops,
         }
     }
 
@@ -177,6 +182,9 @@ impl DeadLetterRecord {
             "exhausted_retry_condition".into(),
             self.exhausted.map_or(Value::Null, |e| e.as_str().into()),
         );
+        if self.hops > 0 {
+            m.insert("hops".into(), self.hops.into());
+        }
         Value::Object(m)
     }
 
@@ -221,6 +229,13 @@ impl DeadLetterRecord {
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| corrupt("`attempts` is not a count".to_owned()))?;
+        let hops = match m.get("hops") {
+            None => 0,
+            Some(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| corrupt("`hops` is not a count".to_owned()))?,
+        };
         let code = string("error_code")?;
         let error_code = parse_error_code(&code)
             .ok_or_else(|| corrupt(format!("`error_code` `{code}` is not a known code")))?;
@@ -246,6 +261,7 @@ impl DeadLetterRecord {
             first_error: optional("first_error")?,
             last_error: optional("last_error")?,
             exhausted,
+            hops,
         })
     }
 }
@@ -432,6 +448,7 @@ mod tests {
             next_attempt_ms: 1_700_000_100_000,
             first_error: Some("503 first".to_owned()),
             last_error: Some("503 second".to_owned()),
+            hops: 0,
         }
     }
 

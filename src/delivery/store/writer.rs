@@ -258,6 +258,7 @@ mod tests {
             next_attempt_ms: 0,
             first_error: None,
             last_error: None,
+            hops: 0,
         }
     }
 
