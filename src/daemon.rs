@@ -29,7 +29,7 @@ use crate::delivery::store::{Outbox, StoreError};
 use crate::event::{scheduled_event, stable_id};
 use crate::ingest::{Routed, add_rule};
 use crate::metrics::Metrics;
-use crate::rules::{CatchUp, RuleSet, Settings, TargetKind, Trigger};
+use crate::rules::{CatchUp, RuleSet, Settings, Trigger};
 use crate::schedule::{ScheduleEntry, TimeBase, Timer};
 use crate::sd_notify;
 use crate::server::{self, AppState, Phase};
@@ -74,40 +74,11 @@ pub fn load_rules(dir: &Path, settings: &DaemonSettings) -> Result<RuleSet, Daem
         account: settings.account.clone(),
         defaults: settings.defaults,
     };
-    let rules = match config::load_rules(dir, s) {
-        Ok(r) => r,
-        Err(LoadError::Invalid(d)) => return Err(DaemonError::Config(d)),
-        Err(e @ LoadError::Io { .. }) => return Err(DaemonError::ConfigIo(e)),
-    };
-    // Lambda destinations (`on_success`/`on_failure`) are not run yet: refuse rather than
-    // silently ignore them.
-    let unsupported: Vec<_> = rules
-        .rules
-        .iter()
-        .flat_map(|r| r.targets.iter().map(move |t| (r, t)))
-        .filter(|(_, t)| {
-            matches!(
-                &t.kind,
-                TargetKind::Lambda { on_success, on_failure, .. } | TargetKind::Command { on_success, on_failure, .. }
-                    if on_success.is_some() || on_failure.is_some()
-            )
-        })
-        .map(|(r, t)| crate::config::diag::Diagnostic {
-            file: r.file.clone(),
-            line: r.line,
-            column: r.column,
-            message: format!(
-                "rule `{}` target `{}`: destinations (on_success/on_failure) on {} targets are not supported by this build yet",
-                r.name,
-                t.id,
-                t.kind.name()
-            ),
-        })
-        .collect();
-    if !unsupported.is_empty() {
-        return Err(DaemonError::Config(Diagnostics(unsupported)));
+    match config::load_rules(dir, s) {
+        Ok(r) => Ok(r),
+        Err(LoadError::Invalid(d)) => Err(DaemonError::Config(d)),
+        Err(e @ LoadError::Io { .. }) => Err(DaemonError::ConfigIo(e)),
     }
-    Ok(rules)
 }
 
 /// Runs the daemon until `shutdown` completes.

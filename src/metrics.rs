@@ -68,11 +68,37 @@ const METRICS: &[(&str, &str, &str)] = &[
         "histogram",
         "How late schedule fires were handled.",
     ),
+    (
+        "trigd_dead_letters_failed_total",
+        "counter",
+        "Dead letters that could not be sent to their dead-letter queue (kept locally), by rule and target.",
+    ),
+    (
+        "trigd_source_errors_total",
+        "counter",
+        "Errors reading from a source (e.g. SQS unreachable), by source.",
+    ),
+    (
+        "trigd_destinations_total",
+        "counter",
+        "Results passed on to a destination, by rule, target and condition.",
+    ),
+    (
+        "trigd_destination_loops_total",
+        "counter",
+        "Results not passed on because the chain of destinations reached its limit, by rule and target.",
+    ),
     ("trigd_reloads_total", "counter", "Rule reloads, by result."),
     ("trigd_rules", "gauge", "Rules loaded."),
 ];
 
 type Labels = Vec<(&'static str, String)>;
+
+/// Whether `name` is exported: a metric missing from [`METRICS`] would be counted and never
+/// shown, so debug builds (every test) refuse it.
+fn known(name: &str) -> bool {
+    METRICS.iter().any(|(n, _, _)| *n == name)
+}
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -134,6 +160,7 @@ impl Metrics {
 
     /// Adds `by` to a counter.
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], by: f64) {
+        debug_assert!(known(name), "metric `{name}` is not in METRICS");
         self.with(|i| *slot(i.values.entry(name).or_default(), labels) += by);
     }
 
@@ -143,11 +170,13 @@ impl Metrics {
 
     /// Sets a gauge.
     pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        debug_assert!(known(name), "metric `{name}` is not in METRICS");
         self.with(|i| *slot(i.values.entry(name).or_default(), labels) = value);
     }
 
     /// Records an observation in a histogram.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        debug_assert!(known(name), "metric `{name}` is not in METRICS");
         self.with(|i| {
             let h = slot(i.histograms.entry(name).or_default(), labels);
             if h.counts.is_empty() {

@@ -18,13 +18,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use crate::delivery::store::{DeadLetterInfo, Outbox};
+use crate::delivery::dead_letter_unrendered;
+use crate::delivery::store::Outbox;
 use crate::event::{put_events_event, webhook_event};
 use crate::ingest::{Routed, route_event};
 use crate::metrics::Metrics;
 use crate::pattern::Scratch;
 use crate::rules::{RuleSet, SourceKind};
-use crate::targets::ErrorCode;
 
 /// EventBridge's limit on an event (and ours on a request body), in bytes.
 pub const DEFAULT_MAX_BODY: usize = 256 * 1024;
@@ -382,22 +382,10 @@ pub async fn accept(
         }
     }
     for (d, error) in all.failed {
-        let info = DeadLetterInfo {
-            code: ErrorCode::InvalidParameter,
-            error: error.clone(),
-            exhausted: None,
-            at_ms: now.timestamp_millis(),
-        };
-        tracing::warn!(message = "Delivery cannot be rendered; dead-lettered.", rule = %d.rule, target = %d.target, %error);
-        state.metrics.inc(
-            "trigd_dead_letters_total",
-            &[
-                ("rule", &d.rule),
-                ("target", &d.target),
-                ("code", "INVALID_PARAMETER"),
-            ],
-        );
-        if let Err(e) = state.outbox.dead_letter(&d, info).await {
+        let now_ms = now.timestamp_millis();
+        if let Err(e) =
+            dead_letter_unrendered(&state.outbox, &state.metrics, &d, error, now_ms).await
+        {
             tracing::error!(message = "Could not write a dead letter.", error = %e);
             return Err(Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -16,11 +16,12 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Delivery;
+use super::destination::{self, Condition};
 use super::policy::{self, Backoff, Decision, Exhausted};
 use super::store::{DeadLetterInfo, Outbox, StoreError};
+use super::{Delivery, MAX_HOPS};
 use crate::metrics::Metrics;
-use crate::rules::RuleSet;
+use crate::rules::{Destination, RuleSet, TargetKind};
 use crate::targets::{Attempt, ErrorCode, Outcome, Targets};
 
 /// How many due deliveries one outbox read takes.
@@ -166,10 +167,7 @@ impl Dispatcher {
         let s = &self.shared;
         let concurrency = {
             let rules = s.rules.borrow();
-            rules
-                .rule(&d.rule)
-                .and_then(|r| r.targets.iter().find(|t| t.id == d.target))
-                .map_or(1, |t| t.concurrency as usize)
+            destination::resolve(&rules, &d.rule, &d.target).map_or(1, |t| t.concurrency as usize)
         };
         let mut lanes = lock(&s.lanes);
         let lane = lanes
@@ -235,50 +233,59 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One attempt at one delivery, and what follows from its outcome.
 async fn attempt(s: &Shared, d: Delivery) {
     let started = Utc::now().timestamp_millis();
-    let target = {
-        let rules = s.rules.borrow();
-        rules.rule(&d.rule).and_then(|r| {
-            r.targets
-                .iter()
-                .find(|t| t.id == d.target)
-                .map(|t| (t.kind.clone(), t.retry))
-        })
+    // The rules as they are now; a reload during the attempt does not change them under it.
+    let rules = Arc::clone(&s.rules.borrow());
+    let Some(target) = destination::resolve(&rules, &d.rule, &d.target) else {
+        s.metrics.inc(
+            "trigd_deliveries_total",
+            &[
+                ("rule", &d.rule),
+                ("target", &d.target),
+                ("outcome", "failed"),
+            ],
+        );
+        let error = format!(
+            "rule `{}` or its target `{}` no longer exists (removed by a reload)",
+            d.rule, d.target
+        );
+        dead_letter(
+            s,
+            &rules,
+            &d,
+            ErrorCode::InvalidParameter,
+            error,
+            None,
+            d.attempts + 1,
+        )
+        .await;
+        finish(s, &d);
+        return;
     };
-    let result = match target {
-        None => Err(Outcome::Fail {
-            code: ErrorCode::InvalidParameter,
-            error: format!(
-                "rule `{}` or its target `{}` no longer exists (removed by a reload)",
-                d.rule, d.target
-            ),
-        }),
-        Some((_, retry)) if policy::expired(&retry, d.first_seen_ms, started) => {
-            dead_letter(
-                s,
-                &d,
-                ErrorCode::Timeout,
-                "the event is older than max_event_age".to_owned(),
-                Some(Exhausted::MaximumEventAgeInSeconds),
-                d.attempts,
-            )
-            .await;
-            finish(s, &d);
-            return;
-        }
-        Some((kind, retry)) => {
-            let a = Attempt {
-                delivery_id: &d.id,
-                rule: &d.rule,
-                target: &d.target,
-                event_id: &d.event_id,
-                attempt: d.attempts + 1,
-                payload: &d.payload,
-                event: &d.event,
-            };
-            Ok((s.targets.deliver(&kind, &a).await, retry))
-        }
-    };
+    if policy::expired(&target.retry, d.first_seen_ms, started) {
+        dead_letter(
+            s,
+            &rules,
+            &d,
+            ErrorCode::Timeout,
+            "the event is older than max_event_age".to_owned(),
+            Some(Exhausted::MaximumEventAgeInSeconds),
+            d.attempts,
+        )
+        .await;
+        finish(s, &d);
+        return;
+    }
     let attempts_made = d.attempts + 1;
+    let a = Attempt {
+        delivery_id: &d.id,
+        rule: &d.rule,
+        target: &d.target,
+        event_id: &d.event_id,
+        attempt: attempts_made,
+        payload: &d.payload,
+        event: &d.event,
+    };
+    let outcome = s.targets.deliver(target.kind, &a).await;
     let count = |outcome: &str| {
         s.metrics.inc(
             "trigd_deliveries_total",
@@ -289,9 +296,31 @@ async fn attempt(s: &Shared, d: Delivery) {
             ],
         );
     };
-    match result {
-        Ok((Outcome::Delivered, _)) => {
+    match outcome {
+        Outcome::Delivered { response } => {
             count("delivered");
+            if let Some(dest) = target.on_success {
+                let ending = destination::Ending {
+                    condition: Condition::Success,
+                    attempts: attempts_made,
+                    response: response.as_ref(),
+                    error: None,
+                };
+                if let Err(e) = pass_on(s, &rules, &d, target.kind, dest, &ending).await {
+                    // Not removed, so not lost: the attempt is repeated later, and the
+                    // follow-up with it (at least once).
+                    let error = format!(
+                        "delivered, but its on_success destination could not be stored: {e}"
+                    );
+                    tracing::error!(message = "Could not store a destination; the delivery will be repeated.", rule = %d.rule, target = %d.target, error = %e);
+                    let at = Utc::now().timestamp_millis() + 1000;
+                    if let Err(e) = s.outbox.retry_later(&d.id, attempts_made, at, &error).await {
+                        tracing::error!(message = "Could not record a retry.", delivery = %d.id, error = %e);
+                    }
+                    finish(s, &d);
+                    return;
+                }
+            }
             let now = Utc::now().timestamp_millis();
             s.metrics.observe(
                 "trigd_delivery_latency_seconds",
@@ -304,18 +333,15 @@ async fn attempt(s: &Shared, d: Delivery) {
             release_lane(s, &d);
             return;
         }
-        Ok((
-            Outcome::Retry {
-                code,
-                error,
-                retry_after,
-            },
-            retry,
-        )) => {
+        Outcome::Retry {
+            code,
+            error,
+            retry_after,
+        } => {
             count("failed");
             let now = Utc::now().timestamp_millis();
             match policy::after_failure(
-                &retry,
+                &target.retry,
                 &s.backoff,
                 attempts_made,
                 d.first_seen_ms,
@@ -330,21 +356,71 @@ async fn attempt(s: &Shared, d: Delivery) {
                     }
                 }
                 Decision::GiveUp(exhausted) => {
-                    dead_letter(s, &d, code, error, Some(exhausted), attempts_made).await;
+                    dead_letter(s, &rules, &d, code, error, Some(exhausted), attempts_made).await;
                 }
             }
         }
-        Ok((Outcome::Fail { code, error }, _)) | Err(Outcome::Fail { code, error }) => {
+        Outcome::Fail { code, error } => {
             count("failed");
-            dead_letter(s, &d, code, error, None, attempts_made).await;
+            dead_letter(s, &rules, &d, code, error, None, attempts_made).await;
         }
-        Err(_) => {}
     }
     finish(s, &d);
 }
 
+/// Stores what `d` passes on to its destination `dest`: the deliveries to a destination
+/// target, or those of the rules its event matches on trigd's bus. Called before `d` leaves
+/// the outbox (see [`destination`]).
+async fn pass_on(
+    s: &Shared,
+    rules: &RuleSet,
+    d: &Delivery,
+    parent: &TargetKind,
+    dest: &Destination,
+    ending: &destination::Ending<'_>,
+) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let follow = destination::follow_up(rules, d, parent, dest, ending, now);
+    if follow.loop_stopped {
+        tracing::warn!(message = "A chain of destinations reached its limit; the result is not passed on.", rule = %d.rule, target = %d.target, hops = d.hops, limit = MAX_HOPS);
+        s.metrics.inc(
+            "trigd_destination_loops_total",
+            &[("rule", &d.rule), ("target", &d.target)],
+        );
+        return Ok(());
+    }
+    for rule in &follow.rules {
+        s.metrics.inc("trigd_rule_matches_total", &[("rule", rule)]);
+    }
+    if !follow.deliveries.is_empty() {
+        s.outbox.enqueue(follow.deliveries, None).await?;
+        s.wake.notify_one();
+    }
+    for (failed, error) in follow.failed {
+        super::dead_letter_unrendered(
+            &s.outbox,
+            &s.metrics,
+            &failed,
+            error,
+            now.timestamp_millis(),
+        )
+        .await?;
+    }
+    s.metrics.inc(
+        "trigd_destinations_total",
+        &[
+            ("rule", &d.rule),
+            ("target", &d.target),
+            ("condition", ending.condition.as_str()),
+        ],
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn dead_letter(
     s: &Shared,
+    rules: &RuleSet,
     d: &Delivery,
     code: ErrorCode,
     error: String,
@@ -367,23 +443,34 @@ async fn dead_letter(
     // The dead-letter queue, when the target has one: as EventBridge sends it, the event as
     // the body and the reason in message attributes. Best effort: the local dead letter below
     // is the record that is never lost.
-    let queue = {
-        let rules = s.rules.borrow();
-        rules.rule(&d.rule).and_then(|r| {
-            let arn = rules.rule_arn(&r.name);
-            r.targets
-                .iter()
-                .find(|t| t.id == d.target)
-                .and_then(|t| match &t.dead_letter {
-                    Some(crate::rules::DeadLetter::Sqs(url)) => Some((
-                        url.clone(),
-                        arn,
-                        crate::targets::target_arn(&t.kind, &rules.settings),
-                    )),
-                    None => None,
-                })
-        })
-    };
+    // The on_failure destination first: stored before the delivery leaves the outbox. If it
+    // cannot be stored, the dead letter below still keeps the delivery.
+    if let Some(target) = destination::resolve(rules, &d.rule, &d.target)
+        && let Some(dest) = target.on_failure
+    {
+        let ending = destination::Ending {
+            condition: if exhausted == Some(Exhausted::MaximumEventAgeInSeconds) {
+                Condition::EventAgeExceeded
+            } else {
+                Condition::RetriesExhausted
+            },
+            attempts,
+            response: None,
+            error: Some((code, &error)),
+        };
+        if let Err(e) = pass_on(s, rules, d, target.kind, dest, &ending).await {
+            tracing::error!(message = "Could not store an on_failure destination; the dead letter is kept.", rule = %d.rule, target = %d.target, error = %e);
+        }
+    }
+    let queue = rules.rule(&d.rule).and_then(|r| {
+        let t = r.targets.iter().find(|t| t.id == d.target)?;
+        let crate::rules::DeadLetter::Sqs(url) = t.dead_letter.as_ref()?;
+        Some((
+            url.clone(),
+            rules.rule_arn(&r.name),
+            crate::targets::target_arn(&t.kind, &rules.settings),
+        ))
+    });
     if let Some((url, rule_arn, target_arn)) = queue {
         let attributes = crate::targets::sqs::DeadLetterAttributes {
             rule_arn: &rule_arn,

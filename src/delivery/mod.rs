@@ -5,11 +5,14 @@
 //! acknowledged, and leaves the outbox only when its target succeeded or it was written, with
 //! its reason, to the dead-letter directory. A crash at any point loses nothing; it may repeat.
 
+pub mod destination;
 pub mod dispatcher;
 pub mod policy;
 pub mod store;
 
 use crate::event::stable_id;
+use crate::metrics::Metrics;
+use crate::targets::ErrorCode;
 
 /// A delivery waiting in the outbox: one (event, rule, target).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,4 +50,32 @@ pub const MAX_HOPS: u32 = 16;
 /// `Idempotency-Key`, `TRIGD_DELIVERY_ID`) so they can drop repeats.
 pub fn delivery_id(rule: &str, target: &str, event_id: &str) -> String {
     stable_id(&format!("{rule}\n{target}\n{event_id}"))
+}
+
+/// Dead-letters a delivery whose payload could not be rendered (its input transformer made
+/// invalid JSON, say): it can never succeed, so it is not stored for attempts. EventBridge
+/// drops such events silently; trigd keeps them, with the reason.
+pub async fn dead_letter_unrendered(
+    outbox: &store::Outbox,
+    metrics: &Metrics,
+    d: &Delivery,
+    error: String,
+    now_ms: i64,
+) -> Result<(), store::StoreError> {
+    tracing::warn!(message = "Delivery cannot be rendered; dead-lettered.", rule = %d.rule, target = %d.target, %error);
+    metrics.inc(
+        "trigd_dead_letters_total",
+        &[
+            ("rule", &d.rule),
+            ("target", &d.target),
+            ("code", ErrorCode::InvalidParameter.as_str()),
+        ],
+    );
+    let info = store::DeadLetterInfo {
+        code: ErrorCode::InvalidParameter,
+        error,
+        exhausted: None,
+        at_ms: now_ms,
+    };
+    outbox.dead_letter(d, info).await.map(drop)
 }

@@ -15,7 +15,8 @@
 //! * **The attempt ends when the program exits.** Processes it left running in the background
 //!   are not ours to kill once it has reported its result; we keep reading the output they may
 //!   still hold open for at most [`OUTPUT_GRACE`], then close our ends of the pipes.
-//! * **Results**: exit 0 is delivered. A non-zero exit or death by a signal is `TARGET_ERROR`,
+//! * **Results**: exit 0 is delivered; when the target has an `on_success` destination, its
+//!   standard output (up to [`MAX_RESPONSE`] bytes, else none) is the response passed on. A non-zero exit or death by a signal is `TARGET_ERROR`,
 //!   retried, with the status and the tail of stderr (of stdout when stderr is empty) as the
 //!   error. A missing program (or `cwd`) is `NO_RESOURCE` and a program we may not execute is
 //!   `NO_PERMISSIONS`, neither retried; a file that is not an executable format is
@@ -33,7 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use super::{Attempt, ErrorCode, Outcome};
+use super::{Attempt, ErrorCode, MAX_RESPONSE, Outcome, Response};
 
 /// Bytes of output kept per stream: the end, where programs say why they failed.
 pub const TAIL: usize = 2048;
@@ -50,6 +51,8 @@ pub struct Invocation<'a> {
     pub timeout: Duration,
     pub cwd: Option<&'a Path>,
     pub env: &'a [(String, String)],
+    /// Keep standard output whole (up to [`MAX_RESPONSE`]) as the response, for `on_success`.
+    pub capture: bool,
 }
 
 /// One attempt: runs the program to its end or its timeout.
@@ -90,13 +93,14 @@ pub async fn deliver(invocation: &Invocation<'_>, attempt: &Attempt<'_>) -> Outc
     let stderr = child.stderr.take();
     let mut out = Tail::new(TAIL);
     let mut err = Tail::new(TAIL);
+    let mut captured = invocation.capture.then(Head::default);
 
     let ended = {
         let io = async {
             tokio::join!(
                 feed(stdin, attempt.payload),
-                drain(stdout, &mut out),
-                drain(stderr, &mut err),
+                drain(stdout, &mut out, captured.as_mut()),
+                drain(stderr, &mut err, None),
             )
         };
         tokio::pin!(io);
@@ -142,7 +146,11 @@ pub async fn deliver(invocation: &Invocation<'_>, attempt: &Attempt<'_>) -> Outc
                 stdout = %out.text(),
                 stderr = %err.text(),
             );
-            Outcome::Delivered
+            let response = captured.map(|head| Response {
+                status: 0,
+                body: head.into_text(),
+            });
+            Outcome::Delivered { response }
         }
         Ok(status) => Outcome::Retry {
             code: ErrorCode::TargetError,
@@ -180,16 +188,55 @@ async fn feed(stdin: Option<tokio::process::ChildStdin>, payload: &str) {
 }
 
 /// Reads a stream to its end, keeping its tail.
-async fn drain(stream: Option<impl AsyncRead + Unpin>, tail: &mut Tail) {
+async fn drain(
+    stream: Option<impl AsyncRead + Unpin>,
+    tail: &mut Tail,
+    mut head: Option<&mut Head>,
+) {
     let Some(mut stream) = stream else { return };
     let mut buf = [0u8; 8192];
     loop {
         match stream.read(&mut buf).await {
             Ok(0) => return,
-            Ok(n) => tail.push(&buf[..n]),
+            Ok(n) => {
+                tail.push(&buf[..n]);
+                if let Some(head) = head.as_deref_mut() {
+                    head.push(&buf[..n]);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }
+    }
+}
+
+/// A whole stream up to [`MAX_RESPONSE`] bytes: the response a destination receives. Output
+/// beyond the limit is not cut (a cut document would mislead): the response is dropped.
+#[derive(Debug, Default)]
+pub struct Head {
+    buf: Vec<u8>,
+    overflowed: bool,
+}
+
+impl Head {
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.overflowed || self.buf.len() + bytes.len() > MAX_RESPONSE {
+            self.overflowed = true;
+            self.buf = Vec::new();
+            return;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The stream as text (lossy UTF-8), or `None` when it was over the limit.
+    pub fn into_text(self) -> Option<String> {
+        if self.overflowed {
+            return None;
+        }
+        Some(match String::from_utf8(self.buf) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 }
 
@@ -370,6 +417,25 @@ impl Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_keeps_everything_up_to_the_limit_or_nothing() {
+        let mut h = Head::default();
+        h.push(b"{\"ok\":");
+        h.push(b"true}");
+        assert_eq!(h.into_text().as_deref(), Some("{\"ok\":true}"));
+        let mut h = Head::default();
+        h.push(&vec![b'x'; MAX_RESPONSE]);
+        assert_eq!(h.into_text().map(|t| t.len()), Some(MAX_RESPONSE));
+        let mut h = Head::default();
+        h.push(&vec![b'x'; MAX_RESPONSE]);
+        h.push(b"y");
+        h.push(b"z");
+        assert_eq!(h.into_text(), None);
+        let mut h = Head::default();
+        h.push(b"caf\xc3");
+        assert_eq!(h.into_text().as_deref(), Some("caf\u{FFFD}"));
+    }
 
     #[test]
     fn tail_keeps_the_end() {

@@ -46,7 +46,7 @@ pub async fn deliver(
         .set_resources((!resources.is_empty()).then_some(resources))
         .build();
     match client.put_events().entries(entry).send().await {
-        Ok(out) if out.failed_entry_count() == 0 => Outcome::Delivered,
+        Ok(out) if out.failed_entry_count() == 0 => Outcome::delivered(),
         Ok(out) => {
             let failed = out.entries().first();
             let code = failed.and_then(|e| e.error_code()).unwrap_or("Unknown");

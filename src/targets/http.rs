@@ -198,7 +198,7 @@ async fn classify(mut response: Response) -> Outcome {
                 Ok(None) | Err(_) => break,
             }
         }
-        return Outcome::Delivered;
+        return Outcome::delivered();
     }
     if status.is_redirection() {
         let location = response

@@ -6,7 +6,7 @@
 use aws_sdk_lambda::primitives::Blob;
 use serde_json::Value;
 
-use super::{Attempt, ErrorCode, Outcome};
+use super::{Attempt, ErrorCode, MAX_RESPONSE, Outcome, Response};
 use crate::aws::classify;
 use crate::rules::InvocationType;
 
@@ -46,7 +46,20 @@ pub async fn deliver(
         .await;
     match result {
         Ok(out) => match out.function_error() {
-            None => Outcome::Delivered,
+            // An asynchronous invocation answers 202 and no payload: nothing to pass on.
+            None if invocation == InvocationType::Event => Outcome::delivered(),
+            None => {
+                let body = out
+                    .payload()
+                    .filter(|b| b.as_ref().len() <= MAX_RESPONSE)
+                    .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned());
+                Outcome::Delivered {
+                    response: Some(Response {
+                        status: out.status_code(),
+                        body,
+                    }),
+                }
+            }
             Some(kind) => {
                 let body = out
                     .payload()

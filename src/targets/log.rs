@@ -15,5 +15,5 @@ pub fn deliver(attempt: &Attempt<'_>) -> Outcome {
         attempt = attempt.attempt,
         payload = attempt.payload,
     );
-    Outcome::Delivered
+    Outcome::delivered()
 }

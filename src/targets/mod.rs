@@ -23,7 +23,9 @@ pub struct Attempt<'a> {
 /// What an attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered,
+    /// Done. `response` is what the target answered, when a destination wants it (see
+    /// [`Response`]); `None` for every other target.
+    Delivered { response: Option<Response> },
     /// A transient failure: try again later (no sooner than `retry_after` when the target
     /// said so, e.g. HTTP `Retry-After`).
     Retry {
@@ -32,11 +34,31 @@ pub enum Outcome {
         retry_after: Option<Duration>,
     },
     /// A failure that retrying cannot fix: straight to the dead letter.
-    Fail {
-        code: ErrorCode,
-        error: String,
-    },
+    Fail { code: ErrorCode, error: String },
 }
+
+impl Outcome {
+    /// Delivered, with no response to pass on.
+    pub fn delivered() -> Outcome {
+        Outcome::Delivered { response: None }
+    }
+}
+
+/// What a target that can have destinations (`on_success`/`on_failure`) answered: a
+/// synchronous Lambda invocation's status and payload, or a command's exit status and
+/// standard output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Lambda's `StatusCode` (200 for a synchronous invocation); a command's exit status (0).
+    pub status: i32,
+    /// The response payload or the standard output, as text (lossy UTF-8); `None` when it was
+    /// larger than [`MAX_RESPONSE`] and was dropped.
+    pub body: Option<String>,
+}
+
+/// The largest response passed on to a destination: an event's limit, since the response
+/// travels inside one (the destination record).
+pub const MAX_RESPONSE: usize = 256 * 1024;
 
 /// Why an attempt failed, in the vocabulary of EventBridge's dead-letter `ERROR_CODE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +173,7 @@ impl Targets {
                 timeout,
                 cwd,
                 env,
+                on_success,
                 ..
             } => {
                 let command = command::Invocation {
@@ -158,6 +181,7 @@ impl Targets {
                     timeout: *timeout,
                     cwd: cwd.as_deref(),
                     env,
+                    capture: on_success.is_some(),
                 };
                 command::deliver(&command, attempt).await
             }

@@ -25,7 +25,7 @@ pub async fn deliver(
             .message_deduplication_id(attempt.delivery_id);
     }
     match request.send().await {
-        Ok(_) => Outcome::Delivered,
+        Ok(_) => Outcome::delivered(),
         Err(e) => classify(&e),
     }
 }

@@ -91,7 +91,7 @@ impl Drop for Moto {
 
 /// `trigd run` on one rule file against this moto, in a temporary directory that lives as
 /// long as the first element.
-fn daemon(moto: &Moto, rules_yaml: &str) -> (tempfile::TempDir, PathBuf, Daemon) {
+pub(crate) fn daemon(moto: &Moto, rules_yaml: &str) -> (tempfile::TempDir, PathBuf, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     write_rules(&rules, "r.yaml", rules_yaml);
@@ -100,7 +100,7 @@ fn daemon(moto: &Moto, rules_yaml: &str) -> (tempfile::TempDir, PathBuf, Daemon)
     (dir, state, d)
 }
 
-async fn receive_all(
+pub(crate) async fn receive_all(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
     n: usize,

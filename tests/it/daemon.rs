@@ -21,7 +21,7 @@ rules:
     )
 }
 
-async fn post(
+pub(crate) async fn post(
     url: &str,
     body: impl Into<reqwest::Body>,
     headers: &[(&str, &str)],
@@ -34,7 +34,7 @@ async fn post(
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
-async fn get(url: &str) -> (u16, String) {
+pub(crate) async fn get(url: &str) -> (u16, String) {
     let r = reqwest::get(url).await.expect("request");
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }

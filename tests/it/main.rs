@@ -8,6 +8,7 @@ mod aws;
 mod cli;
 mod crash;
 mod daemon;
+mod destinations;
 mod diagnostics;
 mod harness;
 mod replay;

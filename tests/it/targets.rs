@@ -211,7 +211,7 @@ async fn http_status_classes() {
     let mut server = Server::start().await;
     for code in [200, 201, 204] {
         let outcome = deliver(&http(server.url(&format!("/status/{code}"))), JSON).await;
-        assert_eq!(outcome, Outcome::Delivered, "{code}");
+        assert_eq!(outcome, Outcome::delivered(), "{code}");
     }
     let fails = [
         (301, ErrorCode::InvalidParameter),
@@ -301,7 +301,7 @@ async fn http_request_carries_payload_and_headers() {
             ("X-Plain", "a $b ${ c"),
         ],
     );
-    assert_eq!(deliver(&kind, JSON).await, Outcome::Delivered);
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
     let seen = server.next().await;
     assert_eq!(seen.method, Method::PUT);
     assert_eq!(seen.path, "/hook");
@@ -330,7 +330,7 @@ async fn http_content_type_follows_the_payload_unless_configured() {
     let text = "[ALERT] disk full on host-1";
     assert_eq!(
         deliver(&http(server.url("/")), text).await,
-        Outcome::Delivered
+        Outcome::delivered()
     );
     let seen = server.next().await;
     assert_eq!(seen.method, Method::POST);
@@ -347,7 +347,7 @@ async fn http_content_type_follows_the_payload_unless_configured() {
             ("Idempotency-Key", "configured"),
         ],
     );
-    assert_eq!(deliver(&kind, JSON).await, Outcome::Delivered);
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
     let seen = server.next().await;
     assert_eq!(seen.headers["content-type"], "application/cloudevents+json");
     assert_eq!(seen.headers["user-agent"], "custom/1");
@@ -377,7 +377,7 @@ async fn http_missing_variable_fails_without_sending() {
     // Nothing was sent: the next request the server sees is this one.
     assert_eq!(
         deliver(&http(server.url("/after")), JSON).await,
-        Outcome::Delivered
+        Outcome::delivered()
     );
     assert_eq!(server.next().await.path, "/after");
 }
@@ -464,7 +464,7 @@ async fn command_gets_the_payload_on_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("stdin");
     let kind = command(&["sh", "-c", r#"cat > "$1""#, "sh", path_str(&out)]);
-    assert_eq!(deliver(&kind, JSON).await, Outcome::Delivered);
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), JSON);
 }
 
@@ -478,7 +478,7 @@ async fn command_environment() {
         None,
         &[("GREETING", "hello world"), ("TRIGD_RULE", "spoofed")],
     );
-    assert_eq!(deliver(&kind, JSON).await, Outcome::Delivered);
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
     let env = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = env.lines().collect();
     for want in [
@@ -506,7 +506,7 @@ async fn command_cwd() {
         Some(&work),
         &[],
     );
-    assert_eq!(deliver(&kind, JSON).await, Outcome::Delivered);
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
     let pwd = std::fs::read_to_string(&out).unwrap();
     assert_eq!(PathBuf::from(pwd.trim_end()), work.canonicalize().unwrap());
 
@@ -554,11 +554,11 @@ async fn command_that_ignores_a_large_stdin() {
     let payload = "x".repeat(1 << 20);
     assert_eq!(
         deliver(&command(&["true"]), &payload).await,
-        Outcome::Delivered
+        Outcome::delivered()
     );
     assert_eq!(
         deliver(&command(&["head", "-c", "10"]), &payload).await,
-        Outcome::Delivered
+        Outcome::delivered()
     );
     assert_retry(
         &deliver(&command(&["sh", "-c", "exit 5"]), &payload).await,
@@ -669,7 +669,7 @@ async fn command_ends_when_the_program_exits() {
         path_str(&pidfile),
     ]);
     let started = Instant::now();
-    assert_eq!(deliver(&kind, JSON).await, Outcome::Delivered);
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
     assert!(started.elapsed() < Duration::from_secs(20));
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
@@ -729,7 +729,7 @@ async fn command_chatty_output_keeps_only_the_tail() {
     assert!(error.len() < 2048 + 200, "{} bytes", error.len());
 
     let kind = command(&["sh", "-c", r"head -c 10485760 /dev/zero | tr '\000' y"]);
-    assert_eq!(deliver(&kind, JSON).await, Outcome::Delivered);
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -762,7 +762,7 @@ async fn log_target_logs_one_line() {
         let _guard = tracing::subscriber::set_default(subscriber);
         deliver(&TargetKind::Log, JSON).await
     };
-    assert_eq!(outcome, Outcome::Delivered);
+    assert_eq!(outcome, Outcome::delivered());
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
