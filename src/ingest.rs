@@ -70,6 +70,7 @@ pub fn add_rule(
             first_error: None,
             last_error: None,
             hops: 0,
+            ordering_key: None,
         };
         match target.payload {
             Ok(p) => {

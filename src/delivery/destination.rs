@@ -260,6 +260,7 @@ pub fn follow_up(
                 first_error: None,
                 last_error: None,
                 hops,
+                ordering_key: None,
             });
         }
         Destination::Bus => {
@@ -305,6 +306,7 @@ mod tests {
             first_error: None,
             last_error: None,
             hops: 0,
+            ordering_key: None,
         }
     }
 

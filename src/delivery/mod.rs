@@ -40,6 +40,11 @@ pub struct Delivery {
     /// How many destinations (`on_success`/`on_failure`) led here: 0 for an event from a
     /// source, one more for each result fed back. Capped at [`MAX_HOPS`].
     pub hops: u32,
+    /// Deliveries of one rule and target with the same key are attempted one at a time, in
+    /// the order they were stored, the next only once the one before it has left the outbox
+    /// (delivered or dead-lettered): a FIFO queue's message group keeps its order through
+    /// trigd. `None` for everything else.
+    pub ordering_key: Option<String>,
 }
 
 /// The longest chain of destinations: a rule whose result, on trigd's bus, matches a rule that

@@ -31,6 +31,7 @@ fn delivery(rule: &str, n: u64, next: i64) -> Delivery {
         first_error: None,
         last_error: None,
         hops: 0,
+        ordering_key: None,
     }
 }
 
@@ -64,6 +65,7 @@ async fn every_field_round_trips() {
         first_error: Some("first".to_owned()),
         last_error: Some(String::new()),
         hops: u32::MAX,
+        ordering_key: None,
         ..delivery("r", 2, 0)
     };
     outbox
@@ -811,11 +813,13 @@ async fn an_older_schema_is_upgraded_and_a_newer_one_refused() {
         first_error: Some("x".to_owned()),
         last_error: Some("y".to_owned()),
         hops: 0,
+        ordering_key: None,
     };
     assert_eq!(all(&outbox).await, std::slice::from_ref(&old));
     assert_eq!(outbox.schedule_mark("tick").await.unwrap(), Some(42));
     let chained = Delivery {
         hops: 3,
+        ordering_key: None,
         ..delivery("r", 9, 8)
     };
     outbox.enqueue(vec![chained.clone()], None).await.unwrap();

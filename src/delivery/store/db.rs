@@ -53,12 +53,17 @@ CREATE TABLE IF NOT EXISTS corrupt_deliveries (
 PRAGMA user_version = 1;
 ";
 
-/// Version 2 adds `hops`: how many destinations (`on_success`/`on_failure`) led to the
-/// delivery, so that a chain of rules feeding each other through trigd's bus stops. Rows
-/// written by version 1 were not chained: 0.
+/// Version 2 adds `hops`, how many destinations (`on_success`/`on_failure`) led to the
+/// delivery, so that a chain of rules feeding each other through trigd's bus stops (rows
+/// written by version 1 were not chained: 0), and `ordering_key` (see
+/// [`Delivery::ordering_key`]) with the index that finds a group's head.
 const SCHEMA_V2: &str = "
 ALTER TABLE deliveries ADD COLUMN hops INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
+CREATE INDEX IF NOT EXISTS deliveries_ordering ON deliveries (rule, target, ordering_key)
+    WHERE ordering_key IS NOT NULL;
 ALTER TABLE corrupt_deliveries ADD COLUMN hops;
+ALTER TABLE corrupt_deliveries ADD COLUMN ordering_key;
 PRAGMA user_version = 2;
 ";
 
@@ -66,20 +71,20 @@ PRAGMA user_version = 2;
 macro_rules! delivery_columns {
     () => {
         "id, rule, target, event_id, event, payload, attempts, first_seen_ms, next_attempt_ms, \
-         first_error, last_error, hops"
+         first_error, last_error, hops, ordering_key"
     };
 }
 
 pub(super) const INSERT_OR_IGNORE: &str = concat!(
     "INSERT OR IGNORE INTO deliveries (",
     delivery_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 );
 /// Redrive replaces: the operator asked for a fresh start, even if a copy is still pending.
 pub(super) const INSERT_OR_REPLACE: &str = concat!(
     "INSERT OR REPLACE INTO deliveries (",
     delivery_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 );
 pub(super) const UPSERT_MARK: &str = "INSERT INTO schedule_marks (rule, last_fire_ms) VALUES (?1, ?2) \
      ON CONFLICT (rule) DO UPDATE SET last_fire_ms = excluded.last_fire_ms";
@@ -88,11 +93,16 @@ pub(super) const RETRY_LATER: &str = "UPDATE deliveries \
      SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4, first_error = COALESCE(first_error, ?4) \
      WHERE id = ?1";
 /// Walks the due-time index in order; the index ends with the rowid, so ties come in insertion
-/// order without a sort.
+/// order without a sort. A delivery with an ordering key is due only at the head of its group:
+/// no row of the same rule, target and key was stored before it (rowids only grow, so a
+/// smaller rowid is an earlier insert). Rows without a key never pay for the check.
 const SELECT_DUE: &str = concat!(
     "SELECT rowid, ",
     delivery_columns!(),
-    " FROM deliveries WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, rowid"
+    " FROM deliveries WHERE next_attempt_ms <= ?1 AND (ordering_key IS NULL OR NOT EXISTS \
+     (SELECT 1 FROM deliveries AS earlier WHERE earlier.rule = deliveries.rule \
+     AND earlier.target = deliveries.target AND earlier.ordering_key = deliveries.ordering_key \
+     AND earlier.rowid < deliveries.rowid)) ORDER BY next_attempt_ms, rowid"
 );
 const SELECT_BY_ROWID: &str = concat!(
     "SELECT rowid, ",
@@ -113,7 +123,8 @@ const SELECT_MISTYPED: &str = "SELECT rowid FROM deliveries WHERE NOT (
     AND typeof(attempts) = 'integer' AND attempts BETWEEN 0 AND 4294967295
     AND typeof(first_seen_ms) = 'integer' AND typeof(next_attempt_ms) = 'integer'
     AND typeof(first_error) IN ('text', 'null') AND typeof(last_error) IN ('text', 'null')
-    AND typeof(hops) = 'integer' AND hops BETWEEN 0 AND 4294967295)";
+    AND typeof(hops) = 'integer' AND hops BETWEEN 0 AND 4294967295
+    AND typeof(ordering_key) IN ('text', 'null'))";
 
 /// Opens a read-write connection with the store's pragmas, creating the database and its
 /// schema when missing. Used by the writer and by the offline `redrive`.
@@ -208,6 +219,7 @@ pub(super) fn insert(conn: &Connection, statement: &str, d: &Delivery) -> rusqli
         d.first_error,
         d.last_error,
         i64::from(d.hops),
+        d.ordering_key,
     ])
 }
 
@@ -420,6 +432,7 @@ pub(super) fn decode(row: &Row<'_>) -> Result<Delivery, String> {
         first_error: optional_text(row, 10, "first_error")?,
         last_error: optional_text(row, 11, "last_error")?,
         hops: u32::try_from(hops).map_err(|_| format!("hops is {hops}, out of range"))?,
+        ordering_key: optional_text(row, 13, "ordering_key")?,
     })
 }
 
@@ -481,6 +494,7 @@ mod tests {
             first_error: None,
             last_error: None,
             hops: 0,
+            ordering_key: None,
         }
     }
 

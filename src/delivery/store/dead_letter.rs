@@ -151,6 +151,7 @@ impl DeadLetterRecord {
             first_error: None,
             last_error: None,
             hops: self.hops,
+            ordering_key: None,
         }
     }
 
@@ -449,6 +450,7 @@ mod tests {
             first_error: Some("503 first".to_owned()),
             last_error: Some("503 second".to_owned()),
             hops: 0,
+            ordering_key: None,
         }
     }
 

@@ -259,6 +259,7 @@ mod tests {
             first_error: None,
             last_error: None,
             hops: 0,
+            ordering_key: None,
         }
     }
 
