@@ -418,3 +418,72 @@ rules:
     assert_empty(&sqs, &out).await;
     assert_eq!(d.stop(), 0);
 }
+
+/// A FIFO queue as a source with two message groups, into an HTTP target with this
+/// `concurrency` (the default when `None`): the deliveries each group made, in arrival order.
+async fn fifo_groups_through(concurrency: Option<u32>) -> Vec<Value> {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    let queue = sqs
+        .create_queue()
+        .queue_name("orders.fifo")
+        .attributes(Q::FifoQueue, "true")
+        .attributes(Q::ContentBasedDeduplication, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for seq in 0..FIFO_PER_GROUP {
+        for group in ["a", "b"] {
+            sqs.send_message()
+                .queue_url(&queue)
+                .message_group_id(group)
+                .message_body(json!({"group": group, "seq": seq}).to_string())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let recorder = crate::harness::Recorder::start(Vec::new()).await;
+    let limit = concurrency.map_or_else(String::new, |c| format!("        concurrency: {c}\n"));
+    let text = format!(
+        "sources:\n  orders:\n    sqs: {{queue_url: {queue}}}\nrules:\n  - name: r\n    pattern: {{source: [aws.sqs]}}\n    targets:\n      - id: hook\n        http: {}\n{limit}        input_path: $.detail.body\n",
+        recorder.url()
+    );
+    let (_dir, _state, d) = daemon(&moto, &text);
+    let got: Vec<Value> = recorder
+        .wait_for(2 * FIFO_PER_GROUP as usize)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(d.stop(), 0);
+    got
+}
+
+const FIFO_PER_GROUP: u64 = 8;
+
+fn assert_per_group_order(got: &[Value]) {
+    assert_eq!(got.len(), 2 * FIFO_PER_GROUP as usize, "{got:?}");
+    for group in ["a", "b"] {
+        let seqs: Vec<u64> = got
+            .iter()
+            .filter(|v| v["group"] == group)
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..FIFO_PER_GROUP).collect::<Vec<_>>(),
+            "group {group} out of order; all deliveries in arrival order: {got:?}"
+        );
+    }
+}
+
+/// The source hands a FIFO queue's messages over in order: a target that takes one delivery
+/// at a time sees each group in the order it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifo_source_keeps_per_group_order_to_a_serial_target() {
+    assert_per_group_order(&fifo_groups_through(Some(1)).await);
+}
