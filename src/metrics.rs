@@ -29,6 +29,11 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Accepted events that matched no rule.",
     ),
     (
+        "trigd_source_errors_total",
+        "counter",
+        "Failed calls of a source to its service (an SQS receive or delete), by source and operation.",
+    ),
+    (
         "trigd_rule_matches_total",
         "counter",
         "Events matched, by rule.",

@@ -3,7 +3,7 @@
 //! (`DeleteMessageBatch`). A message that cannot be decoded, or whose deliveries could not be
 //! stored, stays on the queue: SQS makes it visible again and, with a redrive policy, moves it
 //! to the queue's own dead-letter queue. Receive errors (the service down, say) back off and
-//! retry, so the source reconnects by itself.
+//! retry, so the source reconnects by itself; they are counted in `trigd_source_errors_total`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::decode::{Message, decode};
+use crate::metrics::Metrics;
 use crate::rules::QueueFormat;
 use crate::server::{self, AppState};
 
@@ -66,11 +67,12 @@ pub async fn run(
                     .metrics
                     .inc("trigd_source_errors_total", &[("source", &source.name)]);
                 tracing::warn!(message = "Cannot receive from SQS; will retry.", source = %source.name, retry_in_secs = backoff.as_secs(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
+                let wait = backoff;
+                backoff = receive_failed(&state.metrics, &source.name, backoff);
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                     () = stop.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
         };
@@ -79,6 +81,19 @@ pub async fn run(
         }
         handle_batch(&client, &source, &arn, &region, &state, messages).await;
     }
+}
+
+/// The longest wait between failed receives.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// After a failed receive: counts it in `trigd_source_errors_total` and returns the wait after
+/// the next failure (doubling, at most [`MAX_BACKOFF`]).
+fn receive_failed(metrics: &Metrics, source: &str, backoff: Duration) -> Duration {
+    metrics.inc(
+        "trigd_source_errors_total",
+        &[("source", source), ("operation", "receive")],
+    );
+    (backoff * 2).min(MAX_BACKOFF)
 }
 
 async fn handle_batch(
@@ -135,12 +150,17 @@ async fn handle_batch(
         &[("source", &source.name)],
         count as f64,
     );
-    delete(client, source, done).await;
+    delete(client, source, &state.metrics, done).await;
 }
 
-/// Deletes processed messages; per-entry failures are logged (the message will come back, and
-/// its deliveries, having the same ids, are stored once).
-async fn delete(client: &aws_sdk_sqs::Client, source: &SqsSource, done: Vec<(usize, String)>) {
+/// Deletes processed messages; per-entry failures are logged and counted (the message will
+/// come back, and its deliveries, having the same ids, are stored once).
+async fn delete(
+    client: &aws_sdk_sqs::Client,
+    source: &SqsSource,
+    metrics: &Metrics,
+    done: Vec<(usize, String)>,
+) {
     if done.is_empty() {
         return;
     }
@@ -162,11 +182,22 @@ async fn delete(client: &aws_sdk_sqs::Client, source: &SqsSource, done: Vec<(usi
         .await
     {
         Ok(out) => {
+            if !out.failed().is_empty() {
+                metrics.add(
+                    "trigd_source_errors_total",
+                    &[("source", &source.name), ("operation", "delete")],
+                    out.failed().len() as f64,
+                );
+            }
             for f in out.failed() {
                 tracing::warn!(message = "An SQS message could not be deleted; it will be received again.", source = %source.name, code = f.code(), error = f.message().unwrap_or_default());
             }
         }
         Err(e) => {
+            metrics.inc(
+                "trigd_source_errors_total",
+                &[("source", &source.name), ("operation", "delete")],
+            );
             tracing::warn!(message = "SQS messages could not be deleted; they will be received again.", source = %source.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
         }
     }
@@ -205,6 +236,25 @@ mod tests {
         assert_eq!(
             queue_arn("http://127.0.0.1:5000/123456789012/q.fifo/", "us-east-1"),
             "arn:aws:sqs:us-east-1:123456789012:q.fifo"
+        );
+    }
+
+    #[test]
+    fn failed_receives_are_counted_and_back_off_up_to_a_cap() {
+        let m = Metrics::new();
+        let mut wait = Duration::from_secs(1);
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            wait = receive_failed(&m, "uploads", wait);
+            waits.push(wait.as_secs());
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 30, 30, 30]);
+        let labels = [("source", "uploads"), ("operation", "receive")];
+        assert_eq!(m.get("trigd_source_errors_total", &labels), 7.0);
+        assert!(
+            m.render().contains(
+                "trigd_source_errors_total{source=\"uploads\",operation=\"receive\"} 7\n"
+            )
         );
     }
 }

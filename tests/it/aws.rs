@@ -10,11 +10,26 @@ use serde_json::Value;
 use crate::harness::{Daemon, wait_for, write_rules};
 use crate::util::root;
 
-/// A `moto_server` child process on a free port.
-pub struct Moto {
-    child: Child,
+/// A `moto_server` child process on a free port. It can be stopped and started again on the
+/// same port ([`Moto::stop`], [`Moto::restart`]); moto keeps its state in memory only, so a
+/// restart begins empty.
+pub(crate) struct Moto {
+    child: Option<Child>,
+    bin: PathBuf,
+    port: u16,
     pub url: String,
 }
+
+/// Runs moto's server after creating SQS queues in its in-memory backend, so that they exist
+/// before the port opens (nobody can see moto up without them).
+const PRELOAD: &str = r#"
+import sys
+from moto.sqs.models import sqs_backends
+from moto.server import main
+for name in sys.argv[2:]:
+    sqs_backends["123456789012"]["us-east-1"].create_queue(name)
+main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+"#;
 
 impl Moto {
     pub fn start() -> Moto {
@@ -33,18 +48,57 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut moto = Moto {
+            child: None,
+            bin,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let mut cmd = Command::new(&moto.bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        moto.spawn(cmd);
+        moto
+    }
+
+    fn spawn(&mut self, mut cmd: Command) {
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let url = format!("http://127.0.0.1:{port}");
-        let probe = format!("127.0.0.1:{port}");
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        self.child = Some(child);
+        let probe = format!("127.0.0.1:{}", self.port);
         wait_for("moto to listen", || {
             std::net::TcpStream::connect(&probe).ok()
         });
-        Moto { child, url }
+    }
+
+    /// Kills the server and waits until its port refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let probe = format!("127.0.0.1:{}", self.port);
+        wait_for("moto's port to close", || {
+            std::net::TcpStream::connect(&probe).err()
+        });
+    }
+
+    /// Starts the server again on the same port, with these (standard) SQS queues already
+    /// created: its state was lost with the process. Uses the Python next to `moto_server`.
+    pub fn restart(&mut self, queues: &[&str]) {
+        assert!(self.child.is_none(), "moto is still running");
+        let python = self.bin.with_file_name("python3");
+        assert!(
+            python.exists(),
+            "restarting moto with queues needs {} (the Python of moto's venv)",
+            python.display()
+        );
+        let mut cmd = Command::new(python);
+        cmd.args(["-c", PRELOAD, &self.port.to_string()])
+            .args(queues);
+        self.spawn(cmd);
     }
 
     /// An SQS client for the test itself.
@@ -84,8 +138,10 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -122,7 +178,7 @@ pub(crate) async fn receive_all(
     got
 }
 
-async fn post(url: &str, body: &str) -> u16 {
+pub(crate) async fn post(url: &str, body: &str) -> u16 {
     reqwest::Client::new()
         .post(url)
         .body(body.to_owned())
@@ -269,7 +325,7 @@ fn s3_notification(keys: &[&str]) -> String {
     serde_json::json!({ "Records": records }).to_string()
 }
 
-async fn approximate_count(sqs: &aws_sdk_sqs::Client, url: &str) -> (String, String) {
+pub(crate) async fn approximate_count(sqs: &aws_sdk_sqs::Client, url: &str) -> (String, String) {
     use aws_sdk_sqs::types::QueueAttributeName as Q;
     let attrs = sqs
         .get_queue_attributes()
@@ -429,7 +485,7 @@ async fn an_undecodable_message_stays_on_the_queue() {
 }
 
 /// Re-checks an async condition until it holds, failing after the deadline.
-async fn wait_for_async<F, Fut>(what: &str, mut f: F)
+pub(crate) async fn wait_for_async<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod aws;
+mod aws_e2e;
 mod cli;
 mod crash;
 mod daemon;
