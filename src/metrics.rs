@@ -79,11 +79,6 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Dead letters that could not be sent to their dead-letter queue (kept locally), by rule and target.",
     ),
     (
-        "trigd_source_errors_total",
-        "counter",
-        "Errors reading from a source (e.g. SQS unreachable), by source.",
-    ),
-    (
         "trigd_destinations_total",
         "counter",
         "Results passed on to a destination, by rule, target and condition.",

@@ -63,9 +63,6 @@ pub async fn run(
                 out.messages.unwrap_or_default()
             }
             Err(e) => {
-                state
-                    .metrics
-                    .inc("trigd_source_errors_total", &[("source", &source.name)]);
                 tracing::warn!(message = "Cannot receive from SQS; will retry.", source = %source.name, retry_in_secs = backoff.as_secs(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
                 let wait = backoff;
                 backoff = receive_failed(&state.metrics, &source.name, backoff);
