@@ -324,6 +324,20 @@ pub async fn accept(
     events: Vec<Value>,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
+    accept_ordered(state, rules, events, &[], now).await
+}
+
+/// As [`accept`], with an ordering key per event (`keys[i]` for `events[i]`; missing or `None`
+/// for none): the deliveries of events with the same key are attempted in order, per rule and
+/// target (see [`crate::delivery::Delivery::ordering_key`]). FIFO queues pass their message
+/// group.
+pub async fn accept_ordered(
+    state: &AppState,
+    rules: &RuleSet,
+    events: Vec<Value>,
+    keys: &[Option<String>],
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
     let mut scratch = state
         .scratch
         .lock()
@@ -332,10 +346,15 @@ pub async fn accept(
         .unwrap_or_else(|| rules.matcher().scratch());
     let mut all = Routed::default();
     let mut texts: Vec<String> = Vec::with_capacity(events.len());
-    for event in &events {
+    for (i, event) in events.iter().enumerate() {
         let text = event.to_string();
         match route_event(rules, &mut scratch, event, &text, now) {
-            Ok(routed) => {
+            Ok(mut routed) => {
+                if let Some(Some(key)) = keys.get(i) {
+                    for d in &mut routed.deliveries {
+                        d.ordering_key = Some(key.clone());
+                    }
+                }
                 if routed.rules.is_empty() {
                     state.metrics.inc("trigd_events_unmatched_total", &[]);
                 }

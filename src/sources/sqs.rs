@@ -104,8 +104,14 @@ async fn handle_batch(
     let rules = state.rules.borrow().clone();
     let now = Utc::now();
     let mut events = Vec::new();
+    // A FIFO queue's message group, per event: its deliveries keep the group's order.
+    let mut groups = Vec::new();
     let mut done = Vec::new();
     for (i, m) in messages.iter().enumerate() {
+        let group = m
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+            .map(|g| format!("{arn}#{g}"));
         let msg = Message {
             message_id: m.message_id().unwrap_or_default(),
             body: m.body().unwrap_or_default(),
@@ -123,6 +129,7 @@ async fn handle_batch(
         };
         match decode(&msg, source.format, &rules.settings, now) {
             Ok(evs) => {
+                groups.extend(std::iter::repeat_n(group, evs.len()));
                 events.extend(evs);
                 if let Some(handle) = m.receipt_handle() {
                     done.push((i, handle.to_owned()));
@@ -138,7 +145,7 @@ async fn handle_batch(
         }
     }
     let count = events.len();
-    if let Err(r) = server::accept(state, &rules, events, now).await {
+    if let Err(r) = server::accept_ordered(state, &rules, events, &groups, now).await {
         tracing::error!(message = "Events from SQS could not be stored; the messages stay on the queue.", source = %source.name, reason = r.reason);
         return;
     }

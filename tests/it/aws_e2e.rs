@@ -488,10 +488,9 @@ async fn fifo_source_keeps_per_group_order_to_a_serial_target() {
     assert_per_group_order(&fifo_groups_through(Some(1)).await);
 }
 
-/// FAILS as of this commit: with the target's default concurrency the dispatcher sends
-/// deliveries of one group in parallel, and they arrive out of order (the source's side is
-/// covered by `fifo_source_keeps_per_group_order_to_a_serial_target`). Needs per-group
-/// ordering in src/delivery/.
+/// With the target's default concurrency the dispatcher would send one group's deliveries in
+/// parallel; the group's ordering key makes it send them one at a time, in order (other groups
+/// and events still go in parallel).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifo_source_keeps_per_group_order_with_default_target_concurrency() {
     assert_per_group_order(&fifo_groups_through(None).await);

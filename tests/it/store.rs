@@ -832,3 +832,49 @@ async fn an_older_schema_is_upgraded_and_a_newer_one_refused() {
     let err = Outbox::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("99"), "{err}");
 }
+
+/// Deliveries with an ordering key come due one at a time per (rule, target, key), in the
+/// order they were stored; a head waiting for its retry holds its group back, nothing else.
+#[tokio::test]
+async fn only_the_head_of_an_ordered_group_is_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let keyed = |n: u64, key: &str| Delivery {
+        ordering_key: Some(key.to_owned()),
+        ..delivery("r", n, 10)
+    };
+    let other_target = Delivery {
+        target: "other".to_owned(),
+        id: "other-target".to_owned(),
+        ..keyed(9, "a")
+    };
+    let batch = vec![
+        keyed(1, "a"),
+        keyed(2, "b"),
+        keyed(3, "a"),
+        delivery("r", 4, 10),
+        keyed(5, "b"),
+        other_target.clone(),
+    ];
+    outbox.enqueue(batch.clone(), None).await.unwrap();
+    let due_ids = |outbox: Outbox| async move {
+        outbox
+            .due(100, usize::MAX, &HashSet::new())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>()
+    };
+    let id = |i: usize| batch[i].id.clone();
+    // Heads of a and b, the unkeyed one, and a's head for the other target.
+    assert_eq!(due_ids(outbox.clone()).await, [id(0), id(1), id(3), id(5)]);
+    // a's head waits for a retry: a waits with it; b does not.
+    outbox.retry_later(&id(0), 1, 1_000, "503").await.unwrap();
+    outbox.complete(&id(1)).await.unwrap();
+    assert_eq!(due_ids(outbox.clone()).await, [id(3), id(4), id(5)]);
+    // Once a's head is gone, the next of a comes due.
+    outbox.complete(&id(0)).await.unwrap();
+    assert_eq!(due_ids(outbox.clone()).await, [id(2), id(3), id(4), id(5)]);
+    outbox.close().await;
+}
