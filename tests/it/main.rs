@@ -11,6 +11,7 @@ mod daemon;
 mod diagnostics;
 mod harness;
 mod replay;
+mod sns_http;
 mod store;
 mod targets;
 mod util;
