@@ -253,7 +253,10 @@ pub async fn receive(
     };
     match handle(&state, &rules, &source, &config, &headers, body).await {
         Ok(response) => response,
-        Err(Failure::Intake(r)) => refuse(&state, &source, r),
+        Err(Failure::Intake(r)) => {
+            tracing::warn!(message = "SNS message refused.", source, reason = r.reason, error = %r.message);
+            refuse(&state, &source, r)
+        }
         Err(Failure::Sns(e)) => {
             let status = if e.retryable() {
                 StatusCode::BAD_GATEWAY
