@@ -122,6 +122,8 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
             ),
             None => None,
         },
+        sns: crate::sources::sns_http::SnsHttp::new()
+            .map_err(|e| DaemonError::Targets(crate::targets::TargetsError::HttpClient(e)))?,
     });
 
     let stop = CancellationToken::new();

@@ -283,8 +283,15 @@ pub enum SourceKind {
         format: QueueFormat,
         concurrency: u32,
     },
+    /// SNS HTTP(S) subscriptions, received at `POST /sns/{name}`.
     Sns {
+        /// Topics whose messages are accepted; empty: any topic.
         topic_arns: Vec<String>,
+        /// Hosts, besides AWS's SNS hosts, trusted to serve signing certificates and
+        /// subscription URLs.
+        trusted_cert_hosts: Vec<TrustedHost>,
+        /// Messages whose `Timestamp` is older than this are refused as replays.
+        max_age: Duration,
     },
     Webhook {
         /// Environment variable holding the bearer token the sender must present.
@@ -294,6 +301,105 @@ pub enum SourceKind {
         hmac_header: String,
     },
 }
+
+/// A host an `sns` source trusts, besides AWS's `sns.REGION.amazonaws.com[.cn]`, to serve
+/// signing certificates and subscription URLs (`trusted_cert_hosts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedHost {
+    /// Plain `http`; validation allows it only for loopback hosts. Otherwise `https`.
+    pub http: bool,
+    /// Lower case; an IP address in its canonical form (IPv6 without brackets); `*.` in front
+    /// stands for any subdomain.
+    pub host: String,
+    /// `None`: any port.
+    pub port: Option<u16>,
+}
+
+/// Why a `trusted_cert_hosts` entry is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustedHostError {
+    #[error("the scheme must be https (or http for a loopback host)")]
+    Scheme,
+    #[error("it must be a host and an optional port, without a path")]
+    NotJustHost,
+    #[error("`{0}` is not an IPv6 address")]
+    Ipv6(String),
+    #[error("`{0}` is not a port number")]
+    Port(String),
+    #[error("`{0}` is not a host name (IPv6 addresses go in brackets)")]
+    Host(String),
+    #[error("plain http is allowed only for loopback hosts (127.0.0.1, ::1, localhost)")]
+    HttpNotLoopback,
+}
+
+impl std::str::FromStr for TrustedHost {
+    type Err = TrustedHostError;
+
+    /// `[https://|http://]HOST[:PORT]`: HOST is a DNS name (`*.` in front for any subdomain)
+    /// or an IP address (IPv6 in brackets). No scheme means https.
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let (http, rest) = if let Some(rest) = spec.strip_prefix("http://") {
+            (true, rest)
+        } else if let Some(rest) = spec.strip_prefix("https://") {
+            (false, rest)
+        } else if spec.contains("://") {
+            return Err(TrustedHostError::Scheme);
+        } else {
+            (false, spec)
+        };
+        if rest.contains(['/', '?', '#', '@']) || rest.contains(char::is_whitespace) {
+            return Err(TrustedHostError::NotJustHost);
+        }
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (addr, after) = inner
+                .split_once(']')
+                .ok_or_else(|| TrustedHostError::Ipv6(inner.to_owned()))?;
+            let ip: std::net::Ipv6Addr = addr
+                .parse()
+                .map_err(|_| TrustedHostError::Ipv6(addr.to_owned()))?;
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| TrustedHostError::Port(p.to_owned()))?,
+                ),
+            };
+            (ip.to_string(), port)
+        } else {
+            match rest.split_once(':') {
+                Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
+                None => (rest.to_ascii_lowercase(), None),
+            }
+        };
+        let port = match port {
+            None => None,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(TrustedHostError::Port(p.to_owned())),
+            },
+        };
+        let ip = host.parse::<std::net::IpAddr>().ok();
+        if ip.is_none() {
+            let name = host.strip_prefix("*.").unwrap_or(&host);
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            };
+            if name.is_empty() || !name.split('.').all(label_ok) {
+                return Err(TrustedHostError::Host(host));
+            }
+        }
+        let loopback = host == "localhost" || ip.is_some_and(|ip| ip.is_loopback());
+        if http && !loopback {
+            return Err(TrustedHostError::HttpNotLoopback);
+        }
+        Ok(TrustedHost { http, host, port })
+    }
+}
+
+/// How old an SNS message may be before it is refused as a replay, by default.
+pub const DEFAULT_SNS_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// What the messages on a queue carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -242,9 +242,19 @@ fn source() -> Value {
             (
                 "sns",
                 object(
-                    keys(SNS_SOURCE_KEYS),
+                    props(&[
+                        (
+                            SNS_SOURCE_KEYS[0],
+                            json!({"type": "array", "items": {"type": "string", "pattern": "^arn:aws[a-z-]*:sns:"}, "description": "Topics whose messages are accepted; none: any topic"}),
+                        ),
+                        (
+                            SNS_SOURCE_KEYS[1],
+                            json!({"type": "array", "items": {"type": "string"}, "description": "Hosts besides sns.REGION.amazonaws.com trusted to serve signing certificates and SubscribeURLs: HOST, HOST:PORT, *.DOMAIN, or http://LOOPBACK:PORT"}),
+                        ),
+                        (SNS_SOURCE_KEYS[2], duration()),
+                    ]),
                     &[],
-                    "Receive SNS over HTTP at POST /sns/NAME",
+                    "Receive SNS over HTTP at POST /sns/NAME (signatures verified)",
                 ),
             ),
             (

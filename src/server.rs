@@ -1,5 +1,6 @@
 //! The daemon's one HTTP listener: webhook ingest (`POST /events/{source}`), EventBridge's
-//! `PutEvents` JSON protocol (`POST /`), `GET /healthz` and `GET /metrics`.
+//! `PutEvents` JSON protocol (`POST /`), SNS HTTP(S) subscriptions (`POST /sns/{source}`, in
+//! `sources::sns_http`), `GET /healthz` and `GET /metrics`.
 //!
 //! A 2xx answer means the event's deliveries are durably in the outbox. Bad input gets a 4xx
 //! with a reason, and is counted in `trigd_events_rejected_total{source, reason}`.
@@ -53,6 +54,8 @@ pub struct AppState {
     pub scratch: Mutex<Vec<Scratch>>,
     /// Where accepted events are recorded for replay, when on.
     pub archive: Option<crate::archive::Archive>,
+    /// SNS over HTTP: signing certificates and recent message ids.
+    pub sns: crate::sources::sns_http::SnsHttp,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/events/{source}", post(webhook))
+        .route("/sns/{source}", post(crate::sources::sns_http::receive))
         .route("/", post(put_events))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -88,7 +92,11 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Refusal {
             status,
             reason,
@@ -97,7 +105,8 @@ impl Refusal {
     }
 }
 
-fn refuse(state: &AppState, source: &str, r: Refusal) -> Response {
+/// Counts and logs a refusal, and answers it.
+pub(crate) fn refuse(state: &AppState, source: &str, r: Refusal) -> Response {
     state.metrics.inc(
         "trigd_events_rejected_total",
         &[("source", source), ("reason", r.reason)],
@@ -136,7 +145,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// Body bytes → a JSON value, with the refusals bad input earns.
-fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<(Bytes, Value), Refusal> {
+pub(crate) fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<(Bytes, Value), Refusal> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())

@@ -10,8 +10,8 @@ use super::reader::{self, Fields};
 use super::yaml::{Kind, Node, Pos};
 use crate::pattern::{self, PathSeg};
 use crate::rules::{
-    CatchUp, DeadLetter, Defaults, Destination, InvocationType, QueueFormat, RetryPolicy, Rule,
-    Schedule, Source, SourceKind, Target, TargetKind, Trigger,
+    CatchUp, DEFAULT_SNS_MAX_AGE, DeadLetter, Defaults, Destination, InvocationType, QueueFormat,
+    RetryPolicy, Rule, Schedule, Source, SourceKind, Target, TargetKind, Trigger, TrustedHost,
 };
 use crate::schedule::ScheduleExpr;
 use crate::transform::{InputSpec, JsonPath, Template};
@@ -67,7 +67,7 @@ pub const RETRY_KEYS: &[&str] = &["max_attempts", "max_event_age"];
 pub const TRANSFORMER_KEYS: &[&str] = &["input_paths", "input_template"];
 pub const SOURCE_KINDS: &[&str] = &["sqs", "sns", "webhook"];
 pub const SQS_SOURCE_KEYS: &[&str] = &["queue_url", "format", "concurrency"];
-pub const SNS_SOURCE_KEYS: &[&str] = &["topic_arns"];
+pub const SNS_SOURCE_KEYS: &[&str] = &["topic_arns", "trusted_cert_hosts", "max_age"];
 pub const WEBHOOK_SOURCE_KEYS: &[&str] = &["bearer_token_env", "hmac_secret_env", "hmac_header"];
 pub const CATCH_UP_KEYS: &[&str] = &["policy", "within"];
 
@@ -869,6 +869,25 @@ fn topic_arn(r: &mut Reporter<'_>, node: &Node) -> Option<String> {
     Some(s.to_owned())
 }
 
+/// An entry of `trusted_cert_hosts`: `[https://|http://]HOST[:PORT]`, where HOST is a DNS
+/// name (`*.` in front for any subdomain) or an IP address (IPv6 in brackets). Plain `http` only
+/// for loopback hosts.
+fn trusted_host(r: &mut Reporter<'_>, node: &Node) -> Option<TrustedHost> {
+    let s = reader::nonempty(r, node, "a trusted certificate host")?;
+    match s.parse::<TrustedHost>() {
+        Ok(h) => Some(h),
+        Err(why) => {
+            r.error(
+                node.pos,
+                format!(
+                    "`{s}` is not a trusted certificate host: {why}; expected HOST, HOST:PORT or http://127.0.0.1:PORT"
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// A function name, `name:qualifier`, partial ARN or full ARN, as Invoke accepts.
 fn lambda_function(r: &mut Reporter<'_>, node: &Node) -> Option<String> {
     let s = reader::nonempty(r, node, "a Lambda function")?;
@@ -1105,7 +1124,37 @@ fn read_source(r: &mut Reporter<'_>, key: &Node, node: &Node) -> Option<Source> 
                     items.iter().filter_map(|i| topic_arn(r, i)).collect()
                 }
             };
-            SourceKind::Sns { topic_arns }
+            let trusted_cert_hosts = match g.get("trusted_cert_hosts") {
+                None => Vec::new(),
+                Some(n) => {
+                    let Kind::Seq(items) = &n.kind else {
+                        r.error(
+                            n.pos,
+                            format!(
+                                "`trusted_cert_hosts` must be a list of hosts, got {}",
+                                n.type_name()
+                            ),
+                        );
+                        return None;
+                    };
+                    items.iter().filter_map(|i| trusted_host(r, i)).collect()
+                }
+            };
+            let max_age = match g.get("max_age") {
+                None => DEFAULT_SNS_MAX_AGE,
+                Some(n) => reader::duration_within(
+                    r,
+                    n,
+                    "`max_age`",
+                    Duration::from_secs(60),
+                    Duration::from_secs(7 * 86_400),
+                )?,
+            };
+            SourceKind::Sns {
+                topic_arns,
+                trusted_cert_hosts,
+                max_age,
+            }
         }
         "webhook" => {
             let g = Fields::new(r, v, "a webhook source", WEBHOOK_SOURCE_KEYS)?;

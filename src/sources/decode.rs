@@ -119,7 +119,9 @@ fn raw_event(msg: &Message<'_>, settings: &Settings, now: DateTime<Utc>) -> Valu
     })
 }
 
-fn sns_event(
+/// An SNS envelope (a Notification's fields) → its event: `aws.sns` "SNS Notification", or the
+/// S3 events of an S3 notification inside. Shared by SQS and SNS-over-HTTP sources.
+pub(crate) fn sns_event(
     v: &Value,
     message_id: &str,
     settings: &Settings,

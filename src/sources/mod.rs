@@ -3,4 +3,6 @@
 //! stores their deliveries durably before the source acknowledges anything.
 
 pub mod decode;
+pub mod sns_http;
+pub mod sns_verify;
 pub mod sqs;

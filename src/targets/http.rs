@@ -330,7 +330,7 @@ fn send_error(e: &reqwest::Error, timeout: Duration) -> Outcome {
 }
 
 /// The error and its causes, "a: b: c", without the URL.
-fn chain(e: &reqwest::Error) -> String {
+pub(crate) fn chain(e: &reqwest::Error) -> String {
     let mut text = String::new();
     let mut current: Option<&dyn std::error::Error> = Some(e);
     while let Some(err) = current {

@@ -13,6 +13,7 @@ mod destinations;
 mod diagnostics;
 mod harness;
 mod replay;
+mod sns_http;
 mod store;
 mod targets;
 mod util;
