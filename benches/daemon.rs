@@ -54,7 +54,10 @@ async fn start_sink() -> (String, Arc<Sink>) {
 }
 
 fn start_trigd(rules: &std::path::Path, state: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trigd"))
+    // `TRIGD_BENCH_BIN` runs another build of trigd (to compare two builds back to back).
+    let bin =
+        std::env::var("TRIGD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_trigd").to_owned());
+    let mut child = Command::new(bin)
         .arg("run")
         .arg(rules)
         .args([
@@ -66,6 +69,11 @@ fn start_trigd(rules: &std::path::Path, state: &std::path::Path) -> (std::proces
         ])
         .arg(state)
         .env("RUST_LOG", "warn,trigd::daemon=info")
+        .envs(
+            std::env::var("TRIGD_BENCH_DAEMON_WORKERS")
+                .ok()
+                .map(|n| ("TOKIO_WORKER_THREADS", n)),
+        )
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
