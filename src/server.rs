@@ -92,6 +92,15 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// While starting or draining: 503, so the sender retries.
+    pub(crate) fn not_running() -> Self {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "trigd is not accepting events now",
+        )
+    }
+
     pub(crate) fn new(
         status: StatusCode,
         reason: &'static str,
@@ -185,15 +194,7 @@ async fn webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if state.phase() != Phase::Running {
-        return refuse(
-            &state,
-            &source,
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "trigd is not accepting events now",
-            ),
-        );
+        return refuse(&state, &source, Refusal::not_running());
     }
     let rules = state.rules.borrow().clone();
     if let Err(r) = authorize(&rules, &source, &headers, body.as_ref().ok()) {

@@ -213,15 +213,7 @@ pub async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if state.phase() != Phase::Running {
-        return refuse(
-            &state,
-            &source,
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "trigd is not accepting events now",
-            ),
-        );
+        return refuse(&state, &source, Refusal::not_running());
     }
     let rules = state.rules.borrow().clone();
     let config = rules.sources.iter().find_map(|s| match &s.kind {

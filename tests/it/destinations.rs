@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::aws::{Moto, daemon, receive_all};
+use crate::aws::{Moto, daemon, receive_all, wait_for_async};
 use crate::daemon::{get, post};
 use crate::harness::{Daemon, Recorder, wait_for, write_rules};
 
@@ -18,19 +18,9 @@ fn start(rules_yaml: &str) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
 }
 
 /// Re-reads the daemon's metrics until they contain `what`, failing after the deadline.
-async fn wait_metric(d: &Daemon, what: &str) -> String {
-    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
-    loop {
-        let (_, m) = get(&d.url("/metrics")).await;
-        if m.contains(what) {
-            return m;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for `{what}` in\n{m}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+async fn wait_metric(d: &Daemon, what: &str) {
+    let url = d.url("/metrics");
+    wait_for_async(what, || async { get(&url).await.1.contains(what) }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
