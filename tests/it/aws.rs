@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{Daemon, wait_for, write_rules};
+use crate::harness::{Daemon, wait_dead_letter, wait_for, write_rules};
 use crate::util::root;
 
 /// A `moto_server` child process on a free port. It can be stopped and started again on the
@@ -288,14 +288,7 @@ async fn a_missing_queue_is_a_dead_letter_with_the_reason() {
         ),
     );
     assert_eq!(post(&d.url("/events/shop"), "{}").await, 200);
-    let letter = wait_for("a dead letter", || {
-        std::fs::read_dir(state.join("dead-letters"))
-            .ok()?
-            .flatten()
-            .next()
-    });
-    let record: Value =
-        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    let record = wait_dead_letter(&state, |_| true);
     assert_eq!(record["error_code"], "NO_RESOURCE", "{record}");
     assert_eq!(record["attempts"], 1);
     assert!(
@@ -555,12 +548,7 @@ async fn dead_letters_go_to_the_sqs_dead_letter_queue_with_eventbridges_attribut
         "not retried: no exhausted condition"
     );
     // The local dead letter is written too.
-    wait_for("the local dead letter", || {
-        std::fs::read_dir(state.join("dead-letters"))
-            .ok()?
-            .flatten()
-            .next()
-    });
+    wait_dead_letter(&state, |_| true);
     assert_eq!(d.stop(), 0);
 }
 
@@ -660,14 +648,7 @@ async fn an_eventbridge_target_puts_events_on_a_bus() {
     assert_eq!(event["detail-type"], "Webhook", "taken from the event");
     assert_eq!(event["detail"], serde_json::json!({"order": 4}));
     // A detail that is not a JSON object cannot be put: dead letter, with the reason.
-    let letter = wait_for("the dead letter", || {
-        std::fs::read_dir(state.join("dead-letters"))
-            .ok()?
-            .flatten()
-            .next()
-    });
-    let record: Value =
-        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    let record = wait_dead_letter(&state, |_| true);
     assert_eq!(record["target"], "text");
     assert!(
         record["last_error"]
@@ -736,14 +717,7 @@ async fn lambda_targets_invoke_and_refuse_oversized_payloads() {
     // Over Lambda's 1 MiB limit for asynchronous invocations: never sent, dead-lettered.
     let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(1024 * 1024 + 10));
     assert_eq!(post(&d.url("/events/shop"), &big).await, 200);
-    let letter = wait_for("the dead letter", || {
-        std::fs::read_dir(state.join("dead-letters"))
-            .ok()?
-            .flatten()
-            .map(|e| std::fs::read_to_string(e.path()).unwrap())
-            .find(|t| t.contains("\"target\": \"async\"") || t.contains("\"target\":\"async\""))
-    });
-    let record: Value = serde_json::from_str(&letter).unwrap();
+    let record = wait_dead_letter(&state, |r| r["target"] == "async");
     assert_eq!(record["error_code"], "INVALID_PARAMETER");
     assert!(
         record["last_error"]

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, Recorder, wait_for, write_rules};
+use crate::harness::{Daemon, Recorder, wait_dead_letter, wait_for, write_rules};
 
 fn http_rule(name: &str, url: &str, extra: &str) -> String {
     format!(
@@ -258,14 +258,7 @@ async fn retries_then_delivers_and_dead_letters_what_cannot_succeed() {
         v["message"] == "Delivery failed, will retry." && v["attempt"] == 2
     });
 
-    let letter = wait_for("a dead letter", || {
-        std::fs::read_dir(state.join("dead-letters"))
-            .ok()?
-            .flatten()
-            .find(|e| e.path().extension().is_some_and(|x| x == "json"))
-    });
-    let record: Value =
-        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    let record = wait_dead_letter(&state, |_| true);
     assert_eq!(record["rule"], "refused");
     assert_eq!(record["error_code"], "INVALID_PARAMETER");
     assert_eq!(record["attempts"], 1);
@@ -320,14 +313,7 @@ async fn exhausted_retries_record_the_condition() {
     let state = dir.path().join("state");
     let d = Daemon::start(&rules, &state, &[]);
     assert_eq!(post(&d.url("/events/shop"), "{}", &[]).await.0, 200);
-    let letter = wait_for("a dead letter", || {
-        std::fs::read_dir(state.join("dead-letters"))
-            .ok()?
-            .flatten()
-            .next()
-    });
-    let record: Value =
-        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    let record = wait_dead_letter(&state, |_| true);
     assert_eq!(record["exhausted_retry_condition"], "MaximumRetryAttempts");
     assert_eq!(record["error_code"], "THROTTLING");
     assert_eq!(record["attempts"], 2);

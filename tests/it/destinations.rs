@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::aws::{Moto, daemon, receive_all, wait_for_async};
 use crate::daemon::{get, post};
-use crate::harness::{Daemon, Recorder, wait_for, write_rules};
+use crate::harness::{Daemon, Recorder, wait_dead_letter, write_rules};
 
 fn start(rules_yaml: &str) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
     let dir = tempfile::tempdir().unwrap();
@@ -96,14 +96,7 @@ rules:
     assert!(message.contains("disk full"), "{message}");
     assert_eq!(record["requestPayload"]["detail"], json!({"n": 1}));
     // The local dead letter is written as well: on_failure is a copy, not a replacement.
-    let letter = wait_for("the dead letter", || {
-        std::fs::read_dir(state.join("dead-letters"))
-            .ok()?
-            .flatten()
-            .next()
-    });
-    let letter: Value =
-        serde_json::from_str(&std::fs::read_to_string(letter.path()).unwrap()).unwrap();
+    let letter = wait_dead_letter(&state, |_| true);
     assert_eq!(letter["target"], "tool");
     assert_eq!(rec.count(), 1, "no on_success after a failure");
     assert_eq!(d.stop(), 0);

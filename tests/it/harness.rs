@@ -256,3 +256,21 @@ pub fn write_rules(dir: &Path, name: &str, text: &str) {
     std::fs::create_dir_all(dir).expect("mkdir");
     std::fs::write(dir.join(name), text).expect("write rules");
 }
+
+/// Waits for a dead letter under the state directory `state` for which `accept` holds, and
+/// returns its JSON. Only finished files count (`*.json`; a name starting with `.` is a write
+/// in progress).
+pub fn wait_dead_letter(state: &Path, accept: impl Fn(&Value) -> bool) -> Value {
+    wait_for("a dead letter", || {
+        std::fs::read_dir(state.join("dead-letters"))
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".json") && !name.starts_with('.')
+            })
+            .filter_map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok())
+            .find(|v| accept(v))
+    })
+}
