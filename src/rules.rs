@@ -4,6 +4,7 @@
 //! code never re-checks them: a `Rule` has 1–5 targets with unique ids, a compiled pattern or
 //! a parsed schedule, and targets whose input options are compiled.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ pub struct RuleSet {
     matcher: Matcher,
     /// Indexes into `rules` of the rules with a pattern, in matcher order.
     pattern_rules: Vec<usize>,
+    /// Rule name → index into `rules`: every delivery looks its rule up by name, so the cost
+    /// must not grow with the number of rules.
+    by_name: HashMap<String, usize>,
 }
 
 impl RuleSet {
@@ -77,12 +81,18 @@ impl RuleSet {
                     Trigger::Schedule(_) => None,
                 }),
         );
+        let by_name = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
         RuleSet {
             rules,
             sources,
             settings,
             matcher,
             pattern_rules,
+            by_name,
         }
     }
 
@@ -96,8 +106,13 @@ impl RuleSet {
         self.pattern_rules.get(id as usize).copied()
     }
 
+    /// The rule named `name`, found through an index built with the set (`rules` is public:
+    /// if it was changed since, the index is checked and a scan answers instead).
     pub fn rule(&self, name: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.name == name)
+        match self.by_name.get(name).and_then(|&i| self.rules.get(i)) {
+            Some(r) if r.name == name => Some(r),
+            _ => self.rules.iter().find(|r| r.name == name),
+        }
     }
 
     /// The ARN EventBridge would give the rule (default bus).
