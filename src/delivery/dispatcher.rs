@@ -28,6 +28,9 @@ use crate::targets::{Attempt, ErrorCode, Outcome, Targets};
 const BATCH: usize = 512;
 /// How long to wait for a wake-up when everything due is already being worked on.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// When a delivered attempt is repeated because its destination could not be stored: the
+/// outbox failed, so soon, but not at once.
+const STORE_RETRY_MS: i64 = 1000;
 /// The longest sleep with nothing due: the outbox is re-read after it, so deliveries put back
 /// by `trigd dlq redrive` from another process are picked up without a signal.
 const MAX_SLEEP: Duration = Duration::from_secs(5);
@@ -235,15 +238,19 @@ async fn attempt(s: &Shared, d: Delivery) {
     let started = Utc::now().timestamp_millis();
     // The rules as they are now; a reload during the attempt does not change them under it.
     let rules = Arc::clone(&s.rules.borrow());
-    let Some(target) = destination::resolve(&rules, &d.rule, &d.target) else {
+    let attempts_made = d.attempts + 1;
+    let count = |outcome: &str| {
         s.metrics.inc(
             "trigd_deliveries_total",
             &[
                 ("rule", &d.rule),
                 ("target", &d.target),
-                ("outcome", "failed"),
+                ("outcome", outcome),
             ],
         );
+    };
+    let Some(target) = destination::resolve(&rules, &d.rule, &d.target) else {
+        count("failed");
         let error = format!(
             "rule `{}` or its target `{}` no longer exists (removed by a reload)",
             d.rule, d.target
@@ -255,7 +262,7 @@ async fn attempt(s: &Shared, d: Delivery) {
             ErrorCode::InvalidParameter,
             error,
             None,
-            d.attempts + 1,
+            attempts_made,
         )
         .await;
         finish(s, &d);
@@ -275,7 +282,6 @@ async fn attempt(s: &Shared, d: Delivery) {
         finish(s, &d);
         return;
     }
-    let attempts_made = d.attempts + 1;
     let a = Attempt {
         delivery_id: &d.id,
         rule: &d.rule,
@@ -286,16 +292,6 @@ async fn attempt(s: &Shared, d: Delivery) {
         event: &d.event,
     };
     let outcome = s.targets.deliver(target.kind, &a).await;
-    let count = |outcome: &str| {
-        s.metrics.inc(
-            "trigd_deliveries_total",
-            &[
-                ("rule", &d.rule),
-                ("target", &d.target),
-                ("outcome", outcome),
-            ],
-        );
-    };
     match outcome {
         Outcome::Delivered { response } => {
             count("delivered");
@@ -313,7 +309,7 @@ async fn attempt(s: &Shared, d: Delivery) {
                         "delivered, but its on_success destination could not be stored: {e}"
                     );
                     tracing::error!(message = "Could not store a destination; the delivery will be repeated.", rule = %d.rule, target = %d.target, error = %e);
-                    let at = Utc::now().timestamp_millis() + 1000;
+                    let at = Utc::now().timestamp_millis() + STORE_RETRY_MS;
                     if let Err(e) = s.outbox.retry_later(&d.id, attempts_made, at, &error).await {
                         tracing::error!(message = "Could not record a retry.", delivery = %d.id, error = %e);
                     }

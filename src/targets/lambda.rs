@@ -13,11 +13,13 @@ use crate::rules::InvocationType;
 const ASYNC_LIMIT: usize = 1024 * 1024;
 const SYNC_LIMIT: usize = 6 * 1024 * 1024;
 
-/// One `Invoke`.
+/// One `Invoke`. With `capture` (an `on_success` destination wants it), a synchronous
+/// invocation's response is returned with the outcome.
 pub async fn deliver(
     client: &aws_sdk_lambda::Client,
     function: &str,
     invocation: InvocationType,
+    capture: bool,
     attempt: &Attempt<'_>,
 ) -> Outcome {
     let (limit, kind) = match invocation {
@@ -47,7 +49,7 @@ pub async fn deliver(
     match result {
         Ok(out) => match out.function_error() {
             // An asynchronous invocation answers 202 and no payload: nothing to pass on.
-            None if invocation == InvocationType::Event => Outcome::delivered(),
+            None if !capture || invocation == InvocationType::Event => Outcome::delivered(),
             None => {
                 let body = out
                     .payload()

@@ -219,10 +219,12 @@ impl Targets {
             TargetKind::Lambda {
                 function,
                 invocation_type,
+                on_success,
                 ..
             } => match &self.aws {
                 Some(aws) => {
-                    lambda::deliver(&aws.lambda, function, *invocation_type, attempt).await
+                    let capture = on_success.is_some();
+                    lambda::deliver(&aws.lambda, function, *invocation_type, capture, attempt).await
                 }
                 None => no_aws(),
             },
