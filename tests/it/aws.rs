@@ -125,6 +125,32 @@ impl Moto {
             .await
     }
 
+    /// Creates a standard queue; its URL.
+    pub async fn queue(&self, name: &str) -> String {
+        self.sqs()
+            .await
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap()
+    }
+
+    /// Switches Lambda to moto's Docker-less backend: Invoke answers (echo, or canned
+    /// responses), no code runs.
+    pub async fn lambda_without_docker(&self) {
+        let config = reqwest::Client::new()
+            .post(format!("{}/moto-api/config", self.url))
+            .header("Content-Type", "application/json")
+            .body(r#"{"lambda":{"use_docker":false}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(config.status().is_success());
+    }
+
     /// The environment trigd needs to reach this moto.
     pub fn env(&self) -> [(&'static str, &str); 4] {
         [
@@ -193,14 +219,7 @@ pub(crate) async fn post(url: &str, body: &str) -> u16 {
 async fn an_sqs_target_receives_the_transformed_payloads() {
     let moto = Moto::start();
     let sqs = moto.sqs().await;
-    let queue = sqs
-        .create_queue()
-        .queue_name("uploads")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue = moto.queue("uploads").await;
     let text = format!(
         r#"
 rules:
@@ -272,14 +291,7 @@ async fn fifo_queues_get_the_group_and_the_delivery_id_as_deduplication_id() {
 async fn a_missing_queue_is_a_dead_letter_with_the_reason() {
     let moto = Moto::start();
     let sqs = moto.sqs().await;
-    let queue = sqs
-        .create_queue()
-        .queue_name("gone")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue = moto.queue("gone").await;
     sqs.delete_queue().queue_url(&queue).send().await.unwrap();
     let (_dir, state, d) = daemon(
         &moto,
@@ -346,30 +358,9 @@ pub(crate) async fn approximate_count(sqs: &aws_sdk_sqs::Client, url: &str) -> (
 async fn an_sqs_source_decodes_s3_sns_eventbridge_and_raw_messages() {
     let moto = Moto::start();
     let sqs = moto.sqs().await;
-    let inbox = sqs
-        .create_queue()
-        .queue_name("inbox")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let thumbs = sqs
-        .create_queue()
-        .queue_name("thumbs")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let others = sqs
-        .create_queue()
-        .queue_name("others")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let inbox = moto.queue("inbox").await;
+    let thumbs = moto.queue("thumbs").await;
+    let others = moto.queue("others").await;
     let text = format!(
         r#"
 sources:
@@ -497,14 +488,7 @@ where
 async fn dead_letters_go_to_the_sqs_dead_letter_queue_with_eventbridges_attributes() {
     let moto = Moto::start();
     let sqs = moto.sqs().await;
-    let dlq = sqs
-        .create_queue()
-        .queue_name("dlq")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let dlq = moto.queue("dlq").await;
     let refusing = crate::harness::Recorder::start(vec![400]).await;
     let text = format!(
         "rules:\n  - name: r\n    pattern: {{source: [shop]}}\n    dead_letter: {{sqs: {dlq}}}\n    targets:\n      - id: hook\n        http: {}\n",
@@ -566,14 +550,7 @@ async fn an_sns_target_publishes_to_the_topic() {
         .unwrap()
         .topic_arn
         .unwrap();
-    let queue = sqs
-        .create_queue()
-        .queue_name("alerts-copy")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue = moto.queue("alerts-copy").await;
     let queue_arn = trigd::sources::sqs::queue_arn(&queue, "us-east-1");
     sns.subscribe()
         .topic_arn(&topic)
@@ -601,14 +578,7 @@ async fn an_eventbridge_target_puts_events_on_a_bus() {
     let conf = moto.conf().await;
     let events = aws_sdk_eventbridge::Client::new(&conf);
     let sqs = moto.sqs().await;
-    let queue = sqs
-        .create_queue()
-        .queue_name("bus-copy")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue = moto.queue("bus-copy").await;
     events
         .create_event_bus()
         .name("orders")
@@ -664,14 +634,7 @@ async fn an_eventbridge_target_puts_events_on_a_bus() {
 async fn lambda_targets_invoke_and_refuse_oversized_payloads() {
     let moto = Moto::start();
     // moto runs Lambda without Docker in its "simple" backend: Invoke answers, no code runs.
-    let config = reqwest::Client::new()
-        .post(format!("{}/moto-api/config", moto.url))
-        .header("Content-Type", "application/json")
-        .body(r#"{"lambda":{"use_docker":false}}"#)
-        .send()
-        .await
-        .unwrap();
-    assert!(config.status().is_success());
+    moto.lambda_without_docker().await;
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     let text = "rules:

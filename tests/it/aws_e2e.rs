@@ -7,16 +7,6 @@ use serde_json::{Value, json};
 use crate::aws::{Moto, approximate_count, daemon, post, receive_all, wait_for_async};
 use crate::harness::Daemon;
 
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    sqs.create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap()
-}
-
 fn arn(queue_url: &str) -> String {
     trigd::sources::sqs::queue_arn(queue_url, "us-east-1")
 }
@@ -122,8 +112,8 @@ async fn assert_empty(sqs: &aws_sdk_sqs::Client, url: &str) {
 async fn s3_uploads_reach_an_sqs_target_through_a_notification_queue() {
     let moto = Moto::start();
     let sqs = moto.sqs().await;
-    let uploads = create_queue(&sqs, "uploads").await;
-    let thumbs = create_queue(&sqs, "thumbs").await;
+    let uploads = moto.queue("uploads").await;
+    let thumbs = moto.queue("thumbs").await;
     assert_eq!(s3(&moto, reqwest::Method::PUT, "/holiday", "").await, 200);
     let notification = format!(
         r#"<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><QueueConfiguration><Id>uploads</Id><Queue>{}</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"#,
@@ -218,10 +208,10 @@ async fn sns_messages_wrapped_and_raw_reach_sqs_and_sns_targets() {
         .unwrap()
         .topic_arn
         .unwrap();
-    let wrapped = create_queue(&sqs, "orders-wrapped").await;
-    let raw = create_queue(&sqs, "orders-raw").await;
-    let copies = create_queue(&sqs, "copies").await;
-    let notified = create_queue(&sqs, "notified").await;
+    let wrapped = moto.queue("orders-wrapped").await;
+    let raw = moto.queue("orders-raw").await;
+    let copies = moto.queue("copies").await;
+    let notified = moto.queue("notified").await;
     for (topic, queue, raw_delivery) in [
         (&orders, &wrapped, "false"),
         (&orders, &raw, "true"),
@@ -342,8 +332,8 @@ rules:
 async fn an_sqs_source_and_target_survive_moto_restarting() {
     let mut moto = Moto::start();
     let sqs = moto.sqs().await;
-    let inbox = create_queue(&sqs, "inbox").await;
-    let out = create_queue(&sqs, "out").await;
+    let inbox = moto.queue("inbox").await;
+    let out = moto.queue("out").await;
     let text = format!(
         r#"
 sources:

@@ -191,14 +191,7 @@ rules:
 async fn a_lambda_response_goes_to_an_sqs_destination() {
     let moto = Moto::start();
     let http = reqwest::Client::new();
-    let config = http
-        .post(format!("{}/moto-api/config", moto.url))
-        .header("Content-Type", "application/json")
-        .body(r#"{"lambda":{"use_docker":false}}"#)
-        .send()
-        .await
-        .unwrap();
-    assert!(config.status().is_success());
+    moto.lambda_without_docker().await;
     let canned = http
         .post(format!(
             "{}/moto-api/static/lambda-simple/response",
@@ -211,14 +204,7 @@ async fn a_lambda_response_goes_to_an_sqs_destination() {
         .unwrap();
     assert!(canned.status().is_success());
     let sqs = moto.sqs().await;
-    let queue = sqs
-        .create_queue()
-        .queue_name("results")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue = moto.queue("results").await;
     let (_dir, _state, d) = daemon(
         &moto,
         &format!(
