@@ -46,12 +46,7 @@ fn key_path(key: &str) -> String {
 /// The value of one sample in the daemon's `/metrics` (0 when it was never set), e.g.
 /// `trigd_outbox_pending` or `trigd_source_errors_total{source="inbox",operation="receive"}`.
 async fn metric(d: &Daemon, sample: &str) -> f64 {
-    let text = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = d.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
         .map_or(0.0, |v| v.parse().unwrap())
@@ -59,12 +54,7 @@ async fn metric(d: &Daemon, sample: &str) -> f64 {
 
 /// The sum of every sample of a counter, whatever its labels.
 async fn metric_sum(d: &Daemon, name: &str) -> f64 {
-    let text = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = d.metrics().await;
     text.lines()
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())

@@ -34,7 +34,7 @@ pub(crate) async fn post(
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
-pub(crate) async fn get(url: &str) -> (u16, String) {
+async fn get(url: &str) -> (u16, String) {
     let r = reqwest::get(url).await.expect("request");
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::aws::{Moto, daemon, receive_all, wait_for_async};
-use crate::daemon::{get, post};
+use crate::daemon::post;
 use crate::harness::{Daemon, Recorder, wait_dead_letter, write_rules};
 
 fn start(rules_yaml: &str) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
@@ -19,8 +19,7 @@ fn start(rules_yaml: &str) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
 
 /// Re-reads the daemon's metrics until they contain `what`, failing after the deadline.
 async fn wait_metric(d: &Daemon, what: &str) {
-    let url = d.url("/metrics");
-    wait_for_async(what, || async { get(&url).await.1.contains(what) }).await;
+    wait_for_async(what, || async { d.metrics().await.contains(what) }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -84,6 +84,16 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit status; prints the daemon's log when it is not 0.
+    /// The daemon's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text")
+    }
+
     pub fn stop(mut self) -> i32 {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
