@@ -113,7 +113,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         outbox: outbox.clone(),
         metrics: Arc::clone(&metrics),
         phase: AtomicU8::new(Phase::Starting as u8),
-        dispatch: Arc::clone(&wake),
         scratch: Mutex::new(Vec::new()),
         archive: match &opts.settings.archive {
             Some(config) => Some(
@@ -155,7 +154,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         rules_rx.clone(),
         outbox.clone(),
         Arc::clone(&metrics),
-        Arc::clone(&wake),
         stop.clone(),
     ));
     // The watcher and the SIGHUP handler exist before READY: no change or reload request after
@@ -263,14 +261,13 @@ async fn schedules(
     mut rules_rx: watch::Receiver<Arc<RuleSet>>,
     outbox: Outbox,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
     let rules = rules_rx.borrow_and_update().clone();
     let now = Utc::now();
     let marks = load_marks(&outbox, &rules).await;
     for (name, at) in catch_up(&rules, &marks, now) {
-        fire(&rules, &name, at, &outbox, &metrics, &wake).await;
+        fire(&rules, &name, at, &outbox, &metrics).await;
     }
     let (timer, handle) = Timer::new(TimeBase::now(), entries(&rules, &marks, now));
     let (tx, mut rx) = mpsc::channel(256);
@@ -282,7 +279,7 @@ async fn schedules(
                 let rules = rules_rx.borrow().clone();
                 if let Some(rule) = rules.rules.iter().find(|r| schedule_id(&r.name) == f.id) {
                     let name = rule.name.clone();
-                    fire(&rules, &name, f.scheduled, &outbox, &metrics, &wake).await;
+                    fire(&rules, &name, f.scheduled, &outbox, &metrics).await;
                 }
             }
             Ok(()) = rules_rx.changed() => {
@@ -385,7 +382,6 @@ async fn fire(
     scheduled: DateTime<Utc>,
     outbox: &Outbox,
     metrics: &Metrics,
-    wake: &Notify,
 ) {
     let Some(rule) = rules.rule(name) else {
         return;
@@ -440,7 +436,6 @@ async fn fire(
             tracing::error!(message = "Could not write a dead letter.", error = %e);
         }
     }
-    wake.notify_one();
 }
 
 /// What makes the reloader reload.

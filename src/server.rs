@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::delivery::dead_letter_unrendered;
 use crate::delivery::store::Outbox;
@@ -48,8 +48,6 @@ pub struct AppState {
     pub outbox: Outbox,
     pub metrics: Arc<Metrics>,
     pub phase: AtomicU8,
-    /// Wakes the dispatcher when new deliveries are in the outbox.
-    pub dispatch: Arc<Notify>,
     /// Reused matcher working memory (one per concurrent request at most).
     pub scratch: Mutex<Vec<Scratch>>,
     /// Where accepted events are recorded for replay, when on.
@@ -403,7 +401,6 @@ pub async fn accept_ordered(
                     "the outbox could not store the event; retry",
                 )
             })?;
-        state.dispatch.notify_one();
     }
     if let Some(archive) = &state.archive {
         for t in &texts {

@@ -8,6 +8,7 @@
 //! deliveries, a finished attempt); it does not poll the outbox in a loop.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,7 +45,8 @@ struct Shared {
     wake: Arc<Notify>,
     backoff: Backoff,
     in_flight: Mutex<HashSet<String>>,
-    lanes: Mutex<HashMap<(String, String), Lane>>,
+    /// Rule name → target id → lane.
+    lanes: Mutex<HashMap<String, HashMap<String, Arc<Lane>>>>,
     /// Delivered, waiting to be removed from the outbox in one batch; they stay in
     /// `in_flight` until removed, so they are never read and sent again.
     delivered: Mutex<Vec<String>>,
@@ -53,10 +55,28 @@ struct Shared {
 
 /// One target's share of the dispatcher.
 struct Lane {
-    permits: Arc<Semaphore>,
+    permits: Semaphore,
     /// Deliveries reserved for this target (running or waiting for a permit).
-    reserved: usize,
+    reserved: AtomicUsize,
     limit: usize,
+}
+
+impl Lane {
+    fn new(limit: usize) -> Lane {
+        Lane {
+            permits: Semaphore::new(limit),
+            reserved: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Frees one reservation.
+    fn release(&self) {
+        // Never below zero, even if released twice by mistake.
+        let _ = self
+            .reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
 }
 
 /// The dispatcher task.
@@ -73,6 +93,9 @@ impl Dispatcher {
         wake: Arc<Notify>,
         backoff: Backoff,
     ) -> Self {
+        // Deliveries stored from now on come straight to this dispatcher (see
+        // `store::handoff`).
+        outbox.enable_handoff();
         Dispatcher {
             shared: Arc::new(Shared {
                 outbox,
@@ -116,43 +139,87 @@ impl Dispatcher {
         attempts: &TaskTracker,
     ) -> Result<(), StoreError> {
         let s = &self.shared;
+        // The outbox is read when it may hold due deliveries the dispatcher does not have in
+        // hand: at start, whenever `missed` moved, while a read or a hand-off left deliveries
+        // behind for want of lane room, and at least every MAX_SLEEP (a redrive by another
+        // process says nothing). `clean` is `missed` as of the last read that left nothing
+        // due behind.
+        let mut clean: Option<u64> = None;
+        let mut next_read = tokio::time::Instant::now();
         loop {
             if stop.is_cancelled() {
                 return Ok(());
             }
-            let now = Utc::now().timestamp_millis();
-            let reserved = lock(&s.in_flight).clone();
-            // Read no more rows than the lanes can take: rows read and left are wasted work.
-            let limit = self.free_slots().clamp(16, BATCH);
-            let due = s.outbox.due(now, limit, &reserved).await?;
-            let fetched = due.len();
-            let mut started = 0;
-            for d in due {
-                if let Some(permits) = self.reserve(&d) {
-                    started += 1;
-                    let shared = Arc::clone(s);
-                    attempts.spawn(async move {
-                        let Ok(_permit) = permits.acquire_owned().await else {
-                            return;
-                        };
-                        attempt(&shared, d).await;
-                    });
+            if self.start_all(s.outbox.take_handed_off(), attempts) > 0 {
+                clean = None;
+            }
+            let missed = s.outbox.missed();
+            if clean != Some(missed) || tokio::time::Instant::now() >= next_read {
+                let now = Utc::now().timestamp_millis();
+                let reserved = lock(&s.in_flight).clone();
+                // Read no more rows than the lanes can take: rows read and left are wasted.
+                let limit = self.free_slots().clamp(16, BATCH);
+                let due = s.outbox.due(now, limit, &reserved).await?;
+                let fetched = due.len();
+                // What was handed over before the read began comes first, so that the read's
+                // copies of it are recognised as in flight (see `store::handoff`).
+                let mut left = self.start_all(s.outbox.take_handed_off(), attempts);
+                let mut started = 0;
+                for d in due {
+                    match self.start(d, attempts) {
+                        Start::Started => started += 1,
+                        Start::InFlight => {}
+                        Start::LaneFull => left += 1,
+                    }
                 }
+                if started > 0 && fetched == limit {
+                    clean = None;
+                    continue;
+                }
+                clean = (left == 0 && fetched < limit).then_some(missed);
+                let wait = match s.outbox.next_due_ms().await? {
+                    None => MAX_SLEEP,
+                    Some(t) if t > now => Duration::from_millis((t - now) as u64).min(MAX_SLEEP),
+                    Some(_) => IDLE_RECHECK,
+                };
+                next_read = tokio::time::Instant::now() + wait;
             }
-            if started > 0 && fetched == limit {
-                continue;
-            }
-            let wait = match s.outbox.next_due_ms().await? {
-                None => MAX_SLEEP,
-                Some(t) if t > now => Duration::from_millis((t - now) as u64).min(MAX_SLEEP),
-                Some(_) => IDLE_RECHECK,
-            };
             tokio::select! {
                 () = s.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
+                () = s.outbox.handed_off() => {}
+                () = tokio::time::sleep_until(next_read) => {}
                 () = stop.cancelled() => return Ok(()),
             }
         }
+    }
+
+    /// Starts each delivery that has lane room; returns how many were left for want of it.
+    fn start_all(&self, deliveries: Vec<Delivery>, attempts: &TaskTracker) -> usize {
+        deliveries
+            .into_iter()
+            .map(|d| self.start(d, attempts))
+            .filter(|s| *s == Start::LaneFull)
+            .count()
+    }
+
+    /// Starts an attempt at `d` unless it is already in flight or its lane is full (then it
+    /// stays in the outbox, for a later read).
+    fn start(&self, d: Delivery, attempts: &TaskTracker) -> Start {
+        let s = &self.shared;
+        if lock(&s.in_flight).contains(&d.id) {
+            return Start::InFlight;
+        }
+        let Some(lane) = self.reserve(&d) else {
+            return Start::LaneFull;
+        };
+        let shared = Arc::clone(s);
+        attempts.spawn(async move {
+            let Ok(_permit) = lane.permits.acquire().await else {
+                return;
+            };
+            attempt(&shared, &lane, d).await;
+        });
+        Start::Started
     }
 
     /// Free reservations across known lanes, plus room for lanes not seen yet.
@@ -160,41 +227,55 @@ impl Dispatcher {
         let lanes = lock(&self.shared.lanes);
         let known: usize = lanes
             .values()
-            .map(|l| (l.limit * 2).saturating_sub(l.reserved))
+            .flat_map(HashMap::values)
+            .map(|l| (l.limit * 2).saturating_sub(l.reserved.load(Ordering::Relaxed)))
             .sum();
         known + 64
     }
 
-    /// Reserves a slot in the delivery's lane, or `None` when the lane is full.
-    fn reserve(&self, d: &Delivery) -> Option<Arc<Semaphore>> {
+    /// Reserves a slot in the delivery's lane and marks it in flight, or `None` when the lane
+    /// is full.
+    fn reserve(&self, d: &Delivery) -> Option<Arc<Lane>> {
         let s = &self.shared;
         let concurrency = {
             let rules = s.rules.borrow();
             destination::resolve(&rules, &d.rule, &d.target).map_or(1, |t| t.concurrency as usize)
         };
         let mut lanes = lock(&s.lanes);
-        let lane = lanes
-            .entry((d.rule.clone(), d.target.clone()))
-            .or_insert_with(|| Lane {
-                permits: Arc::new(Semaphore::new(concurrency)),
-                reserved: 0,
-                limit: concurrency,
-            });
-        if lane.limit != concurrency {
-            // The rule changed on reload: a fresh lane with the new limit.
-            *lane = Lane {
-                permits: Arc::new(Semaphore::new(concurrency)),
-                reserved: lane.reserved,
-                limit: concurrency,
-            };
-        }
-        if lane.reserved >= lane.limit * 2 {
+        let current = lanes
+            .get(d.rule.as_str())
+            .and_then(|targets| targets.get(d.target.as_str()))
+            .filter(|lane| lane.limit == concurrency)
+            .cloned();
+        let lane = match current {
+            Some(lane) => lane,
+            // New, or its rule changed on reload: a fresh lane with the new limit. Attempts
+            // running on the old one release the old one.
+            None => {
+                let lane = Arc::new(Lane::new(concurrency));
+                lanes
+                    .entry(d.rule.clone())
+                    .or_default()
+                    .insert(d.target.clone(), Arc::clone(&lane));
+                lane
+            }
+        };
+        if lane.reserved.load(Ordering::Relaxed) >= lane.limit * 2 {
             return None;
         }
-        lane.reserved += 1;
+        lane.reserved.fetch_add(1, Ordering::Relaxed);
         lock(&s.in_flight).insert(d.id.clone());
-        Some(Arc::clone(&lane.permits))
+        Some(lane)
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Started,
+    /// Already being worked on (handed over and read both): skipped.
+    InFlight,
+    /// Its lane has no room: left in the outbox.
+    LaneFull,
 }
 
 /// Removes delivered deliveries from the outbox in batches, then releases them.
@@ -234,7 +315,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// One attempt at one delivery, and what follows from its outcome.
-async fn attempt(s: &Shared, d: Delivery) {
+async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
     let started = Utc::now().timestamp_millis();
     // The rules as they are now; a reload during the attempt does not change them under it.
     let rules = Arc::clone(&s.rules.borrow());
@@ -265,7 +346,7 @@ async fn attempt(s: &Shared, d: Delivery) {
             attempts_made,
         )
         .await;
-        finish(s, &d);
+        finish(s, lane, &d);
         return;
     };
     if policy::expired(&target.retry, d.first_seen_ms, started) {
@@ -279,7 +360,7 @@ async fn attempt(s: &Shared, d: Delivery) {
             d.attempts,
         )
         .await;
-        finish(s, &d);
+        finish(s, lane, &d);
         return;
     }
     let a = Attempt {
@@ -313,7 +394,7 @@ async fn attempt(s: &Shared, d: Delivery) {
                     if let Err(e) = s.outbox.retry_later(&d.id, attempts_made, at, &error).await {
                         tracing::error!(message = "Could not record a retry.", delivery = %d.id, error = %e);
                     }
-                    finish(s, &d);
+                    finish(s, lane, &d);
                     return;
                 }
             }
@@ -324,9 +405,9 @@ async fn attempt(s: &Shared, d: Delivery) {
                 ((now - d.first_seen_ms).max(0) as f64) / 1000.0,
             );
             // Removed from the outbox in a batch; released from `in_flight` after that.
-            lock(&s.delivered).push(d.id.clone());
+            lock(&s.delivered).push(d.id);
             s.delivered_added.notify_one();
-            release_lane(s, &d);
+            release_lane(s, lane);
             return;
         }
         Outcome::Retry {
@@ -361,7 +442,7 @@ async fn attempt(s: &Shared, d: Delivery) {
             dead_letter(s, &rules, &d, code, error, None, attempts_made).await;
         }
     }
-    finish(s, &d);
+    finish(s, lane, &d);
 }
 
 /// Stores what `d` passes on to its destination `dest`: the deliveries to a destination
@@ -389,8 +470,8 @@ async fn pass_on(
         s.metrics.inc("trigd_rule_matches_total", &[("rule", rule)]);
     }
     if !follow.deliveries.is_empty() {
+        // The writer hands them to the dispatch loop once stored.
         s.outbox.enqueue(follow.deliveries, None).await?;
-        s.wake.notify_one();
     }
     for (failed, error) in follow.failed {
         super::dead_letter_unrendered(
@@ -500,15 +581,13 @@ async fn dead_letter(
 }
 
 /// Releases the delivery's reservation and wakes the dispatcher.
-fn finish(s: &Shared, d: &Delivery) {
+fn finish(s: &Shared, lane: &Lane, d: &Delivery) {
     lock(&s.in_flight).remove(&d.id);
-    release_lane(s, d);
+    release_lane(s, lane);
 }
 
 /// Frees the delivery's slot in its lane and wakes the dispatcher.
-fn release_lane(s: &Shared, d: &Delivery) {
-    if let Some(lane) = lock(&s.lanes).get_mut(&(d.rule.clone(), d.target.clone())) {
-        lane.reserved = lane.reserved.saturating_sub(1);
-    }
+fn release_lane(s: &Shared, lane: &Lane) {
+    lane.release();
     s.wake.notify_one();
 }

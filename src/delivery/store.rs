@@ -45,6 +45,7 @@
 
 mod db;
 mod dead_letter;
+pub mod handoff;
 mod writer;
 
 use std::collections::{BTreeMap, HashSet};
@@ -166,6 +167,8 @@ struct Inner {
     reader: Arc<Mutex<Connection>>,
     /// Shared with the writer thread, which updates them after each commit.
     counters: Arc<Counters>,
+    /// Committed deliveries on their way to the dispatcher.
+    handoff: Arc<handoff::Handoff>,
     /// Becomes `true` when the writer thread has committed its last batch and closed its
     /// connection; `close` waits on it.
     writer_done: watch::Receiver<bool>,
@@ -221,7 +224,13 @@ impl Outbox {
 
         let (ops, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (done_tx, writer_done) = watch::channel(false);
-        let writer = writer::Writer::new(conn, db_path.clone(), counters.clone());
+        let handoff = Arc::new(handoff::Handoff::default());
+        let writer = writer::Writer::new(
+            conn,
+            db_path.clone(),
+            counters.clone(),
+            Arc::clone(&handoff),
+        );
         let thread = std::thread::Builder::new()
             .name("trigd-outbox".to_owned())
             .spawn(move || writer.run(rx, done_tx))
@@ -233,6 +242,7 @@ impl Outbox {
                 ops,
                 reader: Arc::new(Mutex::new(reader)),
                 counters,
+                handoff,
                 writer_done,
                 writer_thread: Mutex::new(Some(thread)),
             }),
@@ -262,6 +272,7 @@ impl Outbox {
         self.submit(writer::Op::Enqueue {
             deliveries,
             mark: schedule_mark,
+            inserted: Vec::new(),
         })
         .await
         .map(drop)
@@ -270,7 +281,9 @@ impl Outbox {
     /// Up to `limit` deliveries with `next_attempt_ms <= now_ms`, oldest due first (ties in
     /// insertion order), skipping the ids in `in_flight` (which is copied for the blocking
     /// read). Corrupt rows met on the way are moved aside (see the module doc) before this
-    /// returns.
+    /// returns. With the hand-off on, everything this returns was handed over before the
+    /// read began: take the hand-off after this returns, before starting what it read (see
+    /// [`handoff`]).
     pub async fn due(
         &self,
         now_ms: i64,
@@ -282,14 +295,43 @@ impl Outbox {
         }
         let in_flight = in_flight.clone();
         let path = self.inner.db_path.clone();
+        let handoff = Arc::clone(&self.inner.handoff);
         let (due, corrupt) = self
-            .read(move |conn| db::due(conn, &path, now_ms, limit, &in_flight))
+            .read(move |conn| {
+                db::due(conn, &path, now_ms, limit, &in_flight, || handoff.fence())
+            })
             .await?;
         if !corrupt.is_empty() {
             self.submit(writer::Op::Quarantine { rowids: corrupt })
                 .await?;
         }
         Ok(due)
+    }
+
+    /// Turns the hand-off on: from now on the writer passes each committed delivery that is
+    /// due at once (and has no ordering key) to [`Outbox::take_handed_off`], and counts every
+    /// other change a dispatcher must read in [`Outbox::missed`]. The daemon's dispatcher
+    /// turns it on; tools that only read or write the outbox leave it off.
+    pub fn enable_handoff(&self) {
+        self.inner.handoff.enable();
+    }
+
+    /// The deliveries handed over since the last call: committed, due, not yet read by
+    /// anyone.
+    pub fn take_handed_off(&self) -> Vec<Delivery> {
+        self.inner.handoff.take()
+    }
+
+    /// A counter that moves whenever the outbox gained work that was not handed over (see
+    /// [`handoff`]): a dispatcher reads the outbox when it moved since its last read.
+    pub fn missed(&self) -> u64 {
+        self.inner.handoff.missed()
+    }
+
+    /// Completes when a commit handed something over or missed something (after
+    /// [`Outbox::enable_handoff`]).
+    pub fn handed_off(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.handoff.notified()
     }
 
     /// When the earliest pending delivery is due (it may be in the past), or `None` when the

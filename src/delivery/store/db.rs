@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -225,15 +226,26 @@ pub(super) fn insert(conn: &Connection, statement: &str, d: &Delivery) -> rusqli
 
 /// The due deliveries (see [`super::Outbox::due`]), and the rowids of corrupt rows met on the
 /// way, for the writer to move aside.
-pub(super) fn due(
+pub(super) fn due<'a>(
     conn: &Connection,
     path: &Path,
     now_ms: i64,
     limit: usize,
     in_flight: &HashSet<String>,
+    fence: impl FnOnce() -> MutexGuard<'a, ()>,
 ) -> Result<(Vec<Delivery>, Vec<i64>), StoreError> {
     let sql = |e| StoreError::sqlite(path, "reading due deliveries", e);
-    let mut stmt = conn.prepare_cached(SELECT_DUE).map_err(sql)?;
+    // One read transaction, whose snapshot is taken inside the fence: it sees no commit whose
+    // deliveries are not yet handed over (see `handoff`). Dropped at the end, which ends it.
+    let tx = conn.unchecked_transaction().map_err(sql)?;
+    {
+        let _fence = fence();
+        tx.query_row("SELECT count(*) FROM deliveries WHERE rowid = 0", [], |_| {
+            Ok(())
+        })
+        .map_err(sql)?;
+    }
+    let mut stmt = tx.prepare_cached(SELECT_DUE).map_err(sql)?;
     let mut rows = stmt.query([now_ms]).map_err(sql)?;
     let mut due = Vec::new();
     let mut corrupt = Vec::new();

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::handoff::Handoff;
 use super::{Counters, MAX_BATCH_BYTES, MAX_BATCH_OPS, StoreError, db};
 use crate::delivery::Delivery;
 
@@ -32,6 +33,9 @@ pub(super) enum Op {
     Enqueue {
         deliveries: Vec<Delivery>,
         mark: Option<(String, i64)>,
+        /// Filled by `execute`: whether each delivery was new (not a duplicate id), for the
+        /// hand-off.
+        inserted: Vec<bool>,
     },
     /// `complete`/`complete_many`, and the second half of `dead_letter`.
     Delete { ids: Vec<String> },
@@ -60,24 +64,29 @@ impl Op {
         }
     }
 
-    fn execute(&self, conn: &Connection) -> rusqlite::Result<u64> {
+    fn execute(&mut self, conn: &Connection) -> rusqlite::Result<u64> {
         let changed = match self {
-            Op::Enqueue { deliveries, mark } => {
-                let mut inserted = 0;
-                for d in deliveries {
-                    inserted += db::insert(conn, db::INSERT_OR_IGNORE, d)?;
+            Op::Enqueue {
+                deliveries,
+                mark,
+                inserted,
+            } => {
+                // Run again from the start when the batch is retried one savepoint at a time.
+                inserted.clear();
+                for d in deliveries.iter() {
+                    inserted.push(db::insert(conn, db::INSERT_OR_IGNORE, d)? == 1);
                 }
                 if let Some((rule, ms)) = mark {
                     conn.prepare_cached(db::UPSERT_MARK)?
-                        .execute(params![rule, ms])?;
+                        .execute(params![&*rule, *ms])?;
                 }
-                inserted
+                inserted.iter().filter(|new| **new).count()
             }
             Op::Delete { ids } => {
                 let mut stmt = conn.prepare_cached(db::DELETE)?;
                 let mut deleted = 0;
                 for id in ids {
-                    deleted += stmt.execute([id])?;
+                    deleted += stmt.execute([&*id])?;
                 }
                 deleted
             }
@@ -87,10 +96,10 @@ impl Op {
                 next_attempt_ms,
                 error,
             } => conn.prepare_cached(db::RETRY_LATER)?.execute(params![
-                id,
+                &*id,
                 i64::from(*attempts),
-                next_attempt_ms,
-                error
+                *next_attempt_ms,
+                &*error
             ])?,
             Op::Quarantine { rowids } => {
                 return db::quarantine(conn, rowids, chrono::Utc::now().timestamp_millis());
@@ -107,16 +116,24 @@ pub(super) struct Writer {
     /// For error messages.
     path: PathBuf,
     counters: Arc<Counters>,
+    /// Where committed deliveries go to the dispatcher.
+    handoff: Arc<Handoff>,
     /// The batch being built, reused between batches.
     batch: Vec<Request>,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, path: PathBuf, counters: Arc<Counters>) -> Writer {
+    pub(super) fn new(
+        conn: Connection,
+        path: PathBuf,
+        counters: Arc<Counters>,
+        handoff: Arc<Handoff>,
+    ) -> Writer {
         Writer {
             conn,
             path,
             counters,
+            handoff,
             batch: Vec::with_capacity(MAX_BATCH_OPS),
         }
     }
@@ -158,6 +175,10 @@ impl Writer {
     /// savepoint per operation, so that the failure is answered alone. (Savepoints on every
     /// operation would cost a fifth of the writer's time for a case that hardly ever happens.)
     fn commit_batch(&mut self) {
+        let handoff = Arc::clone(&self.handoff);
+        // Held until the batch's deliveries are handed over: no read may see them before
+        // (see `handoff`).
+        let fence = handoff.fence();
         let results = match self.run_together() {
             Ok(Some(counts)) => Ok(counts.into_iter().map(Ok).collect()),
             Ok(None) => self.run_isolated(),
@@ -166,19 +187,39 @@ impl Writer {
         match results {
             Ok(results) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                let mut replies = Vec::with_capacity(self.batch.len());
                 for (request, result) in self.batch.drain(..).zip(results) {
-                    if let (Op::Quarantine { .. }, Ok(moved)) = (&request.op, &result) {
-                        self.counters
-                            .corrupt_rows
-                            .fetch_add(*moved, Ordering::Relaxed);
+                    match (request.op, &result) {
+                        (Op::Quarantine { .. }, Ok(moved)) => {
+                            self.counters
+                                .corrupt_rows
+                                .fetch_add(*moved, Ordering::Relaxed);
+                        }
+                        (
+                            Op::Enqueue {
+                                deliveries,
+                                inserted,
+                                ..
+                            },
+                            Ok(_),
+                        ) => handoff.offer(deliveries, &inserted, now_ms),
+                        (Op::RetryLater { .. }, Ok(_)) => handoff.miss(),
+                        _ => {}
                     }
                     if let Err(error) = &result {
                         tracing::error!(message = "An outbox write failed.", %error);
                     }
-                    let _ = request.reply.send(result);
+                    replies.push((request.reply, result));
+                }
+                drop(fence);
+                handoff.wake();
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
                 }
             }
             Err(error) => {
+                drop(fence);
                 tracing::error!(
                     message = "An outbox batch failed; every write in it is refused.",
                     writes = self.batch.len(),
@@ -200,7 +241,7 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| StoreError::sqlite(path, "beginning a batch", e))?;
         let mut counts = Vec::with_capacity(self.batch.len());
-        for request in &self.batch {
+        for request in &mut self.batch {
             match request.op.execute(&tx) {
                 Ok(n) => counts.push(n),
                 Err(_) => return Ok(None),
@@ -220,9 +261,9 @@ impl Writer {
             .map_err(|e| StoreError::sqlite(path, "beginning a batch", e))?;
         let results = self
             .batch
-            .iter()
+            .iter_mut()
             .map(|request| {
-                execute_in_savepoint(&mut tx, &request.op)
+                execute_in_savepoint(&mut tx, &mut request.op)
                     .map_err(|e| StoreError::sqlite(path, "writing", e))
             })
             .collect();
@@ -233,7 +274,7 @@ impl Writer {
 }
 
 /// Runs one operation in its own savepoint, so that its failure undoes it alone.
-fn execute_in_savepoint(tx: &mut rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<u64> {
+fn execute_in_savepoint(tx: &mut rusqlite::Transaction<'_>, op: &mut Op) -> rusqlite::Result<u64> {
     let savepoint = tx.savepoint()?;
     // On error the savepoint is dropped, which rolls it back.
     let n = op.execute(&savepoint)?;
@@ -268,6 +309,7 @@ mod tests {
         let op = Op::Enqueue {
             deliveries: vec![delivery("1234", "56"), delivery("", "")],
             mark: None,
+            inserted: Vec::new(),
         };
         assert_eq!(op.size(), 128 + 6 + 128);
         assert_eq!(
