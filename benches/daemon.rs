@@ -277,6 +277,10 @@ async fn main() {
         .pool_max_idle_per_host(128)
         .build()
         .unwrap();
+    let connections: usize = std::env::var("TRIGD_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
     let reqwest_loadgen = std::env::var("TRIGD_BENCH_LOADGEN").is_ok_and(|v| v == "reqwest");
 
     // Phase 1: saturation.
@@ -286,7 +290,7 @@ async fn main() {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     let mut senders = Vec::new();
-    for _ in 0..64 {
+    for _ in 0..connections {
         let accepted = Arc::clone(&accepted);
         senders.push(if reqwest_loadgen {
             tokio::spawn(send_reqwest(
@@ -309,11 +313,29 @@ async fn main() {
     let cpu = cpu_seconds(child.id()) - cpu_before;
     let own_cpu = cpu_seconds(std::process::id()) - own_cpu_before;
     println!(
-        "saturation: {n} events accepted in {ingest_secs:.1} s = {:.0} events/s ingested (fsync'd); all delivered after {total_secs:.1} s = {:.0} events/s end to end; the daemon used {cpu:.1} CPU-s = {:.0} events per daemon CPU-second (the {} load generator and the sink, sharing the 2 cores, used {own_cpu:.1} CPU-s)",
+        "saturation, {connections} connections: {n} events accepted in {ingest_secs:.1} s = {:.0} events/s ingested (fsync'd); all delivered after {total_secs:.1} s = {:.0} events/s end to end; the daemon used {cpu:.1} CPU-s = {:.0} events per daemon CPU-second (the {} load generator and the sink, sharing the 2 cores, used {own_cpu:.1} CPU-s)",
         n as f64 / ingest_secs,
         n as f64 / total_secs,
         n as f64 / cpu,
         if reqwest_loadgen { "reqwest" } else { "lean" },
+    );
+
+    let metrics = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let commits: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("trigd_outbox_commits_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    println!(
+        "outbox: {commits} commits (one fsync each) = {:.1} events per commit",
+        n as f64 / commits
     );
 
     // Phase 2: 1,000 events/s.

@@ -64,6 +64,11 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Age of the oldest pending delivery.",
     ),
     (
+        "trigd_outbox_commits_total",
+        "counter",
+        "Outbox transactions committed (one fsync each); writes per commit is the group-commit factor.",
+    ),
+    (
         "trigd_schedule_fires_total",
         "counter",
         "Schedule fires, by rule.",

@@ -207,7 +207,7 @@ pub enum TargetKind {
         detail_type: Option<String>,
     },
     Http {
-        url: String,
+        url: HttpUrl,
         method: String,
         /// Values may hold `${VAR}` references, resolved from the environment at delivery.
         headers: Vec<(String, String)>,
@@ -222,6 +222,44 @@ pub enum TargetKind {
         on_failure: Option<Box<Destination>>,
     },
     Log,
+}
+
+/// An `http` target's URL: the text as written in the rule (for messages and ARNs), parsed
+/// once when the rule is loaded rather than at every delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    text: String,
+    parsed: reqwest::Url,
+}
+
+impl HttpUrl {
+    /// Parses an `http://` or `https://` URL; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<HttpUrl, String> {
+        let parsed = reqwest::Url::parse(text).map_err(|e| e.to_string())?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("the scheme must be http or https, not {}", parsed.scheme()));
+        }
+        Ok(HttpUrl {
+            text: text.to_owned(),
+            parsed,
+        })
+    }
+
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The parsed URL, as the HTTP client takes it.
+    pub fn url(&self) -> &reqwest::Url {
+        &self.parsed
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 impl TargetKind {

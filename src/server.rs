@@ -143,6 +143,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             .metrics
             .set("trigd_outbox_oldest_pending_age_seconds", &[], age);
     }
+    state
+        .metrics
+        .set("trigd_outbox_commits_total", &[], state.outbox.commits() as f64);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -224,7 +227,8 @@ async fn webhook(
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
-                json!({"id": id}).to_string(),
+                // A UUID needs no escaping.
+                format!("{{\"id\":\"{id}\"}}"),
             )
                 .into_response()
         }

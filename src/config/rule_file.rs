@@ -10,6 +10,7 @@ use super::reader::{self, Fields};
 use super::yaml::{Kind, Node, Pos};
 use crate::pattern::{self, PathSeg};
 use crate::rules::{
+    HttpUrl,
     CatchUp, DEFAULT_SNS_MAX_AGE, DeadLetter, Defaults, Destination, InvocationType, QueueFormat,
     RetryPolicy, Rule, Schedule, Source, SourceKind, Target, TargetKind, Trigger, TrustedHost,
 };
@@ -672,7 +673,7 @@ fn read_kind(r: &mut Reporter<'_>, kind: &str, v: &Node, f: &Fields<'_>) -> Opti
             })
         }
         "http" => {
-            let url = http_url(r, v, "`http`")?;
+            let url = http_target_url(r, v)?;
             let method = match f.get("method") {
                 None => "POST".to_owned(),
                 Some(n) => {
@@ -788,7 +789,7 @@ fn read_destination(r: &mut Reporter<'_>, node: &Node, key: &str) -> Option<Dest
             detail_type: None,
         })),
         "http" => Some(Destination::Target(TargetKind::Http {
-            url: http_url(r, v, "`http`")?,
+            url: http_target_url(r, v)?,
             method: "POST".to_owned(),
             headers: Vec::new(),
             timeout: Duration::from_secs(30),
@@ -828,6 +829,20 @@ fn http_url(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<String> {
                 node.pos,
                 format!("{what} must be an http:// or https:// URL, got `{s}`"),
             );
+            None
+        }
+    }
+}
+
+/// An `http` target's URL, checked as [`http_url`] does and then parsed.
+fn http_target_url(r: &mut Reporter<'_>, node: &Node) -> Option<HttpUrl> {
+    let text = http_url(r, node, "`http`")?;
+    match HttpUrl::parse(&text) {
+        Ok(url) => Some(url),
+        Err(e) => {
+            r.error(node.pos, format!(
+                    "`http` is not a valid URL ({e}): `{text}`; write one such as https://hooks.example.com/path"
+                ));
             None
         }
     }

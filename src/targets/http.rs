@@ -50,7 +50,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 /// One `http` target's configuration, borrowed from the rule.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    pub url: &'a str,
+    pub url: &'a crate::rules::HttpUrl,
     /// Upper case, validated by the rule loader (POST, PUT, PATCH, GET or DELETE).
     pub method: &'a str,
     /// Values may hold `${VAR}` references.
@@ -81,7 +81,7 @@ pub async fn deliver(client: &Client, request: &Request<'_>, attempt: &Attempt<'
         Err(error) => return invalid(error),
     };
     let sent = client
-        .request(method, request.url)
+        .request(method, request.url.url().clone())
         .headers(headers)
         .timeout(request.timeout)
         .body(attempt.payload.to_owned())
@@ -140,7 +140,8 @@ fn headers(configured: &[(String, String)], attempt: &Attempt<'_>) -> Result<Hea
 
 /// The default `Content-Type` of a payload.
 pub fn content_type(payload: &str) -> &'static str {
-    if serde_json::from_str::<serde_json::Value>(payload).is_ok() {
+    // Validated, not built: nothing is allocated for the payload's values.
+    if serde_json::from_str::<serde::de::IgnoredAny>(payload).is_ok() {
         "application/json"
     } else {
         "text/plain; charset=utf-8"

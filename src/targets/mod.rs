@@ -256,7 +256,7 @@ pub fn target_arn(kind: &TargetKind, settings: &crate::rules::Settings) -> Strin
             "arn:aws:events:{}:{}:event-bus/{bus}",
             settings.region, settings.account
         ),
-        TargetKind::Http { url, .. } => url.clone(),
+        TargetKind::Http { url, .. } => url.as_str().to_owned(),
         TargetKind::Command { argv, .. } => {
             format!(
                 "command:{}",

@@ -300,6 +300,13 @@ async fn retries_then_delivers_and_dead_letters_what_cannot_succeed() {
         ),
         "{metrics}"
     );
+    // Every write above was committed (and fsync'd): the commits are counted.
+    let commits: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("trigd_outbox_commits_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert!(commits >= 2.0, "{metrics}");
     assert_eq!(d.stop(), 0);
 }
 

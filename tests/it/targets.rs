@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use trigd::rules::TargetKind;
+use trigd::rules::{HttpUrl, TargetKind};
 use trigd::targets::{Attempt, ErrorCode, Outcome, Targets};
 
 const JSON: &str = r#"{"hello":"world","n":[1,2,3]}"#;
@@ -155,7 +155,7 @@ async fn respond(path: &str) -> Response {
 
 fn http(url: String) -> TargetKind {
     TargetKind::Http {
-        url,
+        url: HttpUrl::parse(&url).unwrap(),
         method: "POST".to_owned(),
         headers: Vec::new(),
         timeout: Duration::from_secs(10),
@@ -164,7 +164,7 @@ fn http(url: String) -> TargetKind {
 
 fn http_with(url: String, method: &str, headers: &[(&str, &str)]) -> TargetKind {
     TargetKind::Http {
-        url,
+        url: HttpUrl::parse(&url).unwrap(),
         method: method.to_owned(),
         headers: headers
             .iter()
@@ -386,7 +386,7 @@ async fn http_missing_variable_fails_without_sending() {
 async fn http_timeout() {
     let mut server = Server::start().await;
     let kind = TargetKind::Http {
-        url: server.url("/hang"),
+        url: HttpUrl::parse(&server.url("/hang")).unwrap(),
         method: "POST".to_owned(),
         headers: Vec::new(),
         timeout: Duration::from_millis(300),
