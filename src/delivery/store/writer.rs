@@ -64,6 +64,14 @@ impl Op {
         }
     }
 
+    /// Whether the operation's commit must be fsync'd before it is answered. Only removals of
+    /// delivered deliveries need not: a removal lost to a power cut (never to a crash of the
+    /// process: the write is in the OS's cache by then) repeats a delivery, which at least
+    /// once allows, and the next synced commit makes it durable with everything before it.
+    fn needs_sync(&self) -> bool {
+        !matches!(self, Op::Delete { .. })
+    }
+
     fn execute(&mut self, conn: &Connection) -> rusqlite::Result<u64> {
         let changed = match self {
             Op::Enqueue {
@@ -118,6 +126,12 @@ pub(super) struct Writer {
     counters: Arc<Counters>,
     /// Where committed deliveries go to the dispatcher.
     handoff: Arc<Handoff>,
+    /// Whether the database is in WAL mode, where a commit may skip its fsync safely (see
+    /// [`Op::needs_sync`]); in any other mode every commit is synced.
+    wal: bool,
+    /// Whether commits are fsync'd now (`synchronous=FULL`, the connection's setting when
+    /// opened) or not (`NORMAL`).
+    synced: bool,
     /// The batch being built, reused between batches.
     batch: Vec<Request>,
 }
@@ -129,11 +143,16 @@ impl Writer {
         counters: Arc<Counters>,
         handoff: Arc<Handoff>,
     ) -> Writer {
+        let wal = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+            .is_ok_and(|mode| mode.eq_ignore_ascii_case("wal"));
         Writer {
             conn,
             path,
             counters,
             handoff,
+            wal,
+            synced: true,
             batch: Vec::with_capacity(MAX_BATCH_OPS),
         }
     }
@@ -179,9 +198,13 @@ impl Writer {
         // Held until the batch's deliveries are handed over: no read may see them before
         // (see `handoff`).
         let fence = handoff.fence();
-        let results = match self.run_together() {
-            Ok(Some(counts)) => Ok(counts.into_iter().map(Ok).collect()),
-            Ok(None) => self.run_isolated(),
+        let sync = !self.wal || self.batch.iter().any(|r| r.op.needs_sync());
+        let results = match self.set_sync(sync) {
+            Ok(()) => match self.run_together() {
+                Ok(Some(counts)) => Ok(counts.into_iter().map(Ok).collect()),
+                Ok(None) => self.run_isolated(),
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         match results {
@@ -229,6 +252,23 @@ impl Writer {
                     let _ = request.reply.send(Err(error.clone()));
                 }
             }
+        }
+    }
+
+    /// Switches the connection's fsync at commit on or off, when it is not already.
+    fn set_sync(&mut self, sync: bool) -> Result<(), StoreError> {
+        if self.synced == sync {
+            return Ok(());
+        }
+        let value = if sync { "FULL" } else { "NORMAL" };
+        match self.conn.pragma_update(None, "synchronous", value) {
+            Ok(()) => {
+                self.synced = sync;
+                Ok(())
+            }
+            // Left synced: slower, never less safe.
+            Err(_) if !sync => Ok(()),
+            Err(e) => Err(StoreError::sqlite(&self.path, "setting synchronous", e)),
         }
     }
 
@@ -302,6 +342,57 @@ mod tests {
             hops: 0,
             ordering_key: None,
         }
+    }
+
+    fn synchronous(w: &Writer) -> i64 {
+        w.conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_batches_of_removals_skip_the_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.sqlite3");
+        let mut w = Writer::new(
+            db::open(&path).unwrap(),
+            path,
+            Arc::default(),
+            Arc::default(),
+        );
+        assert!(w.wal && w.synced);
+        let mut submit = |w: &mut Writer, op: Op| {
+            let (reply, mut answer) = oneshot::channel();
+            w.batch.push(Request { op, reply });
+            w.commit_batch();
+            answer.try_recv().unwrap().unwrap()
+        };
+        let enqueue = || Op::Enqueue {
+            deliveries: vec![delivery("{}", "{}")],
+            mark: None,
+            inserted: Vec::new(),
+        };
+        assert_eq!(submit(&mut w, enqueue()), 1);
+        assert_eq!(synchronous(&w), 2, "FULL");
+        let delete = || Op::Delete {
+            ids: vec!["a".to_owned()],
+        };
+        assert_eq!(submit(&mut w, delete()), 1);
+        assert!(!w.synced);
+        assert_eq!(synchronous(&w), 1, "NORMAL: removals are not fsync'd");
+        // The next write that must be durable is synced again (and with it the removal).
+        assert_eq!(submit(&mut w, enqueue()), 1);
+        assert_eq!(synchronous(&w), 2, "FULL");
+        let retry = Op::RetryLater {
+            id: "a".to_owned(),
+            attempts: 1,
+            next_attempt_ms: 5,
+            error: "e".to_owned(),
+        };
+        w.synced = false;
+        w.conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        assert_eq!(submit(&mut w, retry), 1);
+        assert_eq!(synchronous(&w), 2, "a retry's record is synced");
     }
 
     #[test]
