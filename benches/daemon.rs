@@ -334,7 +334,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
     println!(
-        "outbox: {commits} commits (one fsync each) = {:.1} events per commit",
+        "outbox: {commits} commits = {:.1} events per commit (the commits that store events are fsync'd)",
         n as f64 / commits
     );
 

@@ -66,7 +66,7 @@ const METRICS: &[(&str, &str, &str)] = &[
     (
         "trigd_outbox_commits_total",
         "counter",
-        "Outbox transactions committed (one fsync each); writes per commit is the group-commit factor.",
+        "Outbox transactions committed: each that stores new work is fsync'd (removals alone are not); writes per commit is the group-commit factor.",
     ),
     (
         "trigd_schedule_fires_total",

@@ -361,7 +361,7 @@ mod tests {
             Arc::default(),
         );
         assert!(w.wal && w.synced);
-        let mut submit = |w: &mut Writer, op: Op| {
+        let submit = |w: &mut Writer, op: Op| {
             let (reply, mut answer) = oneshot::channel();
             w.batch.push(Request { op, reply });
             w.commit_batch();
