@@ -254,7 +254,7 @@ async fn wait_delivered(sink: &Sink, n: u64) -> Duration {
     start.elapsed()
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let secs: u64 = std::env::var("TRIGD_BENCH_SECS")
         .ok()

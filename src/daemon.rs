@@ -403,7 +403,7 @@ async fn fire(
     let arn = rules.rule_arn(name);
     let id = stable_id(&format!("{arn}@{}", scheduled.timestamp()));
     let event: Value = scheduled_event(&rules.settings, &arn, scheduled, &id);
-    let text = event.to_string();
+    let text = crate::event::compact(&event);
     let due = match s.jitter {
         Some(window) => {
             let offset = window.mul_f64(rand::random::<f64>());

@@ -57,7 +57,7 @@ pub fn run(rules: &RuleSet, event_text: &str, now: DateTime<Utc>) -> Result<Repo
         return Err(DryRunError::NotObject(json_type(&event)));
     }
     // Targets receive the event as trigd would forward it: compact, key order kept.
-    let compact = event.to_string();
+    let compact = crate::event::compact(&event);
     let m = rules.matcher();
     let mut scratch = m.scratch();
     let mut ids = Vec::new();

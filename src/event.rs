@@ -26,6 +26,14 @@ pub fn scheduled_event(
     )
 }
 
+/// The compact JSON text of `value`: what `value.to_string()` gives, written straight to a
+/// byte buffer instead of through `fmt` (several times faster on an event-sized value, and
+/// it runs for every event).
+pub fn compact(value: &Value) -> String {
+    // Serialising a `Value` cannot fail: its map keys are strings.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// The EventBridge envelope, fields in EventBridge's order.
 fn envelope(
     settings: &Settings,
@@ -124,6 +132,12 @@ mod tests {
             json!(["arn:aws:events:us-east-1:123456789012:rule/r"])
         );
         assert_eq!(e["detail-type"], "Scheduled Event");
+    }
+
+    #[test]
+    fn compact_is_display() {
+        let v = json!({"a": [1, 2.5, "x\"y"], "b": {"c": null, "é": true}});
+        assert_eq!(compact(&v), v.to_string());
     }
 
     #[test]

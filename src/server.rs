@@ -243,15 +243,15 @@ fn authorize(
     headers: &HeaderMap,
     body: Option<&Bytes>,
 ) -> Result<(), Refusal> {
-    let webhooks: Vec<_> = rules
+    let mut webhooks = rules
         .sources
         .iter()
         .filter(|s| matches!(s.kind, SourceKind::Webhook { .. }))
-        .collect();
-    if webhooks.is_empty() {
+        .peekable();
+    if webhooks.peek().is_none() {
         return Ok(());
     }
-    let Some(src) = webhooks.iter().find(|s| s.name == source) else {
+    let Some(src) = webhooks.find(|s| s.name == source) else {
         return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             "unknown_source",
@@ -359,7 +359,7 @@ pub async fn accept_ordered(
     let mut all = Routed::default();
     let mut texts: Vec<String> = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
-        let text = event.to_string();
+        let text = crate::event::compact(event);
         match route_event(rules, &mut scratch, event, &text, now) {
             Ok(mut routed) => {
                 if let Some(Some(key)) = keys.get(i) {

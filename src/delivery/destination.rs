@@ -243,7 +243,7 @@ pub fn follow_up(
         "resources": [function_arn],
         "detail": detail,
     });
-    let event_text = event.to_string();
+    let event_text = crate::event::compact(&event);
     match dest {
         Destination::Target(_) => {
             let target = target_id(&d.target, result.condition.which());
@@ -252,7 +252,7 @@ pub fn follow_up(
                 rule: d.rule.clone(),
                 target,
                 event_id,
-                payload: event["detail"].to_string(),
+                payload: crate::event::compact(&event["detail"]),
                 event: event_text,
                 attempts: 0,
                 first_seen_ms: now.timestamp_millis(),

@@ -372,7 +372,9 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
         payload: &d.payload,
         event: &d.event,
     };
-    let outcome = s.targets.deliver(target.kind, &a).await;
+    // Boxed: the future of every target kind (the AWS SDK's are large) would otherwise make
+    // each attempt task that large, copied in full at every spawn.
+    let outcome = Box::pin(s.targets.deliver(target.kind, &a)).await;
     match outcome {
         Outcome::Delivered { response } => {
             count("delivered");

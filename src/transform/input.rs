@@ -196,7 +196,7 @@ impl InputSpec {
             InputSpec::Constant(text) => Ok(text.clone()),
             InputSpec::Path(path) => path
                 .select(event)
-                .map(|value| value.to_string())
+                .map(|value| crate::event::compact(&value))
                 .ok_or_else(|| RenderError::MissingPath {
                     path: path.as_str().to_owned(),
                 }),
