@@ -237,7 +237,10 @@ impl HttpUrl {
     pub fn parse(text: &str) -> Result<HttpUrl, String> {
         let parsed = reqwest::Url::parse(text).map_err(|e| e.to_string())?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("the scheme must be http or https, not {}", parsed.scheme()));
+            return Err(format!(
+                "the scheme must be http or https, not {}",
+                parsed.scheme()
+            ));
         }
         Ok(HttpUrl {
             text: text.to_owned(),

@@ -143,9 +143,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             .metrics
             .set("trigd_outbox_oldest_pending_age_seconds", &[], age);
     }
-    state
-        .metrics
-        .set("trigd_outbox_commits_total", &[], state.outbox.commits() as f64);
+    state.metrics.set(
+        "trigd_outbox_commits_total",
+        &[],
+        state.outbox.commits() as f64,
+    );
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -10,9 +10,9 @@ use super::reader::{self, Fields};
 use super::yaml::{Kind, Node, Pos};
 use crate::pattern::{self, PathSeg};
 use crate::rules::{
-    HttpUrl,
-    CatchUp, DEFAULT_SNS_MAX_AGE, DeadLetter, Defaults, Destination, InvocationType, QueueFormat,
-    RetryPolicy, Rule, Schedule, Source, SourceKind, Target, TargetKind, Trigger, TrustedHost,
+    CatchUp, DEFAULT_SNS_MAX_AGE, DeadLetter, Defaults, Destination, HttpUrl, InvocationType,
+    QueueFormat, RetryPolicy, Rule, Schedule, Source, SourceKind, Target, TargetKind, Trigger,
+    TrustedHost,
 };
 use crate::schedule::ScheduleExpr;
 use crate::transform::{InputSpec, JsonPath, Template};

@@ -297,9 +297,7 @@ impl Outbox {
         let path = self.inner.db_path.clone();
         let handoff = Arc::clone(&self.inner.handoff);
         let (due, corrupt) = self
-            .read(move |conn| {
-                db::due(conn, &path, now_ms, limit, &in_flight, || handoff.fence())
-            })
+            .read(move |conn| db::due(conn, &path, now_ms, limit, &in_flight, || handoff.fence()))
             .await?;
         if !corrupt.is_empty() {
             self.submit(writer::Op::Quarantine { rowids: corrupt })

@@ -878,3 +878,59 @@ async fn only_the_head_of_an_ordered_group_is_due() {
     assert_eq!(due_ids(outbox.clone()).await, [id(2), id(3), id(4), id(5)]);
     outbox.close().await;
 }
+
+/// The hand-off: what a commit stores, due and unordered, comes out of `take_handed_off`
+/// exactly once, while the rows stay the record; everything else moves `missed`, which tells
+/// the dispatcher to read.
+#[tokio::test]
+async fn committed_deliveries_are_handed_over_once_and_the_rest_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(dir.path());
+    let now = chrono::Utc::now().timestamp_millis();
+    outbox
+        .enqueue(vec![delivery("off", 0, 0)], None)
+        .await
+        .unwrap();
+    assert!(
+        outbox.take_handed_off().is_empty(),
+        "off until a dispatcher asks"
+    );
+
+    outbox.enable_handoff();
+    let before = outbox.missed();
+    let a = delivery("r", 1, 0);
+    outbox.enqueue(vec![a.clone()], None).await.unwrap();
+    assert_eq!(outbox.take_handed_off(), vec![a.clone()]);
+    assert!(outbox.take_handed_off().is_empty(), "handed over once");
+    assert!(
+        ids(&outbox).await.contains(&a.id),
+        "and still in the outbox"
+    );
+    assert_eq!(outbox.missed(), before);
+
+    // The same delivery again: the first copy is the record, nothing new to hand over.
+    outbox.enqueue(vec![a.clone()], None).await.unwrap();
+    assert!(outbox.take_handed_off().is_empty());
+    assert_eq!(outbox.missed(), before);
+
+    // Not due yet, or ordered: stored, not handed over, and counted.
+    let later = delivery("r", 2, now + 60_000);
+    outbox.enqueue(vec![later], None).await.unwrap();
+    assert!(outbox.take_handed_off().is_empty());
+    assert_eq!(outbox.missed(), before + 1);
+    let ordered = Delivery {
+        ordering_key: Some("group".to_owned()),
+        ..delivery("r", 3, 0)
+    };
+    outbox.enqueue(vec![ordered], None).await.unwrap();
+    assert!(outbox.take_handed_off().is_empty());
+    assert_eq!(outbox.missed(), before + 2);
+
+    // A retry rescheduled is for a read to find when it is due.
+    outbox.retry_later(&a.id, 1, now, "failed").await.unwrap();
+    assert_eq!(outbox.missed(), before + 3);
+    // Removals hand nothing over and need no read.
+    outbox.complete(&a.id).await.unwrap();
+    assert_eq!(outbox.missed(), before + 3);
+    assert!(outbox.take_handed_off().is_empty());
+}

@@ -240,9 +240,11 @@ pub(super) fn due<'a>(
     let tx = conn.unchecked_transaction().map_err(sql)?;
     {
         let _fence = fence();
-        tx.query_row("SELECT count(*) FROM deliveries WHERE rowid = 0", [], |_| {
-            Ok(())
-        })
+        tx.query_row(
+            "SELECT count(*) FROM deliveries WHERE rowid = 0",
+            [],
+            |_| Ok(()),
+        )
         .map_err(sql)?;
     }
     let mut stmt = tx.prepare_cached(SELECT_DUE).map_err(sql)?;

@@ -139,7 +139,10 @@ mod tests {
     fn hands_over_new_due_unordered_deliveries_and_counts_the_rest() {
         let h = Handoff::default();
         h.offer(vec![delivery("a", 0, None)], &[true], 10);
-        assert!(h.take().is_empty(), "nothing is queued before a dispatcher asks");
+        assert!(
+            h.take().is_empty(),
+            "nothing is queued before a dispatcher asks"
+        );
         assert_eq!(h.missed(), 0);
 
         h.enable();
