@@ -1,11 +1,15 @@
-//! The dispatcher: takes due deliveries from the outbox, runs each against its target with a
+//! The dispatcher: takes due deliveries, as the outbox writer hands them over on commit (see
+//! `store::handoff`) or by reading the outbox, runs each against its target with a
 //! per-target concurrency limit, and records the outcome: done (removed), retry later (per
 //! the policy), or dead letter.
 //!
-//! Backpressure: each target has a lane of `concurrency` permits and at most twice that many
-//! deliveries reserved; a saturated lane leaves its deliveries in the outbox, so a slow target
-//! slows only itself. The dispatcher sleeps until the next delivery is due or it is woken (new
-//! deliveries, a finished attempt); it does not poll the outbox in a loop.
+//! Backpressure: each target has a lane of `concurrency` permits and holds a bounded number
+//! of deliveries in memory (running or waiting for a permit; see [`Lane::room`]), within a
+//! budget for all lanes together ([`MAX_RESERVED`]). A burst waits in memory; beyond that, a
+//! saturated lane leaves its deliveries in the outbox, to be read when it has room, so a slow
+//! target slows only itself. The dispatcher sleeps until the next delivery is due or it is
+//! woken (deliveries handed over, a finished attempt); it reads the outbox only when it may
+//! hold due work not handed over, and never polls it in a loop.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +31,11 @@ use crate::targets::{Attempt, ErrorCode, Outcome, Targets};
 
 /// How many due deliveries one outbox read takes.
 const BATCH: usize = 512;
+/// The fewest deliveries a lane holds in memory (see [`Lane::room`]).
+const MIN_LANE_ROOM: usize = 1024;
+/// The most deliveries held in memory across all lanes (about a kilobyte each, plus the
+/// payload): the bound on what a backlog costs in memory.
+const MAX_RESERVED: usize = 8192;
 /// How long to wait for a wake-up when everything due is already being worked on.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// When a delivered attempt is repeated because its destination could not be stored: the
@@ -45,6 +54,8 @@ struct Shared {
     wake: Arc<Notify>,
     backoff: Backoff,
     in_flight: Mutex<HashSet<String>>,
+    /// Deliveries reserved in all lanes together (at most [`MAX_RESERVED`]).
+    reserved: AtomicUsize,
     /// Rule name → target id → lane.
     lanes: Mutex<HashMap<String, HashMap<String, Arc<Lane>>>>,
     /// Delivered, waiting to be removed from the outbox in one batch; they stay in
@@ -68,6 +79,13 @@ impl Lane {
             reserved: AtomicUsize::new(0),
             limit,
         }
+    }
+
+    /// How many deliveries the lane holds in memory: twice its concurrency, and at least
+    /// [`MIN_LANE_ROOM`], so that a burst waits here rather than being read back from the
+    /// outbox once the lane has room.
+    fn room(&self) -> usize {
+        (self.limit * 2).max(MIN_LANE_ROOM)
     }
 
     /// Frees one reservation.
@@ -105,6 +123,7 @@ impl Dispatcher {
                 wake,
                 backoff,
                 in_flight: Mutex::new(HashSet::new()),
+                reserved: AtomicUsize::new(0),
                 lanes: Mutex::new(HashMap::new()),
                 delivered: Mutex::new(Vec::new()),
                 delivered_added: Notify::new(),
@@ -222,15 +241,16 @@ impl Dispatcher {
         Start::Started
     }
 
-    /// Free reservations across known lanes, plus room for lanes not seen yet.
+    /// Free reservations across known lanes, plus room for lanes not seen yet, within the
+    /// budget for all lanes.
     fn free_slots(&self) -> usize {
-        let lanes = lock(&self.shared.lanes);
-        let known: usize = lanes
+        let s = &self.shared;
+        let known: usize = lock(&s.lanes)
             .values()
             .flat_map(HashMap::values)
-            .map(|l| (l.limit * 2).saturating_sub(l.reserved.load(Ordering::Relaxed)))
+            .map(|l| l.room().saturating_sub(l.reserved.load(Ordering::Relaxed)))
             .sum();
-        known + 64
+        (known + 64).min(MAX_RESERVED.saturating_sub(s.reserved.load(Ordering::Relaxed)))
     }
 
     /// Reserves a slot in the delivery's lane and marks it in flight, or `None` when the lane
@@ -260,10 +280,13 @@ impl Dispatcher {
                 lane
             }
         };
-        if lane.reserved.load(Ordering::Relaxed) >= lane.limit * 2 {
+        if lane.reserved.load(Ordering::Relaxed) >= lane.room()
+            || s.reserved.load(Ordering::Relaxed) >= MAX_RESERVED
+        {
             return None;
         }
         lane.reserved.fetch_add(1, Ordering::Relaxed);
+        s.reserved.fetch_add(1, Ordering::Relaxed);
         lock(&s.in_flight).insert(d.id.clone());
         Some(lane)
     }
@@ -591,5 +614,8 @@ fn finish(s: &Shared, lane: &Lane, d: &Delivery) {
 /// Frees the delivery's slot in its lane and wakes the dispatcher.
 fn release_lane(s: &Shared, lane: &Lane) {
     lane.release();
+    let _ = s
+        .reserved
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     s.wake.notify_one();
 }

@@ -661,3 +661,73 @@ async fn send_posts_an_envelope_through_put_events() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+/// A target that never answers holds up only its own lane: another rule's target, fed by the
+/// same events, gets every delivery, and the stuck target never has more requests open than
+/// its `concurrency`. The stuck deliveries wait in the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stuck_target_slows_only_itself() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Accepts connections, reads nothing back, answers nothing, keeps them open.
+    let stuck = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck_addr = stuck.local_addr().unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&opened);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = stuck.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    let rec = Recorder::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        &format!(
+            r#"
+rules:
+  - name: stuck
+    pattern: {{source: [shop]}}
+    targets:
+      - {{id: hook, http: "http://{stuck_addr}/", timeout: 15m, concurrency: 2}}
+  - name: fast
+    pattern: {{source: [shop]}}
+    targets:
+      - {{id: hook, http: "{}", concurrency: 4}}
+"#,
+            rec.url()
+        ),
+    );
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    let events = 100;
+    for n in 0..events {
+        let (status, _) = post(&d.url("/events/shop"), format!(r#"{{"n":{n}}}"#), &[]).await;
+        assert_eq!(status, 200);
+    }
+    wait_for("every delivery to the fast target", || {
+        (rec.bodies.lock().unwrap().len() >= events).then_some(())
+    });
+    assert_eq!(rec.bodies.lock().unwrap().len(), events);
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains(
+            "trigd_deliveries_total{rule=\"fast\",target=\"hook\",outcome=\"delivered\"} 100"
+        ),
+        "{metrics}"
+    );
+    let opened = opened.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} connections to the stuck target"
+    );
+    // The stuck target's deliveries are all still waiting, none lost, none attempted twice.
+    assert!(
+        !metrics.contains("trigd_deliveries_total{rule=\"stuck\""),
+        "{metrics}"
+    );
+    d.kill();
+}
