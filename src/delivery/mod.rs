@@ -47,6 +47,29 @@ pub struct Delivery {
     pub ordering_key: Option<String>,
 }
 
+#[cfg(test)]
+impl Delivery {
+    /// A new delivery for unit tests: rule `r`, target `t`, event `e` (`{}`, also the
+    /// payload), due at `next_attempt_ms`.
+    pub(crate) fn for_test(id: &str, next_attempt_ms: i64) -> Delivery {
+        Delivery {
+            id: id.to_owned(),
+            rule: "r".to_owned(),
+            target: "t".to_owned(),
+            event_id: "e".to_owned(),
+            event: "{}".to_owned(),
+            payload: "{}".to_owned(),
+            attempts: 0,
+            first_seen_ms: 0,
+            next_attempt_ms,
+            first_error: None,
+            last_error: None,
+            hops: 0,
+            ordering_key: None,
+        }
+    }
+}
+
 /// The longest chain of destinations: a rule whose result, on trigd's bus, matches a rule that
 /// feeds the bus again stops here (Lambda's recursion guard stops at 16 too).
 pub const MAX_HOPS: u32 = 16;

@@ -496,19 +496,9 @@ mod tests {
 
     fn delivery(id: &str, next: i64) -> Delivery {
         Delivery {
-            id: id.to_owned(),
-            rule: "r".to_owned(),
-            target: "t".to_owned(),
-            event_id: "e".to_owned(),
-            event: "{}".to_owned(),
             payload: "p".to_owned(),
-            attempts: 0,
             first_seen_ms: 1,
-            next_attempt_ms: next,
-            first_error: None,
-            last_error: None,
-            hops: 0,
-            ordering_key: None,
+            ..Delivery::for_test(id, next)
         }
     }
 

@@ -119,19 +119,8 @@ mod tests {
 
     fn delivery(id: &str, due: i64, key: Option<&str>) -> Delivery {
         Delivery {
-            id: id.to_owned(),
-            rule: "r".to_owned(),
-            target: "t".to_owned(),
-            event_id: "e".to_owned(),
-            event: "{}".to_owned(),
-            payload: "{}".to_owned(),
-            attempts: 0,
-            first_seen_ms: 0,
-            next_attempt_ms: due,
-            first_error: None,
-            last_error: None,
-            hops: 0,
             ordering_key: key.map(str::to_owned),
+            ..Delivery::for_test(id, due)
         }
     }
 

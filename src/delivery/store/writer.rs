@@ -328,19 +328,9 @@ mod tests {
 
     fn delivery(event: &str, payload: &str) -> Delivery {
         Delivery {
-            id: "a".to_owned(),
-            rule: "r".to_owned(),
-            target: "t".to_owned(),
-            event_id: "e".to_owned(),
             event: event.to_owned(),
             payload: payload.to_owned(),
-            attempts: 0,
-            first_seen_ms: 0,
-            next_attempt_ms: 0,
-            first_error: None,
-            last_error: None,
-            hops: 0,
-            ordering_key: None,
+            ..Delivery::for_test("a", 0)
         }
     }
 
