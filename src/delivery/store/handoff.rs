@@ -62,11 +62,13 @@ impl Handoff {
 
     /// Called by the writer with the fence held, right after the commit that stored
     /// `deliveries` (`inserted[i]`: whether `deliveries[i]` was new): queues those due by
-    /// `now_ms` without an ordering key, and counts the rest as missed.
-    pub(crate) fn offer(&self, deliveries: Vec<Delivery>, inserted: &[bool], now_ms: i64) {
+    /// `now_ms` without an ordering key, and counts the rest as missed. Returns whether the
+    /// dispatcher has something new to do.
+    pub(crate) fn offer(&self, deliveries: Vec<Delivery>, inserted: &[bool], now_ms: i64) -> bool {
         if !self.enabled.load(Ordering::Acquire) {
-            return;
+            return false;
         }
+        let mut queued = false;
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         let mut missed = false;
         for (d, new) in deliveries.into_iter().zip(inserted) {
@@ -76,6 +78,7 @@ impl Handoff {
                 && queue.len() < CAPACITY
             {
                 queue.push(d);
+                queued = true;
             } else {
                 // A duplicate was stored before: whoever stored it made sure it is found.
                 missed |= *new;
@@ -84,6 +87,7 @@ impl Handoff {
         if missed {
             self.missed.fetch_add(1, Ordering::AcqRel);
         }
+        queued || missed
     }
 
     /// The outbox gained work that was not handed over (a retry, say).
@@ -93,7 +97,7 @@ impl Handoff {
         }
     }
 
-    /// Wakes the dispatcher (after a batch that offered or missed something).
+    /// Wakes the dispatcher (after a batch that handed over or missed something).
     pub(crate) fn wake(&self) {
         if self.enabled.load(Ordering::Acquire) {
             self.notify.notify_one();
@@ -127,7 +131,7 @@ mod tests {
     #[test]
     fn hands_over_new_due_unordered_deliveries_and_counts_the_rest() {
         let h = Handoff::default();
-        h.offer(vec![delivery("a", 0, None)], &[true], 10);
+        assert!(!h.offer(vec![delivery("a", 0, None)], &[true], 10));
         assert!(
             h.take().is_empty(),
             "nothing is queued before a dispatcher asks"
@@ -135,17 +139,21 @@ mod tests {
         assert_eq!(h.missed(), 0);
 
         h.enable();
-        h.offer(
+        assert!(h.offer(
             vec![delivery("a", 10, None), delivery("b", 0, None)],
             &[true, false],
             10,
-        );
+        ));
         let ids: Vec<_> = h.take().into_iter().map(|d| d.id).collect();
         assert_eq!(ids, ["a"], "a duplicate (not inserted) is not handed over");
         assert_eq!(h.missed(), 0, "nor counted: its first copy was");
         assert!(h.take().is_empty());
+        assert!(
+            !h.offer(vec![delivery("b", 0, None)], &[false], 10),
+            "a duplicate alone gives the dispatcher nothing to do"
+        );
 
-        h.offer(vec![delivery("later", 11, None)], &[true], 10);
+        assert!(h.offer(vec![delivery("later", 11, None)], &[true], 10));
         assert_eq!(h.missed(), 1, "not due yet: the dispatcher must read it");
         h.offer(vec![delivery("k", 0, Some("group"))], &[true], 10);
         assert_eq!(h.missed(), 2, "ordered: the read decides the head");

@@ -212,6 +212,8 @@ impl Writer {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
                 let now_ms = chrono::Utc::now().timestamp_millis();
                 let mut replies = Vec::with_capacity(self.batch.len());
+                // Whether the dispatcher has anything new: removals alone give it nothing.
+                let mut news = false;
                 for (request, result) in self.batch.drain(..).zip(results) {
                     match (request.op, &result) {
                         (Op::Quarantine { .. }, Ok(moved)) => {
@@ -226,8 +228,11 @@ impl Writer {
                                 ..
                             },
                             Ok(_),
-                        ) => handoff.offer(deliveries, &inserted, now_ms),
-                        (Op::RetryLater { .. }, Ok(_)) => handoff.miss(),
+                        ) => news |= handoff.offer(deliveries, &inserted, now_ms),
+                        (Op::RetryLater { .. }, Ok(_)) => {
+                            handoff.miss();
+                            news = true;
+                        }
                         _ => {}
                     }
                     if let Err(error) = &result {
@@ -236,7 +241,9 @@ impl Writer {
                     replies.push((request.reply, result));
                 }
                 drop(fence);
-                handoff.wake();
+                if news {
+                    handoff.wake();
+                }
                 for (reply, result) in replies {
                     let _ = reply.send(result);
                 }
