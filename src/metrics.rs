@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
+
+use rustc_hash::{FxHashMap, FxHasher};
 
 /// Upper bounds (seconds) of the latency histograms' buckets.
 const BUCKETS: &[f64] = &[
@@ -112,12 +115,51 @@ struct Histogram {
     count: u64,
 }
 
-/// Per metric name, its label sets; found by comparing borrowed labels, so the hot path does
-/// not allocate (a label set is copied once, when first seen).
+/// Per metric name, its label sets; found by the hash of the borrowed labels, so the hot path
+/// neither allocates (a label set is copied once, when first seen) nor grows with the number
+/// of label sets (one per rule and target, and there may be thousands of rules).
 #[derive(Debug, Default)]
 struct Inner {
-    values: BTreeMap<&'static str, Vec<(Labels, f64)>>,
-    histograms: BTreeMap<&'static str, Vec<(Labels, Histogram)>>,
+    values: BTreeMap<&'static str, Series<f64>>,
+    histograms: BTreeMap<&'static str, Series<Histogram>>,
+}
+
+/// One metric's label sets and their values.
+#[derive(Debug)]
+struct Series<T> {
+    list: Vec<(Labels, T)>,
+    /// Hash of a label set → its places in `list` (more than one only on a hash collision).
+    index: FxHashMap<u64, Vec<usize>>,
+}
+
+impl<T> Default for Series<T> {
+    fn default() -> Self {
+        Series {
+            list: Vec::new(),
+            index: FxHashMap::default(),
+        }
+    }
+}
+
+impl<T> Series<T> {
+    fn find(&self, labels: &[(&'static str, &str)]) -> Option<&T> {
+        let places = self.index.get(&label_hash(labels))?;
+        places
+            .iter()
+            .map(|&i| &self.list[i])
+            .find(|(l, _)| same(l, labels))
+            .map(|(_, v)| v)
+    }
+}
+
+/// The same for a borrowed label set and its owned copy.
+fn label_hash(labels: &[(&'static str, &str)]) -> u64 {
+    let mut h = FxHasher::default();
+    for (k, v) in labels {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
 }
 
 fn same(owned: &Labels, labels: &[(&'static str, &str)]) -> bool {
@@ -128,14 +170,14 @@ fn same(owned: &Labels, labels: &[(&'static str, &str)]) -> bool {
             .all(|((k, v), (k2, v2))| k == k2 && v == v2)
 }
 
-fn slot<'a, T: Default>(
-    list: &'a mut Vec<(Labels, T)>,
-    labels: &[(&'static str, &str)],
-) -> &'a mut T {
-    let i = match list.iter().position(|(l, _)| same(l, labels)) {
+fn slot<'a, T: Default>(series: &'a mut Series<T>, labels: &[(&'static str, &str)]) -> &'a mut T {
+    let list = &mut series.list;
+    let places = series.index.entry(label_hash(labels)).or_default();
+    let i = match places.iter().copied().find(|&i| same(&list[i].0, labels)) {
         Some(i) => i,
         None => {
             list.push((owned(labels), T::default()));
+            places.push(list.len() - 1);
             list.len() - 1
         }
     };
@@ -202,8 +244,9 @@ impl Metrics {
         self.with(|i| {
             i.values
                 .get(name)
-                .and_then(|list| list.iter().find(|(l, _)| same(l, labels)))
-                .map_or(0.0, |(_, v)| *v)
+                .and_then(|series| series.find(labels))
+                .copied()
+                .unwrap_or(0.0)
         })
     }
 
@@ -216,7 +259,7 @@ impl Metrics {
                 let mut values: Vec<&(Labels, f64)> = i
                     .values
                     .get(name)
-                    .map(|l| l.iter().collect())
+                    .map(|series| series.list.iter().collect())
                     .unwrap_or_default();
                 values.sort_by(|a, b| a.0.cmp(&b.0));
                 for (labels, v) in values {
@@ -225,7 +268,7 @@ impl Metrics {
                 let mut hists: Vec<&(Labels, Histogram)> = i
                     .histograms
                     .get(name)
-                    .map(|l| l.iter().collect())
+                    .map(|series| series.list.iter().collect())
                     .unwrap_or_default();
                 hists.sort_by(|a, b| a.0.cmp(&b.0));
                 for (labels, h) in hists {
@@ -276,6 +319,41 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_label_sets_each_keep_their_own_value() {
+        let m = Metrics::new();
+        let rules: Vec<String> = (0..5_000).map(|i| format!("rule-{i}")).collect();
+        for (i, rule) in rules.iter().enumerate() {
+            for _ in 0..=(i % 3) {
+                m.inc(
+                    "trigd_deliveries_total",
+                    &[("rule", rule), ("target", "t"), ("outcome", "delivered")],
+                );
+            }
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            let labels = [
+                ("rule", rule.as_str()),
+                ("target", "t"),
+                ("outcome", "delivered"),
+            ];
+            assert_eq!(m.get("trigd_deliveries_total", &labels), (i % 3 + 1) as f64);
+        }
+        // The same values under other label names or order are other series.
+        assert_eq!(
+            m.get(
+                "trigd_deliveries_total",
+                &[
+                    ("target", "t"),
+                    ("rule", "rule-0"),
+                    ("outcome", "delivered")
+                ]
+            ),
+            0.0
+        );
+        assert_eq!(m.render().matches("trigd_deliveries_total{").count(), 5_000);
+    }
 
     #[test]
     fn renders_counters_gauges_and_histograms() {
