@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -107,7 +107,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     let metrics = Arc::new(Metrics::new());
     metrics.set("trigd_rules", &[], rules.rules.len() as f64);
     let (rules_tx, rules_rx) = watch::channel(Arc::clone(&rules));
-    let wake = Arc::new(Notify::new());
     let state = Arc::new(AppState {
         rules: rules_rx.clone(),
         outbox: outbox.clone(),
@@ -143,7 +142,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         rules_rx.clone(),
         targets,
         Arc::clone(&metrics),
-        Arc::clone(&wake),
         Backoff::default(),
     );
     let grace = opts.settings.grace_period;

@@ -51,7 +51,8 @@ struct Shared {
     rules: watch::Receiver<Arc<RuleSet>>,
     targets: Arc<Targets>,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
+    /// Wakes the dispatch loop when an attempt finished or deliveries left the outbox.
+    wake: Notify,
     backoff: Backoff,
     in_flight: Mutex<HashSet<String>>,
     /// Deliveries reserved in all lanes together (at most [`MAX_RESERVED`]).
@@ -108,7 +109,6 @@ impl Dispatcher {
         rules: watch::Receiver<Arc<RuleSet>>,
         targets: Arc<Targets>,
         metrics: Arc<Metrics>,
-        wake: Arc<Notify>,
         backoff: Backoff,
     ) -> Self {
         // Deliveries stored from now on come straight to this dispatcher (see
@@ -120,7 +120,7 @@ impl Dispatcher {
                 rules,
                 targets,
                 metrics,
-                wake,
+                wake: Notify::new(),
                 backoff,
                 in_flight: Mutex::new(HashSet::new()),
                 reserved: AtomicUsize::new(0),
