@@ -54,6 +54,8 @@ pub enum DaemonError {
     },
     #[error("cannot start the HTTP clients")]
     Targets(#[source] crate::targets::TargetsError),
+    #[error("cannot start the SNS subscription client")]
+    SnsClient(#[source] reqwest::Error),
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
     #[error("cannot open the event archive")]
@@ -120,8 +122,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
             ),
             None => None,
         },
-        sns: crate::sources::sns_http::SnsHttp::new()
-            .map_err(|e| DaemonError::Targets(crate::targets::TargetsError::HttpClient(e)))?,
+        sns: crate::sources::sns_http::SnsHttp::new().map_err(DaemonError::SnsClient)?,
     });
 
     let stop = CancellationToken::new();

@@ -86,28 +86,20 @@ pub fn put_events_event(
 /// identity is their origin (a schedule fire), so that a repeated fire is recognisably the
 /// same event.
 pub fn stable_id(seed: &str) -> String {
-    // Two FNV-1a hashes with different offsets give 128 bits.
+    stable_id_of(&[seed])
+}
+
+/// [`stable_id`] of the concatenation of `parts`, without building it.
+pub fn stable_id_of(parts: &[&str]) -> String {
+    // Two FNV-1a hashes with different offsets give 128 bits, written as a UUID's text.
     let fnv = |offset: u64| {
-        seed.bytes().fold(offset, |h, b| {
+        parts.iter().flat_map(|p| p.bytes()).fold(offset, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         })
     };
-    let hi = fnv(0xcbf2_9ce4_8422_2325);
-    let lo = fnv(0x8422_2325_cbf2_9ce4);
-    let bytes: Vec<u8> = hi
-        .to_be_bytes()
-        .into_iter()
-        .chain(lo.to_be_bytes())
-        .collect();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let id = uuid::Uuid::from_u64_pair(fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 #[cfg(test)]
@@ -142,6 +134,26 @@ mod tests {
 
     #[test]
     fn stable_ids() {
+        // Ids are stored (delivery ids, schedule event ids) and sent as idempotency keys, so
+        // they must never change between versions.
+        for (seed, id) in [
+            ("", "cbf29ce4-8422-2325-8422-2325cbf29ce4"),
+            ("a", "af63dc4c-8601-ec8c-789e-3e398d3ff5ff"),
+            (
+                "rule\ntarget\nevent-1",
+                "5e89c66c-c475-66de-be42-539542dbef61",
+            ),
+            (
+                "sqs:0f4c5a6e-1111-2222-3333-444455556666",
+                "277c5df8-f761-ab8c-b226-b026e547a619",
+            ),
+        ] {
+            assert_eq!(stable_id(seed), id, "{seed:?}");
+        }
+        assert_eq!(
+            stable_id_of(&["rule", "\n", "target\nevent-1"]),
+            stable_id("rule\ntarget\nevent-1")
+        );
         assert_eq!(stable_id("a"), stable_id("a"));
         assert_ne!(stable_id("a"), stable_id("b"));
         assert_eq!(stable_id("a").len(), 36);

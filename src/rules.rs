@@ -224,27 +224,47 @@ pub enum TargetKind {
     Log,
 }
 
-/// An `http` target's URL: the text as written in the rule (for messages and ARNs), parsed
-/// once when the rule is loaded rather than at every delivery.
+/// An `http` target's URL: the text as written in the rule (for messages and ARNs), turned
+/// once, when the rule is loaded, into what each request needs: the request URI, and the
+/// `Authorization` header for credentials written in the URL (`https://user:pass@host/`, sent
+/// as HTTP Basic authentication, as curl and reqwest do). The fragment is never sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
     text: String,
-    parsed: reqwest::Url,
+    /// Boxed: rules hold many targets, most of them not `http`.
+    request: Box<RequestParts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RequestParts {
+    uri: http::Uri,
+    basic_auth: Option<http::HeaderValue>,
 }
 
 impl HttpUrl {
     /// Parses an `http://` or `https://` URL; the error says what is wrong with it.
     pub fn parse(text: &str) -> Result<HttpUrl, String> {
-        let parsed = reqwest::Url::parse(text).map_err(|e| e.to_string())?;
+        let parsed = url::Url::parse(text).map_err(|e| e.to_string())?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!(
                 "the scheme must be http or https, not {}",
                 parsed.scheme()
             ));
         }
+        // The URL's normalised, ASCII form, without credentials and fragment.
+        let request_uri = format!(
+            "{}://{}",
+            parsed.scheme(),
+            &parsed[url::Position::BeforeHost..url::Position::AfterQuery]
+        );
+        let uri = http::Uri::try_from(request_uri)
+            .map_err(|e| format!("cannot be sent as an HTTP request: {e}"))?;
         Ok(HttpUrl {
             text: text.to_owned(),
-            parsed,
+            request: Box::new(RequestParts {
+                uri,
+                basic_auth: basic_auth(&parsed)?,
+            }),
         })
     }
 
@@ -253,10 +273,39 @@ impl HttpUrl {
         &self.text
     }
 
-    /// The parsed URL, as the HTTP client takes it.
-    pub fn url(&self) -> &reqwest::Url {
-        &self.parsed
+    /// The request URI: scheme, host, port, path and query.
+    pub fn uri(&self) -> &http::Uri {
+        &self.request.uri
     }
+
+    /// `Basic ...` for the credentials in the URL, if it has any (marked sensitive).
+    pub fn basic_auth(&self) -> Option<&http::HeaderValue> {
+        self.request.basic_auth.as_ref()
+    }
+}
+
+/// The `Authorization` value for the user and password in `url`, percent-decoded.
+fn basic_auth(url: &url::Url) -> Result<Option<http::HeaderValue>, String> {
+    use base64::Engine as _;
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| "the user or password is not UTF-8 once percent-decoded".to_owned())
+    };
+    if url.username().is_empty() && url.password().is_none() {
+        return Ok(None);
+    }
+    let credentials = format!(
+        "{}:{}",
+        decode(url.username())?,
+        decode(url.password().unwrap_or(""))?
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let mut value = http::HeaderValue::try_from(format!("Basic {encoded}"))
+        .map_err(|_| "the credentials do not make a valid header".to_owned())?;
+    value.set_sensitive(true);
+    Ok(Some(value))
 }
 
 impl std::fmt::Display for HttpUrl {
@@ -465,4 +514,43 @@ pub enum QueueFormat {
     Sns,
     EventBridge,
     Raw,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpUrl;
+
+    #[test]
+    fn http_urls_become_request_uris() {
+        let url = HttpUrl::parse("https://Hook.Example.com/a%20b/c?x=1&y=%2F#part").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://Hook.Example.com/a%20b/c?x=1&y=%2F#part"
+        );
+        assert_eq!(url.uri(), "https://hook.example.com/a%20b/c?x=1&y=%2F");
+        assert_eq!(url.basic_auth(), None);
+
+        // Credentials leave the URI for a sensitive `Authorization` header.
+        let url = HttpUrl::parse("http://al%69ce:s%3Acret@127.0.0.1:8080/").unwrap();
+        assert_eq!(url.uri(), "http://127.0.0.1:8080/");
+        let auth = url.basic_auth().unwrap();
+        assert_eq!(auth, "Basic YWxpY2U6czpjcmV0"); // "alice:s:cret"
+        assert!(auth.is_sensitive());
+        let user_only = HttpUrl::parse("http://bob@[::1]/").unwrap();
+        assert_eq!(user_only.uri(), "http://[::1]/");
+        assert_eq!(user_only.basic_auth().unwrap(), "Basic Ym9iOg=="); // "bob:"
+
+        // Non-ASCII hosts are sent in their ASCII (punycode) form.
+        let url = HttpUrl::parse("http://bücher.example/").unwrap();
+        assert_eq!(url.uri(), "http://xn--bcher-kva.example/");
+
+        for (bad, why) in [
+            ("ftp://example.com/", "scheme"),
+            ("http://example.com:99999/", "port"),
+            ("not a url", "relative URL"),
+        ] {
+            let err = HttpUrl::parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
 }

@@ -37,7 +37,6 @@ use super::sns_verify::{
 };
 use crate::rules::{RuleSet, SourceKind, TrustedHost};
 use crate::server::{AppState, Phase, Refusal, accept, parse_body, refuse};
-use crate::targets::http::chain;
 
 /// How long fetching a certificate or confirming a subscription may take. SNS waits 15 s
 /// for an answer.
@@ -63,7 +62,12 @@ pub struct SnsHttp {
 impl SnsHttp {
     pub fn new() -> Result<SnsHttp, reqwest::Error> {
         Ok(SnsHttp {
-            client: crate::targets::http::client()?,
+            // Redirects off: a confirmation or certificate URL is fetched only where SNS
+            // says, and it was checked to be SNS's.
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("trigd/", env!("CARGO_PKG_VERSION")))
+                .build()?,
             certs: Mutex::new(Bounded::new(CERT_CACHE)),
             seen: Mutex::new(HashMap::new()),
         })
@@ -343,6 +347,44 @@ fn ok(body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// A reqwest error and its causes, "a: b: c", without the URL (SNS's URLs carry tokens).
+fn chain(e: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut current: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = current {
+        let msg = match err.downcast_ref::<reqwest::Error>() {
+            // Display without the URL: say what kind of failure it was, then walk on.
+            Some(re) if re.url().is_some() => reqwest_kind(re).to_owned(),
+            _ => err.to_string(),
+        };
+        // hyper and std repeat their cause in their own text now and then: skip duplicates.
+        if !text.contains(&msg) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&msg);
+        }
+        current = err.source();
+    }
+    text
+}
+
+fn reqwest_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_connect() {
+        "cannot connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() {
+        "error sending the request body"
+    } else if e.is_request() {
+        "error sending the request"
+    } else if e.is_decode() {
+        "error decoding the response"
+    } else {
+        "request failed"
+    }
 }
 
 #[cfg(test)]

@@ -29,11 +29,18 @@
 //!   `SDK_CLIENT_ERROR` (`Network`), retried. Error texts leave the URL out: webhook URLs often
 //!   hold a secret (Slack, Discord), and errors end up in logs and dead letters.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Client, Method, Response, StatusCode};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::{Attempt, ErrorCode, Outcome};
 
@@ -58,38 +65,96 @@ pub struct Request<'a> {
     pub timeout: Duration,
 }
 
-/// The shared client: pooled, redirects off, our user agent by default.
-pub fn client() -> Result<Client, reqwest::Error> {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(user_agent())
-        .build()
+/// How long an idle connection to a target stays in the pool.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The shared client: pooled HTTP/1.1 connections, TLS through rustls with the platform's
+/// certificate verifier, `User-Agent: trigd/<version>` unless a rule sets one.
+///
+/// This is hyper's client without reqwest around it: a delivery is one request to a URL parsed
+/// when its rule was loaded, with no redirects, proxies, cookies or retries to consider, and
+/// reqwest's layers for those were a tenth of the daemon's CPU at saturation (BENCHMARKS.md).
+#[derive(Clone)]
+pub struct Client {
+    inner: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    user_agent: HeaderValue,
 }
 
-fn user_agent() -> String {
-    format!("trigd/{}", env!("CARGO_PKG_VERSION"))
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
 }
 
-/// One attempt: sends the payload and classifies what came back.
+/// Why the HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up TLS: {0}")]
+pub struct ClientError(#[from] rustls::Error);
+
+/// Builds the shared client.
+pub fn client() -> Result<Client, ClientError> {
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth();
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(https);
+    Ok(Client {
+        inner,
+        user_agent: HeaderValue::from_static(concat!("trigd/", env!("CARGO_PKG_VERSION"))),
+    })
+}
+
+/// One attempt: sends the payload and classifies what came back, all within the target's
+/// timeout (connecting, sending, and reading the response).
 pub async fn deliver(client: &Client, request: &Request<'_>, attempt: &Attempt<'_>) -> Outcome {
     let method = match Method::from_bytes(request.method.as_bytes()) {
         Ok(m) => m,
         Err(_) => return invalid(format!("`{}` is not an HTTP method", request.method)),
     };
-    let headers = match headers(request.headers, attempt) {
+    let mut headers = match headers(request.headers, attempt) {
         Ok(h) => h,
         Err(error) => return invalid(error),
     };
-    let sent = client
-        .request(method, request.url.url().clone())
-        .headers(headers)
-        .timeout(request.timeout)
-        .body(attempt.payload.to_owned())
-        .send()
-        .await;
-    match sent {
-        Ok(response) => classify(response).await,
-        Err(e) => send_error(&e, request.timeout),
+    if !headers.contains_key(header::USER_AGENT) {
+        headers.insert(header::USER_AGENT, client.user_agent.clone());
+    }
+    if let Some(auth) = request.url.basic_auth()
+        && !headers.contains_key(header::AUTHORIZATION)
+    {
+        headers.insert(header::AUTHORIZATION, auth.clone());
+    }
+    let mut http_request = hyper::Request::new(Full::new(Bytes::copy_from_slice(
+        attempt.payload.as_bytes(),
+    )));
+    *http_request.method_mut() = method;
+    *http_request.uri_mut() = request.url.uri().clone();
+    *http_request.headers_mut() = headers;
+    let exchange = async {
+        match client.inner.request(http_request).await {
+            Ok(response) => classify(response).await,
+            Err(e) => send_error(&e),
+        }
+    };
+    match tokio::time::timeout(request.timeout, exchange).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Retry {
+            code: ErrorCode::Timeout,
+            error: format!("no response within {}s", request.timeout.as_secs_f64()),
+            retry_after: None,
+        },
     }
 }
 
@@ -134,7 +199,6 @@ fn headers(configured: &[(String, String)], attempt: &Attempt<'_>) -> Result<Hea
             HeaderValue::from_static(content_type(attempt.payload)),
         );
     }
-    // User-Agent: the client's default applies unless configured here.
     Ok(map)
 }
 
@@ -187,16 +251,16 @@ fn is_var_name(s: &str) -> bool {
 }
 
 /// What a response means for the delivery.
-async fn classify(mut response: Response) -> Outcome {
+async fn classify(mut response: Response<Incoming>) -> Outcome {
     let status = response.status();
     if status.is_success() {
         // Read a short body to the end so the connection can be reused; the target has
         // accepted the payload whatever happens here.
         let mut read = 0;
         while read <= DRAIN_LIMIT {
-            match response.chunk().await {
-                Ok(Some(chunk)) => read += chunk.len(),
-                Ok(None) | Err(_) => break,
+            match next_chunk(&mut response).await {
+                Some(chunk) => read += chunk.len(),
+                None => break,
             }
         }
         return Outcome::delivered();
@@ -249,12 +313,12 @@ fn status_text(status: StatusCode) -> String {
 }
 
 /// `"HTTP 503 Service Unavailable: <the body's first bytes>"`.
-async fn failure_text(status: StatusCode, response: &mut Response) -> String {
+async fn failure_text(status: StatusCode, response: &mut Response<Incoming>) -> String {
     let mut body = Vec::new();
     while body.len() < BODY_EXCERPT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
+        match next_chunk(response).await {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
         }
     }
     let truncated = body.len() > BODY_EXCERPT;
@@ -266,6 +330,18 @@ async fn failure_text(status: StatusCode, response: &mut Response) -> String {
         (true, _) => format!("HTTP {status}"),
         (false, false) => format!("HTTP {status}: {text}"),
         (false, true) => format!("HTTP {status}: {text}…"),
+    }
+}
+
+/// The response body's next piece of data; `None` at its end or on an error (a body that
+/// breaks off is treated as ended: what was read is all there is).
+async fn next_chunk(response: &mut Response<Incoming>) -> Option<Bytes> {
+    loop {
+        match response.body_mut().frame().await?.ok()?.into_data() {
+            Ok(data) => return Some(data),
+            // Trailers: not data, read on.
+            Err(_) => continue,
+        }
     }
 }
 
@@ -311,17 +387,15 @@ pub fn http_date(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.and_utc())
 }
 
-/// What a request that got no response means.
-fn send_error(e: &reqwest::Error, timeout: Duration) -> Outcome {
-    if e.is_builder() {
+/// What a request that got no response means: the request could not be built (never
+/// retried), or it could not be sent or answered (network, retried).
+fn send_error(e: &hyper_util::client::legacy::Error) -> Outcome {
+    use std::error::Error as _;
+    let builder_error = e
+        .source()
+        .is_some_and(|s| s.downcast_ref::<http::Error>().is_some());
+    if builder_error {
         return invalid(format!("cannot build the request: {}", chain(e)));
-    }
-    if e.is_timeout() {
-        return Outcome::Retry {
-            code: ErrorCode::Timeout,
-            error: format!("no response within {}s", timeout.as_secs_f64()),
-            retry_after: None,
-        };
     }
     Outcome::Retry {
         code: ErrorCode::Network,
@@ -330,44 +404,25 @@ fn send_error(e: &reqwest::Error, timeout: Duration) -> Outcome {
     }
 }
 
-/// The error and its causes, "a: b: c", without the URL.
-pub(crate) fn chain(e: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut current: Option<&dyn std::error::Error> = Some(e);
+/// The error and its causes, "a: b: c". hyper's errors never carry the URL, which may hold
+/// a secret.
+fn chain(e: &hyper_util::client::legacy::Error) -> String {
+    let mut text = String::from(if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    });
+    let mut current = std::error::Error::source(e);
     while let Some(err) = current {
-        let msg = match err.downcast_ref::<reqwest::Error>() {
-            Some(re) if re.url().is_some() => {
-                // Display without the URL: rebuild from the kind, then walk on.
-                reqwest_kind(re).to_owned()
-            }
-            _ => err.to_string(),
-        };
+        let msg = err.to_string();
         // hyper and std repeat their cause in their own text now and then: skip duplicates.
         if !text.contains(&msg) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
+            text.push_str(": ");
             text.push_str(&msg);
         }
         current = err.source();
     }
     text
-}
-
-fn reqwest_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_connect() {
-        "cannot connect"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_body() {
-        "error sending the request body"
-    } else if e.is_request() {
-        "error sending the request"
-    } else if e.is_decode() {
-        "error decoding the response"
-    } else {
-        "request failed"
-    }
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ use crate::rules::TargetKind;
 pub enum TargetsError {
     /// The shared HTTP client could not be built (e.g. the TLS roots could not be loaded).
     #[error("cannot build the HTTP client")]
-    HttpClient(#[source] reqwest::Error),
+    HttpClient(#[source] http::ClientError),
 }
 
 /// The clients every delivery shares, built once: one pooled HTTP client for all `http`
@@ -118,7 +118,7 @@ pub enum TargetsError {
 #[derive(Debug, Clone)]
 pub struct Targets {
     /// Pooled, redirects off, user agent set (see [`http`]).
-    http: reqwest::Client,
+    http: http::Client,
     /// AWS clients, when the daemon's rules use AWS targets.
     aws: Option<crate::aws::Aws>,
 }

@@ -52,6 +52,7 @@ async fn deliver(kind: &TargetKind, payload: &str) -> Outcome {
 struct Seen {
     method: Method,
     path: String,
+    query: Option<String>,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -80,6 +81,7 @@ impl Server {
                     let _ = tx.send(Seen {
                         method,
                         path: path.clone(),
+                        query: uri.query().map(str::to_owned),
                         headers,
                         body,
                     });
@@ -406,13 +408,75 @@ async fn http_connection_refused() {
     };
     let secret_url = format!("http://127.0.0.1:{port}/hooks/SECRET-TOKEN");
     let outcome = deliver(&http(secret_url), JSON).await;
-    assert_retry(&outcome, ErrorCode::Network, &[]);
+    assert_retry(&outcome, ErrorCode::Network, &["cannot connect"]);
     let Outcome::Retry { error, .. } = outcome else {
         unreachable!()
     };
     assert!(
         !error.contains("SECRET-TOKEN"),
         "the URL stays out: {error}"
+    );
+}
+
+#[tokio::test]
+async fn http_credentials_in_the_url_are_sent_as_basic_auth() {
+    use base64::Engine as _;
+    let mut server = Server::start().await;
+    // Percent-encoded in the URL, decoded in the header; the fragment is never sent.
+    let url = format!("http://us%65r:p%40ss@{}/hook?x=1#fragment", server.addr);
+    assert_eq!(
+        deliver(&http(url.clone()), JSON).await,
+        Outcome::delivered()
+    );
+    let seen = server.next().await;
+    assert_eq!(seen.path, "/hook");
+    assert_eq!(seen.query.as_deref(), Some("x=1"));
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("user:p@ss")
+    );
+    assert_eq!(seen.headers["authorization"], basic.as_str());
+
+    // A configured `Authorization` header wins over the URL's credentials.
+    let kind = http_with(url, "POST", &[("Authorization", "Bearer t")]);
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
+    let seen = server.next().await;
+    assert_eq!(seen.headers.get_all("authorization").iter().count(), 1);
+    assert_eq!(seen.headers["authorization"], "Bearer t");
+}
+
+/// A TLS server on 127.0.0.1 with a self-signed certificate: the target must refuse it (the
+/// platform's roots do not know it) before sending anything, and retry as a network error.
+#[tokio::test]
+async fn https_target_refuses_an_untrusted_certificate() {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![key.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The server's side of the handshake, on a thread: how it ended.
+    let server = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut tls = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        while tls.is_handshaking() {
+            tls.complete_io(&mut socket)?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let outcome = deliver(&http(format!("https://127.0.0.1:{port}/hook")), JSON).await;
+    assert_retry(&outcome, ErrorCode::Network, &["certificate"]);
+    let handshake = server.join().unwrap();
+    assert!(
+        handshake.is_err(),
+        "the client gave up during the handshake: {handshake:?}"
     );
 }
 
