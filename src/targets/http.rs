@@ -42,6 +42,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use connect::Connector;
+pub use connect::Proxies;
+
+mod connect;
+
 use super::{Attempt, ErrorCode, Outcome};
 
 /// Most of a failed response's body quoted in the error.
@@ -69,14 +74,16 @@ pub struct Request<'a> {
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The shared client: pooled HTTP/1.1 connections, TLS through rustls with the platform's
-/// certificate verifier, `User-Agent: trigd/<version>` unless a rule sets one.
+/// certificate verifier, the environment's proxies (see [`connect`]), `User-Agent:
+/// trigd/<version>` unless a rule sets one.
 ///
 /// This is hyper's client without reqwest around it: a delivery is one request to a URL parsed
 /// when its rule was loaded, with no redirects, proxies, cookies or retries to consider, and
 /// reqwest's layers for those were a tenth of the daemon's CPU at saturation (BENCHMARKS.md).
 #[derive(Clone)]
 pub struct Client {
-    inner: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: hyper_util::client::legacy::Client<HttpsConnector<Connector>, Full<Bytes>>,
+    proxies: Proxies,
     user_agent: HeaderValue,
 }
 
@@ -92,7 +99,7 @@ impl std::fmt::Debug for Client {
 pub struct ClientError(#[from] rustls::Error);
 
 /// Builds the shared client.
-pub fn client() -> Result<Client, ClientError> {
+pub fn client(proxies: Proxies) -> Result<Client, ClientError> {
     use rustls_platform_verifier::BuilderVerifierExt as _;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -106,13 +113,14 @@ pub fn client() -> Result<Client, ClientError> {
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(tcp);
+        .wrap_connector(Connector::new(tcp, proxies.clone()));
     let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build(https);
     Ok(Client {
         inner,
+        proxies,
         user_agent: HeaderValue::from_static(concat!("trigd/", env!("CARGO_PKG_VERSION"))),
     })
 }
@@ -135,6 +143,9 @@ pub async fn deliver(client: &Client, request: &Request<'_>, attempt: &Attempt<'
         && !headers.contains_key(header::AUTHORIZATION)
     {
         headers.insert(header::AUTHORIZATION, auth.clone());
+    }
+    if let Some(auth) = client.proxies.authorization(request.url.uri()) {
+        headers.insert(header::PROXY_AUTHORIZATION, auth);
     }
     let mut http_request = hyper::Request::new(Full::new(Bytes::copy_from_slice(
         attempt.payload.as_bytes(),

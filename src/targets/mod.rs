@@ -124,9 +124,15 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// `http` targets go through the proxies the environment names (`HTTPS_PROXY`, ...).
     pub fn new() -> Result<Targets, TargetsError> {
+        Targets::with_proxies(http::Proxies::from_env())
+    }
+
+    /// `http` targets go through `proxies`.
+    pub fn with_proxies(proxies: http::Proxies) -> Result<Targets, TargetsError> {
         Ok(Targets {
-            http: http::client().map_err(TargetsError::HttpClient)?,
+            http: http::client(proxies).map_err(TargetsError::HttpClient)?,
             aws: None,
         })
     }

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use trigd::rules::{HttpUrl, TargetKind};
+use trigd::targets::http::Proxies;
 use trigd::targets::{Attempt, ErrorCode, Outcome, Targets};
 
 const JSON: &str = r#"{"hello":"world","n":[1,2,3]}"#;
@@ -35,7 +36,13 @@ fn attempt(payload: &str) -> Attempt<'_> {
 /// The one call into the API: one attempt, bounded so a hang fails the test instead of
 /// stalling the suite.
 async fn deliver(kind: &TargetKind, payload: &str) -> Outcome {
-    let targets = Targets::new().expect("clients build");
+    deliver_via(Proxies::none(), kind, payload).await
+}
+
+/// [`deliver`] through `proxies` (never the environment's: the tests stay on loopback
+/// whatever the machine's proxy settings).
+async fn deliver_via(proxies: Proxies, kind: &TargetKind, payload: &str) -> Outcome {
+    let targets = Targets::with_proxies(proxies).expect("clients build");
     tokio::time::timeout(
         Duration::from_secs(60),
         targets.deliver(kind, &attempt(payload)),
@@ -51,6 +58,8 @@ async fn deliver(kind: &TargetKind, payload: &str) -> Outcome {
 #[derive(Debug)]
 struct Seen {
     method: Method,
+    /// The request target as sent: a path, or the full URL when sent to a proxy.
+    uri: Uri,
     path: String,
     query: Option<String>,
     headers: HeaderMap,
@@ -80,6 +89,7 @@ impl Server {
                     let path = uri.path().to_owned();
                     let _ = tx.send(Seen {
                         method,
+                        uri: uri.clone(),
                         path: path.clone(),
                         query: uri.query().map(str::to_owned),
                         headers,
@@ -445,10 +455,9 @@ async fn http_credentials_in_the_url_are_sent_as_basic_auth() {
     assert_eq!(seen.headers["authorization"], "Bearer t");
 }
 
-/// A TLS server on 127.0.0.1 with a self-signed certificate: the target must refuse it (the
-/// platform's roots do not know it) before sending anything, and retry as a network error.
-#[tokio::test]
-async fn https_target_refuses_an_untrusted_certificate() {
+/// A TLS server on 127.0.0.1 with a self-signed certificate, for one connection: its port,
+/// and how the server's side of the handshake ended.
+fn untrusted_tls_server() -> (u16, std::thread::JoinHandle<std::io::Result<()>>) {
     let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -462,15 +471,22 @@ async fn https_target_refuses_an_untrusted_certificate() {
         .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    // The server's side of the handshake, on a thread: how it ended.
     let server = std::thread::spawn(move || {
-        let (mut socket, _) = listener.accept().unwrap();
+        let (mut socket, _) = listener.accept()?;
         let mut tls = rustls::ServerConnection::new(Arc::new(config)).unwrap();
         while tls.is_handshaking() {
             tls.complete_io(&mut socket)?;
         }
-        Ok::<_, std::io::Error>(())
+        Ok(())
     });
+    (port, server)
+}
+
+/// The platform's roots do not know a self-signed certificate: the target refuses it before
+/// sending anything, and retries as a network error.
+#[tokio::test]
+async fn https_target_refuses_an_untrusted_certificate() {
+    let (port, server) = untrusted_tls_server();
     let outcome = deliver(&http(format!("https://127.0.0.1:{port}/hook")), JSON).await;
     assert_retry(&outcome, ErrorCode::Network, &["certificate"]);
     let handshake = server.join().unwrap();
@@ -478,6 +494,104 @@ async fn https_target_refuses_an_untrusted_certificate() {
         handshake.is_err(),
         "the client gave up during the handshake: {handshake:?}"
     );
+}
+
+#[tokio::test]
+async fn http_target_through_a_forwarding_proxy() {
+    // The test server plays the proxy: a forwarded request names the whole URL.
+    let mut proxy = Server::start().await;
+    let proxies = Proxies::all(&format!("http://pu:pp@{}", proxy.addr), "");
+    let kind = http("http://target.invalid:81/hook?q=1".to_owned());
+    assert_eq!(
+        deliver_via(proxies, &kind, JSON).await,
+        Outcome::delivered()
+    );
+    let seen = proxy.next().await;
+    assert_eq!(seen.uri.to_string(), "http://target.invalid:81/hook?q=1");
+    assert_eq!(seen.headers["host"], "target.invalid:81");
+    assert_eq!(seen.headers["proxy-authorization"], "Basic cHU6cHA="); // "pu:pp"
+    assert_eq!(seen.body, JSON.as_bytes());
+
+    // A host in NO_PROXY is reached directly (the proxy's port is closed).
+    let mut server = Server::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxies = Proxies::all(&format!("http://{closed}"), "127.0.0.1");
+    assert_eq!(
+        deliver_via(proxies, &http(server.url("/direct")), JSON).await,
+        Outcome::delivered()
+    );
+    let seen = server.next().await;
+    assert_eq!(seen.uri.to_string(), "/direct");
+    assert!(!seen.headers.contains_key("proxy-authorization"));
+}
+
+/// A CONNECT proxy on 127.0.0.1 for one connection: it answers with `answer`, and on a 200
+/// joins the client to 127.0.0.1:`upstream`. Returns its address and the request's head.
+async fn connect_proxy(
+    answer: &'static str,
+    upstream: u16,
+) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut client, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            if client.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        client.write_all(answer.as_bytes()).await.unwrap();
+        if answer.starts_with("HTTP/1.1 200") {
+            let mut server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                .await
+                .unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        }
+        String::from_utf8(head).unwrap()
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn https_target_through_a_proxy_tunnel() {
+    // The tunnel reaches the TLS server, and TLS runs end to end through it: the server's
+    // certificate is checked (and refused: it is self-signed), not the proxy's.
+    let (port, server) = untrusted_tls_server();
+    let (proxy, head) = connect_proxy("HTTP/1.1 200 Connection established\r\n\r\n", port).await;
+    let proxies = Proxies::all(&format!("http://pu:pp@{proxy}"), "");
+    let kind = http("https://secure.invalid/hook".to_owned());
+    let outcome = deliver_via(proxies, &kind, JSON).await;
+    assert_retry(&outcome, ErrorCode::Network, &["certificate"]);
+    let head = head.await.unwrap();
+    assert!(
+        head.starts_with("CONNECT secure.invalid:443 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("Proxy-Authorization: Basic cHU6cHA=\r\n"),
+        "{head}"
+    );
+    assert!(
+        server.join().unwrap().is_err(),
+        "the handshake reached the server"
+    );
+
+    // A proxy that refuses the tunnel: retried, saying where it failed.
+    let (proxy, head) = connect_proxy("HTTP/1.1 403 Forbidden\r\n\r\n", 0).await;
+    let outcome = deliver_via(Proxies::all(&format!("http://{proxy}"), ""), &kind, JSON).await;
+    assert_retry(&outcome, ErrorCode::Network, &["tunnel through the proxy"]);
+    head.await.unwrap();
+
+    // Only http:// proxies are supported, and the error says so.
+    let outcome = deliver_via(Proxies::all("socks5://127.0.0.1:1", ""), &kind, JSON).await;
+    assert_retry(&outcome, ErrorCode::Network, &["only http:// proxies"]);
 }
 
 #[tokio::test]
