@@ -337,7 +337,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// One attempt at one delivery, and what follows from its outcome.
+/// One attempt at one delivery, and what follows from its outcome. Dead letters and
+/// destinations are boxed: rare, and their futures (an SQS send among others) would make every
+/// attempt task several KiB larger, copied in full at each spawn.
 async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
     let started = Utc::now().timestamp_millis();
     // The rules as they are now; a reload during the attempt does not change them under it.
@@ -359,7 +361,7 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
             "rule `{}` or its target `{}` no longer exists (removed by a reload)",
             d.rule, d.target
         );
-        dead_letter(
+        Box::pin(dead_letter(
             s,
             &rules,
             &d,
@@ -367,13 +369,13 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
             error,
             None,
             attempts_made,
-        )
+        ))
         .await;
         finish(s, lane, &d);
         return;
     };
     if policy::expired(&target.retry, d.first_seen_ms, started) {
-        dead_letter(
+        Box::pin(dead_letter(
             s,
             &rules,
             &d,
@@ -381,7 +383,7 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
             "the event is older than max_event_age".to_owned(),
             Some(Exhausted::MaximumEventAgeInSeconds),
             d.attempts,
-        )
+        ))
         .await;
         finish(s, lane, &d);
         return;
@@ -395,9 +397,7 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
         payload: &d.payload,
         event: &d.event,
     };
-    // Boxed: the future of every target kind (the AWS SDK's are large) would otherwise make
-    // each attempt task that large, copied in full at every spawn.
-    let outcome = Box::pin(s.targets.deliver(target.kind, &a)).await;
+    let outcome = s.targets.deliver(target.kind, &a).await;
     match outcome {
         Outcome::Delivered { response } => {
             count("delivered");
@@ -408,7 +408,7 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
                     response: response.as_ref(),
                     error: None,
                 };
-                if let Err(e) = pass_on(s, &rules, &d, target.kind, dest, &ending).await {
+                if let Err(e) = Box::pin(pass_on(s, &rules, &d, target.kind, dest, &ending)).await {
                     // Not removed, so not lost: the attempt is repeated later, and the
                     // follow-up with it (at least once).
                     let error = format!(
@@ -458,13 +458,22 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
                     }
                 }
                 Decision::GiveUp(exhausted) => {
-                    dead_letter(s, &rules, &d, code, error, Some(exhausted), attempts_made).await;
+                    Box::pin(dead_letter(
+                        s,
+                        &rules,
+                        &d,
+                        code,
+                        error,
+                        Some(exhausted),
+                        attempts_made,
+                    ))
+                    .await;
                 }
             }
         }
         Outcome::Fail { code, error } => {
             count("failed");
-            dead_letter(s, &rules, &d, code, error, None, attempts_made).await;
+            Box::pin(dead_letter(s, &rules, &d, code, error, None, attempts_made)).await;
         }
     }
     finish(s, lane, &d);
@@ -618,4 +627,22 @@ fn release_lane(s: &Shared, lane: &Lane) {
         .reserved
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     s.wake.notify_one();
+}
+#[cfg(test)]
+mod tests {
+    /// The size of the future `attempt` returns.
+    fn future_size<F, R>(_: F) -> usize
+    where
+        F: FnOnce(&'static super::Shared, &'static super::Lane, crate::delivery::Delivery) -> R,
+    {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn attempt_tasks_stay_small() {
+        // One task per attempt, copied in full when spawned: it was 18 KiB before the AWS
+        // targets, dead letters and destinations were boxed, and is about 2 KiB now.
+        let size = future_size(super::attempt);
+        assert!(size <= 4096, "{size} bytes");
+    }
 }
