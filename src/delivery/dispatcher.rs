@@ -628,6 +628,7 @@ fn release_lane(s: &Shared, lane: &Lane) {
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     s.wake.notify_one();
 }
+
 #[cfg(test)]
 mod tests {
     /// The size of the future `attempt` returns.

@@ -352,22 +352,13 @@ fn ok(body: Value) -> Response {
 /// A reqwest error and its causes, "a: b: c", without the URL (SNS's URLs carry tokens).
 fn chain(e: &reqwest::Error) -> String {
     let mut text = String::new();
-    let mut current: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = current {
-        let msg = match err.downcast_ref::<reqwest::Error>() {
+    crate::targets::http::push_causes(&mut text, Some(e), |err| {
+        match err.downcast_ref::<reqwest::Error>() {
             // Display without the URL: say what kind of failure it was, then walk on.
             Some(re) if re.url().is_some() => reqwest_kind(re).to_owned(),
             _ => err.to_string(),
-        };
-        // hyper and std repeat their cause in their own text now and then: skip duplicates.
-        if !text.contains(&msg) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&msg);
         }
-        current = err.source();
-    }
+    });
     text
 }
 

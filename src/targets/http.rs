@@ -78,8 +78,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// trigd/<version>` unless a rule sets one.
 ///
 /// This is hyper's client without reqwest around it: a delivery is one request to a URL parsed
-/// when its rule was loaded, with no redirects, proxies, cookies or retries to consider, and
-/// reqwest's layers for those were a tenth of the daemon's CPU at saturation (BENCHMARKS.md).
+/// when its rule was loaded, with no redirects to follow, cookies or retries inside the
+/// client, and reqwest's layers for those were a tenth of the daemon's CPU at saturation
+/// (BENCHMARKS.md).
 #[derive(Clone)]
 pub struct Client {
     inner: hyper_util::client::legacy::Client<HttpsConnector<Connector>, Full<Bytes>>,
@@ -398,42 +399,43 @@ pub fn http_date(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.and_utc())
 }
 
-/// What a request that got no response means: the request could not be built (never
-/// retried), or it could not be sent or answered (network, retried).
+/// What a request that got no response means: it could not be sent or answered (network,
+/// retried). The request itself cannot be at fault: its URI was checked when the rule loaded.
 fn send_error(e: &hyper_util::client::legacy::Error) -> Outcome {
-    use std::error::Error as _;
-    let builder_error = e
-        .source()
-        .is_some_and(|s| s.downcast_ref::<http::Error>().is_some());
-    if builder_error {
-        return invalid(format!("cannot build the request: {}", chain(e)));
-    }
-    Outcome::Retry {
-        code: ErrorCode::Network,
-        error: chain(e),
-        retry_after: None,
-    }
-}
-
-/// The error and its causes, "a: b: c". hyper's errors never carry the URL, which may hold
-/// a secret.
-fn chain(e: &hyper_util::client::legacy::Error) -> String {
-    let mut text = String::from(if e.is_connect() {
+    let mut error = String::from(if e.is_connect() {
         "cannot connect"
     } else {
         "request failed"
     });
-    let mut current = std::error::Error::source(e);
+    // hyper's errors never carry the URL, which may hold a secret.
+    push_causes(&mut error, std::error::Error::source(e), |err| {
+        err.to_string()
+    });
+    Outcome::Retry {
+        code: ErrorCode::Network,
+        error,
+        retry_after: None,
+    }
+}
+
+/// Appends `error` and its sources to `text` as "a: b: c", each as `describe` puts it; a text
+/// already there is skipped (hyper and std repeat their cause in their own text now and then).
+pub(crate) fn push_causes(
+    text: &mut String,
+    error: Option<&(dyn std::error::Error + 'static)>,
+    describe: impl Fn(&(dyn std::error::Error + 'static)) -> String,
+) {
+    let mut current = error;
     while let Some(err) = current {
-        let msg = err.to_string();
-        // hyper and std repeat their cause in their own text now and then: skip duplicates.
+        let msg = describe(err);
         if !text.contains(&msg) {
-            text.push_str(": ");
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
             text.push_str(&msg);
         }
         current = err.source();
     }
-    text
 }
 
 #[cfg(test)]

@@ -121,10 +121,9 @@ impl Service<Uri> for Connector {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
                 let io = tunnel.call(target).await.map_err(|e| {
-                    format!(
-                        "cannot open a tunnel through the proxy: {}",
-                        tunnel_error(&e)
-                    )
+                    let mut text = String::from("cannot open a tunnel through the proxy");
+                    super::push_causes(&mut text, Some(&e), |err| err.to_string());
+                    text
                 })?;
                 Ok(Stream {
                     io,
@@ -138,14 +137,6 @@ impl Service<Uri> for Connector {
                 })
             }
         })
-    }
-}
-
-/// A tunnel error with its cause (its own text leaves the cause out).
-fn tunnel_error(e: &dyn std::error::Error) -> String {
-    match e.source() {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
     }
 }
 
