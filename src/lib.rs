@@ -12,6 +12,7 @@
 //! * [`dry_run`], [`rule_tests`], [`next`], [`schema`]: the offline tools behind `trigd match`,
 //!   `test`, `next` and `schema`.
 //! * [`event`]: events in the EventBridge envelope.
+//! * [`functions`]: local Lambda handlers: environments, the Runtime API, the Invoke API.
 //! * [`replay`], [`diff`]: batch dry runs over recorded events (`trigd match --events`) and the
 //!   semantic diff of two rule sets over them (`trigd diff`).
 
@@ -25,6 +26,7 @@ pub mod delivery;
 pub mod diff;
 pub mod dry_run;
 pub mod event;
+pub mod functions;
 pub mod ingest;
 pub mod metrics;
 pub mod next;

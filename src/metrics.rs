@@ -98,6 +98,36 @@ const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("trigd_reloads_total", "counter", "Rule reloads, by result."),
     ("trigd_rules", "gauge", "Rules loaded."),
+    (
+        "trigd_function_invocations_total",
+        "counter",
+        "Invocations of local functions, by function and outcome (success, error, init_error, timeout, crash, out_of_memory).",
+    ),
+    (
+        "trigd_function_duration_seconds",
+        "histogram",
+        "How long invocations of local functions ran, by function.",
+    ),
+    (
+        "trigd_function_cold_starts_total",
+        "counter",
+        "Environments started for an invocation (cold starts), by function.",
+    ),
+    (
+        "trigd_function_environments",
+        "gauge",
+        "Environments of a local function, busy or idle.",
+    ),
+    (
+        "trigd_function_waiting",
+        "gauge",
+        "Invocations waiting for a free environment, by function.",
+    ),
+    (
+        "trigd_invoke_api_refused_total",
+        "counter",
+        "Invoke API requests refused, by Lambda error type.",
+    ),
 ];
 
 type Labels = Vec<(&'static str, String)>;

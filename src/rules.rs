@@ -55,7 +55,12 @@ impl Default for Defaults {
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub sources: Vec<Source>,
+    /// Local functions (`functions:`), by name in file order.
+    pub functions: Vec<Function>,
     pub settings: Settings,
+    /// One target per function, for invocations that come through the Invoke API with
+    /// `InvocationType: Event`: they wait in the outbox as deliveries of [`INVOKE_RULE`].
+    invoke_targets: Vec<Target>,
     /// Compiled over the pattern rules; rule ids index `pattern_rules`.
     matcher: Matcher,
     /// Indexes into `rules` of the rules with a pattern, in matcher order.
@@ -89,11 +94,45 @@ impl RuleSet {
         RuleSet {
             rules,
             sources,
+            functions: Vec::new(),
+            invoke_targets: Vec::new(),
             settings,
             matcher,
             pattern_rules,
             by_name,
         }
+    }
+
+    /// Adds the local functions, and the targets that asynchronous invocations through the
+    /// Invoke API are delivered to.
+    pub fn with_functions(mut self, functions: Vec<Function>) -> RuleSet {
+        self.invoke_targets = functions
+            .iter()
+            .map(|f| Target {
+                id: f.name.clone(),
+                kind: TargetKind::Function {
+                    name: f.name.clone(),
+                    on_success: None,
+                    on_failure: None,
+                },
+                input: InputSpec::WholeEvent,
+                retry: f.retry,
+                dead_letter: None,
+                concurrency: f.concurrency,
+            })
+            .collect();
+        self.functions = functions;
+        self
+    }
+
+    /// The local function named `name`.
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    /// The target an asynchronous invocation of function `name` is delivered to.
+    pub fn invoke_target(&self, name: &str) -> Option<&Target> {
+        self.invoke_targets.iter().find(|t| t.id == name)
     }
 
     /// The compiled matcher over the pattern rules.
@@ -222,6 +261,12 @@ pub enum TargetKind {
         on_failure: Option<Box<Destination>>,
     },
     Log,
+    /// A local function (`functions:` in a rule file), run by trigd as Lambda runs it.
+    Function {
+        name: String,
+        on_success: Option<Box<Destination>>,
+        on_failure: Option<Box<Destination>>,
+    },
 }
 
 /// An `http` target's URL: the text as written in the rule (for messages and ARNs), turned
@@ -325,6 +370,7 @@ impl TargetKind {
             TargetKind::Http { .. } => "http",
             TargetKind::Command { .. } => "command",
             TargetKind::Log => "log",
+            TargetKind::Function { .. } => "function",
         }
     }
 }
@@ -554,3 +600,85 @@ mod tests {
         }
     }
 }
+
+/// The rule name under which asynchronous invocations of local functions (the Invoke API's
+/// `InvocationType: Event`) wait in the outbox; the target id is the function's name. Rule
+/// names are `[A-Za-z0-9._-]`, so no rule in a file can take it.
+pub const INVOKE_RULE: &str = "$invoke";
+
+/// A local function (`functions:` in a rule file): a Lambda handler that trigd runs itself,
+/// warm, with Lambda's runtime contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub name: String,
+    pub runtime: FunctionRuntime,
+    /// `module.function` (Python), `file.export` (Node); informational for `provided`.
+    pub handler: String,
+    /// The code directory, absolute (`LAMBDA_TASK_ROOT`).
+    pub code: PathBuf,
+    /// Layer directories, absolute, in the order written (later layers win).
+    pub layers: Vec<PathBuf>,
+    /// 1 s to 900 s.
+    pub timeout: Duration,
+    /// 128 to 10,240 MB.
+    pub memory_mb: u32,
+    /// Most environments (and so invocations) at once.
+    pub concurrency: u32,
+    /// The user's variables, in the order written.
+    pub environment: Vec<(String, String)>,
+    pub description: Option<String>,
+    /// The interpreter to run, when pinned (`interpreter:`); else `python3` or `node`.
+    pub interpreter: Option<PathBuf>,
+    /// Lambda's asynchronous retry settings: `max_attempts` is `MaximumRetryAttempts` (0–2,
+    /// default 2), `max_event_age` is `MaximumEventAgeInSeconds` (60 s – 6 h, default 6 h).
+    pub retry: RetryPolicy,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A function's runtime, by Lambda's identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionRuntime {
+    /// `python3.x`: the version after `python`, e.g. `3.12`.
+    Python(String),
+    /// `nodejsNN.x`: the major version, e.g. `20`.
+    Node(String),
+    /// `provided.al2023` or `provided.al2`: runs `code/bootstrap`.
+    Provided(String),
+}
+
+impl FunctionRuntime {
+    /// Parses Lambda's identifier (`python3.12`, `nodejs20.x`, `provided.al2023`).
+    pub fn parse(id: &str) -> Option<FunctionRuntime> {
+        if let Some(v) = id.strip_prefix("python3.") {
+            return (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| FunctionRuntime::Python(format!("3.{v}")));
+        }
+        if let Some(v) = id.strip_prefix("nodejs").and_then(|v| v.strip_suffix(".x")) {
+            return (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| FunctionRuntime::Node(v.to_owned()));
+        }
+        match id {
+            "provided.al2023" | "provided.al2" | "provided" => {
+                Some(FunctionRuntime::Provided(id.to_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Lambda's identifier.
+    pub fn id(&self) -> String {
+        match self {
+            FunctionRuntime::Python(v) => format!("python{v}"),
+            FunctionRuntime::Node(v) => format!("nodejs{v}.x"),
+            FunctionRuntime::Provided(id) => id.clone(),
+        }
+    }
+}
+
+/// What a function's asynchronous retries default to, as in Lambda.
+pub const FUNCTION_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 2,
+    max_event_age: Duration::from_secs(6 * 3600),
+};

@@ -2,6 +2,7 @@
 //! [`RuleSet`](crate::rules::RuleSet), reporting every problem in every file at once.
 
 pub mod diag;
+pub mod function_file;
 pub mod reader;
 pub mod rule_file;
 pub mod settings;
@@ -87,6 +88,8 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
     let mut diags: Vec<Diagnostic> = Vec::new();
     let mut rules = Vec::new();
     let mut sources = Vec::new();
+    let mut functions = Vec::new();
+    let mut function_refs = Vec::new();
     for path in yaml_files(root)? {
         if is_test_file(&path) || is_settings_file(&path) {
             continue;
@@ -98,7 +101,10 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
         let shown = path.display().to_string();
         let mut r = Reporter::new(&shown, &mut diags);
         let contents = match yaml::parse(&text) {
-            Ok(root) => rule_file::read(&mut r, &root, &settings.defaults),
+            Ok(root) => {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                rule_file::read(&mut r, &root, &settings.defaults, dir)
+            }
             Err(e) => {
                 r.error(e.pos, format!("invalid YAML: {}", e.message));
                 continue;
@@ -106,6 +112,38 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
         };
         rules.extend(contents.rules);
         sources.extend(contents.sources);
+        functions.extend(contents.functions);
+        function_refs.extend(
+            contents
+                .function_refs
+                .into_iter()
+                .map(|(name, pos)| (name, shown.clone(), pos)),
+        );
+    }
+    check_unique(
+        &mut diags,
+        &functions,
+        |f: &crate::rules::Function| (&f.name, &f.file, f.line, f.column),
+        "function",
+    );
+    let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+    for (name, file, pos) in function_refs {
+        if !names.contains(&name.as_str()) {
+            let hint = match diag::did_you_mean(&name, &names) {
+                Some(s) => format!("; did you mean `{s}`?"),
+                None if names.is_empty() => {
+                    "; declare it under `functions:` (for a function in AWS, write `lambda:`)"
+                        .to_owned()
+                }
+                None => format!("; declared functions: {}", names.join(", ")),
+            };
+            diags.push(Diagnostic {
+                file,
+                line: pos.line,
+                column: pos.column,
+                message: format!("a target of this rule names function `{name}`, which is not declared{hint}"),
+            });
+        }
     }
     check_unique(
         &mut diags,
@@ -122,7 +160,7 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
     if !diags.is_empty() {
         return Err(LoadError::Invalid(Diagnostics(diags)));
     }
-    Ok(RuleSet::new(rules, sources, settings))
+    Ok(RuleSet::new(rules, sources, settings).with_functions(functions))
 }
 
 /// Names must be unique across files.

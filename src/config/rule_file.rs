@@ -18,7 +18,7 @@ use crate::schedule::ScheduleExpr;
 use crate::transform::{InputSpec, JsonPath, Template};
 
 /// Keys of a rule file's top level.
-pub const FILE_KEYS: &[&str] = &["rules", "sources"];
+pub const FILE_KEYS: &[&str] = &["rules", "sources", "functions"];
 /// Keys of a rule.
 pub const RULE_KEYS: &[&str] = &[
     "name",
@@ -44,14 +44,15 @@ pub const TARGET_KINDS: &[&str] = &[
     "http",
     "command",
     "log",
+    "function",
 ];
 /// The three input options besides the whole event; at most one per target.
 pub const INPUT_KEYS: &[&str] = &["input", "input_path", "input_transformer"];
 /// Options and the kinds they apply to.
 pub const TARGET_OPTIONS: &[(&str, &[&str])] = &[
     ("invocation_type", &["lambda"]),
-    ("on_success", &["lambda", "command"]),
-    ("on_failure", &["lambda", "command"]),
+    ("on_success", &["lambda", "command", "function"]),
+    ("on_failure", &["lambda", "command", "function"]),
     ("message_group_id", &["sqs"]),
     ("subject", &["sns"]),
     ("source", &["eventbridge"]),
@@ -86,10 +87,20 @@ pub fn target_keys() -> Vec<&'static str> {
 pub struct FileContents {
     pub rules: Vec<Rule>,
     pub sources: Vec<Source>,
+    pub functions: Vec<crate::rules::Function>,
+    /// Each `function:` target's function name and where it is written, checked once every
+    /// file is read (a function may be declared in another file).
+    pub function_refs: Vec<(String, Pos)>,
 }
 
 /// Validates a parsed rule file. Problems go to `r`; only valid rules are returned.
-pub fn read(r: &mut Reporter<'_>, root: &Node, defaults: &Defaults) -> FileContents {
+/// `dir` is the file's directory: function paths are relative to it.
+pub fn read(
+    r: &mut Reporter<'_>,
+    root: &Node,
+    defaults: &Defaults,
+    dir: &std::path::Path,
+) -> FileContents {
     let mut out = FileContents::default();
     if root.kind == Kind::Null {
         return out;
@@ -112,6 +123,10 @@ pub fn read(r: &mut Reporter<'_>, root: &Node, defaults: &Defaults) -> FileConte
             ),
         }
     }
+    if let Some(functions) = f.get("functions") {
+        out.functions = super::function_file::read(r, functions, dir);
+    }
+    out.function_refs = function_refs(f.get("rules"));
     if let Some(sources) = f.get("sources") {
         match &sources.kind {
             Kind::Map(entries) => {
@@ -133,8 +148,41 @@ pub fn read(r: &mut Reporter<'_>, root: &Node, defaults: &Defaults) -> FileConte
     out
 }
 
+/// The functions that `function:` targets name, each with where it is written.
+fn function_refs(rules: Option<&Node>) -> Vec<(String, Pos)> {
+    let field = |node: &Node, key: &str| -> Option<Node> {
+        match &node.kind {
+            Kind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    let Some(Kind::Seq(rules)) = rules.map(|n| &n.kind) else {
+        return out;
+    };
+    for rule in rules {
+        if let Some(Node {
+            kind: Kind::Seq(targets),
+            ..
+        }) = field(rule, "targets")
+        {
+            for t in &targets {
+                if let Some(n) = field(t, "function")
+                    && let Some(name) = n.as_str()
+                {
+                    out.push((name.to_owned(), n.pos));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `[A-Za-z0-9._-]{1,64}`
-fn check_name(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<String> {
+pub(super) fn check_name(r: &mut Reporter<'_>, node: &Node, what: &str) -> Option<String> {
     let name = reader::string(r, node, what)?;
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -719,6 +767,14 @@ fn read_kind(r: &mut Reporter<'_>, kind: &str, v: &Node, f: &Fields<'_>) -> Opti
                 timeout: timeout(r)?,
                 cwd,
                 env,
+                on_success: destination(r, "on_success")?,
+                on_failure: destination(r, "on_failure")?,
+            })
+        }
+        "function" => {
+            let name = check_name(r, v, "`function` (a function declared under `functions:`)")?;
+            Some(TargetKind::Function {
+                name,
                 on_success: destination(r, "on_success")?,
                 on_failure: destination(r, "on_failure")?,
             })

@@ -102,7 +102,11 @@ pub fn resolve<'a>(rules: &'a RuleSet, rule: &str, target: &str) -> Option<Resol
         Some((parent, "on_failure")) => (parent, Some(Which::OnFailure)),
         Some(_) => return None,
     };
-    let t = rules.rule(rule)?.targets.iter().find(|t| t.id == parent)?;
+    let t = if rule == crate::rules::INVOKE_RULE {
+        rules.invoke_target(parent)?
+    } else {
+        rules.rule(rule)?.targets.iter().find(|t| t.id == parent)?
+    };
     let (on_success, on_failure) = destinations(&t.kind);
     let kind = match which {
         None => {
@@ -138,6 +142,11 @@ fn destinations(kind: &TargetKind) -> (Option<&Destination>, Option<&Destination
             ..
         }
         | TargetKind::Command {
+            on_success,
+            on_failure,
+            ..
+        }
+        | TargetKind::Function {
             on_success,
             on_failure,
             ..

@@ -96,6 +96,7 @@ impl ErrorCode {
 
 pub mod command;
 pub mod eventbridge;
+pub mod function;
 pub mod http;
 pub mod lambda;
 pub mod log;
@@ -121,6 +122,8 @@ pub struct Targets {
     http: http::Client,
     /// AWS clients, when the daemon's rules use AWS targets.
     aws: Option<crate::aws::Aws>,
+    /// The local functions, for `function` targets.
+    functions: Option<std::sync::Arc<crate::functions::Host>>,
 }
 
 impl Targets {
@@ -134,6 +137,7 @@ impl Targets {
         Ok(Targets {
             http: http::client(proxies).map_err(TargetsError::HttpClient)?,
             aws: None,
+            functions: None,
         })
     }
 
@@ -148,6 +152,12 @@ impl Targets {
             Some(aws) => sqs::send_dead_letter(&aws.sqs, queue_url, event, attributes).await,
             None => Err("no AWS clients: trigd was started without AWS configuration".to_owned()),
         }
+    }
+
+    /// Adds the local functions that `function` targets invoke.
+    pub fn with_functions(mut self, host: std::sync::Arc<crate::functions::Host>) -> Targets {
+        self.functions = Some(host);
+        self
     }
 
     /// Adds the AWS clients that AWS targets use.
@@ -196,6 +206,17 @@ impl Targets {
                 Box::pin(command::deliver(&command, attempt)).await
             }
             TargetKind::Log => log::deliver(attempt),
+            TargetKind::Function {
+                name, on_success, ..
+            } => match &self.functions {
+                Some(host) => {
+                    Box::pin(function::deliver(host, name, on_success.is_some(), attempt)).await
+                }
+                None => Outcome::Fail {
+                    code: ErrorCode::InvalidParameter,
+                    error: "local functions are not running in this process".to_owned(),
+                },
+            },
             TargetKind::Sqs {
                 queue_url,
                 message_group_id,
@@ -295,6 +316,9 @@ pub fn target_arn(kind: &TargetKind, settings: &crate::rules::Settings) -> Strin
             )
         }
         TargetKind::Log => "log".to_owned(),
+        TargetKind::Function { name, .. } => {
+            crate::functions::function_arn(&settings.region, &settings.account, name)
+        }
     }
 }
 
