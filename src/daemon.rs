@@ -60,7 +60,13 @@ pub enum DaemonError {
     Serve(#[source] std::io::Error),
     #[error("cannot open the event archive")]
     Archive(#[source] crate::archive::ArchiveError),
+    #[error("cannot prepare local functions")]
+    Functions(#[source] crate::functions::HostError),
 }
+
+/// How long a local function's unused environment stays warm (LocalStack keeps them 10
+/// minutes too; Lambda does not document its own).
+const FUNCTION_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What `trigd run` was asked to do.
 #[derive(Debug, Clone)]
@@ -101,12 +107,24 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     // resolve on first use, so this touches no network.
     let aws =
         crate::aws::Aws::new(&opts.settings.region, opts.settings.endpoint_url.as_deref()).await;
+    let metrics = Arc::new(Metrics::new());
+    let functions = crate::functions::Host::new(crate::functions::HostOptions {
+        state_dir: opts.settings.state_dir.clone(),
+        region: opts.settings.region.clone(),
+        account: opts.settings.account.clone(),
+        lambda_endpoint: Some(format!("http://{addr}")),
+        log: crate::functions::LogSink::Tracing,
+        idle_timeout: FUNCTION_IDLE_TIMEOUT,
+        metrics: Some(Arc::clone(&metrics)),
+    })
+    .map_err(DaemonError::Functions)?;
+    functions.update(&rules.functions);
     let targets = Arc::new(
         Targets::new()
             .map_err(DaemonError::Targets)?
-            .with_aws(aws.clone()),
+            .with_aws(aws.clone())
+            .with_functions(Arc::clone(&functions)),
     );
-    let metrics = Arc::new(Metrics::new());
     metrics.set("trigd_rules", &[], rules.rules.len() as f64);
     let (rules_tx, rules_rx) = watch::channel(Arc::clone(&rules));
     let state = Arc::new(AppState {
@@ -130,7 +148,13 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
 
     // The listener stops accepting when `stop_http` fires, after the drain has begun.
     let stop_http = CancellationToken::new();
-    let app = server::router(Arc::clone(&state), opts.settings.max_body_bytes);
+    let app = server::router(Arc::clone(&state), opts.settings.max_body_bytes).merge(
+        crate::functions::invoke_api::routes(crate::functions::invoke_api::InvokeApi {
+            host: Arc::clone(&functions),
+            outbox: outbox.clone(),
+            metrics: Arc::clone(&metrics),
+        }),
+    );
     let http_stop = stop_http.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -178,6 +202,26 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         },
         stop.clone(),
     ));
+    // Local functions follow reloads: changed ones get fresh environments.
+    {
+        let mut rules_rx = rules_rx.clone();
+        let functions = Arc::clone(&functions);
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = rules_rx.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let rules = rules_rx.borrow_and_update().clone();
+                        functions.update(&rules.functions);
+                    }
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
     // SQS sources, as declared at start (a reload changes rules, not the set of sources).
     for source in &rules.sources {
         if let crate::rules::SourceKind::Sqs {
@@ -236,6 +280,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     let dispatched = dispatch.await;
     stop_http.cancel();
     let served = server.await;
+    functions.shutdown();
     outbox.close().await;
     if let Ok(Err(e)) = dispatched {
         return Err(DaemonError::Store(e));

@@ -133,6 +133,22 @@ enum Command {
         #[arg(long, global = true, default_value = ".trigd-state")]
         state_dir: PathBuf,
     },
+    /// Invoke a local function once, with no daemon (the console's Test button). The result
+    /// goes to standard output, the function's log and REPORT line to standard error; exit 0
+    /// when the function succeeded, 1 on a function error, 2 on usage or I/O errors.
+    Invoke {
+        rules: PathBuf,
+        /// The function's name (`functions:` in a rule file).
+        function: String,
+        /// The event as a JSON file, or `-` for standard input [default: {}].
+        #[arg(long)]
+        event: Option<PathBuf>,
+    },
+    /// Print a sample event to start a test from: the shape AWS sends for KIND.
+    Event {
+        #[arg(value_enum)]
+        kind: EventKind,
+    },
     /// Post an event (an EventBridge envelope: source, detail-type, detail) to a running
     /// daemon through its PutEvents endpoint.
     Send {
@@ -174,6 +190,25 @@ enum ArchiveAction {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },
+}
+
+/// `trigd event KIND`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EventKind {
+    /// An EventBridge Scheduled Event (a `rate`/`cron` rule's event).
+    Scheduled,
+    /// An S3 ObjectCreated:Put notification, as a function trigger gets it.
+    S3Put,
+    /// A batch of SQS messages, as Lambda's event-source mapping sends it.
+    Sqs,
+    /// An SNS notification, as a function subscribed to a topic gets it.
+    Sns,
+    /// An EventBridge event.
+    Eventbridge,
+    /// An API Gateway REST API (payload format 1.0) proxy request.
+    ApiGatewayV1,
+    /// An API Gateway HTTP API (payload format 2.0) request.
+    ApiGatewayV2,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -300,7 +335,86 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Archive { action, state_dir } => archive_cmd(action, &state_dir),
         Command::Dlq { action, state_dir } => dlq(action, &state_dir),
         Command::Send { event, url } => send(&event, &url),
+        Command::Invoke {
+            rules,
+            function,
+            event,
+        } => invoke(&rules, &function, event.as_deref()),
+        Command::Event { kind } => {
+            let name = kind
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            let text = trigd::functions::samples::sample(&name)
+                .with_context(|| format!("no sample event for {name}"))?;
+            print(text)?;
+            if !text.ends_with('\n') {
+                print("\n")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `trigd invoke`: one invocation of a local function, with no daemon.
+fn invoke(rules: &Path, function: &str, event: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let set = match config::load_rules(rules, Settings::default()) {
+        Ok(set) => set,
+        Err(LoadError::Invalid(diags)) => {
+            eprintln!("{diags}\n{} problem(s) found", diags.0.len());
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if set.function(function).is_none() {
+        let names: Vec<&str> = set.functions.iter().map(|f| f.name.as_str()).collect();
+        eprintln!(
+            "trigd: no function `{function}` in {}; declared: {}",
+            rules.display(),
+            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        );
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let payload = match event {
+        Some(path) => read_input(path)?,
+        None => "{}".to_owned(),
+    };
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&payload) {
+        eprintln!("trigd: the event is not JSON: {e}");
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let state = std::env::temp_dir().join(format!("trigd-invoke-{}", std::process::id()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime.block_on(async {
+        let host = trigd::functions::Host::new(trigd::functions::HostOptions {
+            state_dir: state.clone(),
+            region: set.settings.region.clone(),
+            account: set.settings.account.clone(),
+            lambda_endpoint: None,
+            log: trigd::functions::LogSink::Stderr,
+            idle_timeout: std::time::Duration::from_secs(60),
+            metrics: None,
+        })?;
+        host.update(&set.functions);
+        let outcome = host
+            .invoke(function, trigd::functions::Invocation::new(payload))
+            .await?;
+        host.shutdown();
+        anyhow::Ok(outcome)
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    let _ = std::fs::remove_dir_all(&state);
+    let outcome = outcome?;
+    let (body, code) = match outcome.result {
+        Ok(body) => (body, ExitCode::SUCCESS),
+        Err(e) => (e.body, ExitCode::from(EXIT_FOUND_PROBLEMS)),
+    };
+    print(&format!("{}\n", String::from_utf8_lossy(&body)))?;
+    Ok(code)
 }
 
 /// EX_USAGE: the configuration is invalid; nothing was started.
@@ -573,8 +687,12 @@ fn check(rules: &Path, format: Format) -> anyhow::Result<ExitCode> {
                 .iter()
                 .filter(|r| matches!(r.trigger, trigd::rules::Trigger::Schedule(_)))
                 .count();
+            let functions = match set.functions.len() {
+                0 => String::new(),
+                n => format!(", {n} functions"),
+            };
             print(&format!(
-                "ok: {} rules ({} pattern, {} schedule), {} sources, {} tests\n",
+                "ok: {} rules ({} pattern, {} schedule), {} sources{functions}, {} tests\n",
                 set.rules.len(),
                 set.rules.len() - schedules,
                 schedules,

@@ -117,7 +117,7 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
             contents
                 .function_refs
                 .into_iter()
-                .map(|(name, pos)| (name, shown.clone(), pos)),
+                .map(|f| (f, shown.clone())),
         );
     }
     check_unique(
@@ -127,9 +127,19 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
         "function",
     );
     let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
-    for (name, file, pos) in function_refs {
-        if !names.contains(&name.as_str()) {
-            let hint = match diag::did_you_mean(&name, &names) {
+    for (f, file) in function_refs {
+        let (name, pos) = (&f.function, f.pos);
+        if let Some(function) = functions.iter().find(|x| x.name == *name) {
+            if !f.retry_given
+                && let Some(t) = rules
+                    .iter_mut()
+                    .find(|r| r.name == f.rule)
+                    .and_then(|r| r.targets.iter_mut().find(|t| t.id == f.target))
+            {
+                t.retry = function.retry;
+            }
+        } else {
+            let hint = match diag::did_you_mean(name, &names) {
                 Some(s) => format!("; did you mean `{s}`?"),
                 None if names.is_empty() => {
                     "; declare it under `functions:` (for a function in AWS, write `lambda:`)"

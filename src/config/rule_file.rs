@@ -88,9 +88,9 @@ pub struct FileContents {
     pub rules: Vec<Rule>,
     pub sources: Vec<Source>,
     pub functions: Vec<crate::rules::Function>,
-    /// Each `function:` target's function name and where it is written, checked once every
-    /// file is read (a function may be declared in another file).
-    pub function_refs: Vec<(String, Pos)>,
+    /// Each `function:` target, checked once every file is read (a function may be declared
+    /// in another file).
+    pub function_refs: Vec<FunctionRef>,
 }
 
 /// Validates a parsed rule file. Problems go to `r`; only valid rules are returned.
@@ -148,8 +148,21 @@ pub fn read(
     out
 }
 
-/// The functions that `function:` targets name, each with where it is written.
-fn function_refs(rules: Option<&Node>) -> Vec<(String, Pos)> {
+/// A `function:` target as written.
+#[derive(Debug)]
+pub struct FunctionRef {
+    /// The function it names, and where.
+    pub function: String,
+    pub pos: Pos,
+    pub rule: String,
+    pub target: String,
+    /// Whether the target or its rule sets `retry:`; if not, the function's own asynchronous
+    /// retry settings apply, as Lambda's do.
+    pub retry_given: bool,
+}
+
+/// The `function:` targets of the rules.
+fn function_refs(rules: Option<&Node>) -> Vec<FunctionRef> {
     let field = |node: &Node, key: &str| -> Option<Node> {
         match &node.kind {
             Kind::Map(entries) => entries
@@ -164,6 +177,8 @@ fn function_refs(rules: Option<&Node>) -> Vec<(String, Pos)> {
         return out;
     };
     for rule in rules {
+        let rule_name = field(rule, "name").and_then(|n| n.as_str().map(str::to_owned));
+        let rule_retry = field(rule, "retry").is_some();
         if let Some(Node {
             kind: Kind::Seq(targets),
             ..
@@ -173,7 +188,15 @@ fn function_refs(rules: Option<&Node>) -> Vec<(String, Pos)> {
                 if let Some(n) = field(t, "function")
                     && let Some(name) = n.as_str()
                 {
-                    out.push((name.to_owned(), n.pos));
+                    out.push(FunctionRef {
+                        function: name.to_owned(),
+                        pos: n.pos,
+                        rule: rule_name.clone().unwrap_or_default(),
+                        target: field(t, "id")
+                            .and_then(|i| i.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        retry_given: rule_retry || field(t, "retry").is_some(),
+                    });
                 }
             }
         }

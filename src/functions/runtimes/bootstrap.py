@@ -188,28 +188,31 @@ def parse_json_header(value, what):
 
 def handle(api, handler, headers, body):
     global current_request_id
-    request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
+    # One pass into a plain dict: HTTPMessage.get() re-scans every header per lookup, and names are
+    # case-insensitive (a Rust server sends them lowercase).
+    headers = {name.lower(): value for name, value in headers.items()}
+    request_id = headers.get("lambda-runtime-aws-request-id", "")
     current_request_id = request_id
-    trace_id = headers.get("Lambda-Runtime-Trace-Id")
+    trace_id = headers.get("lambda-runtime-trace-id")
     if trace_id:
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
     else:
         os.environ.pop("_X_AMZN_TRACE_ID", None)
-    invocation_id = headers.get("Lambda-Runtime-Invocation-Id")
+    invocation_id = headers.get("lambda-runtime-invocation-id")
     echo = {"Lambda-Runtime-Invocation-Id": invocation_id} if invocation_id else None
     try:
         try:
             event = json.loads(body) if body else {}
         except ValueError as e:
             raise Fault("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % e)
-        cognito = headers.get("Lambda-Runtime-Cognito-Identity")
-        client = headers.get("Lambda-Runtime-Client-Context")
+        cognito = headers.get("lambda-runtime-cognito-identity")
+        client = headers.get("lambda-runtime-client-context")
         context = LambdaContext(
-            request_id, int(headers.get("Lambda-Runtime-Deadline-Ms") or 0),
-            headers.get("Lambda-Runtime-Invoked-Function-Arn", ""),
+            request_id, int(headers.get("lambda-runtime-deadline-ms") or 0),
+            headers.get("lambda-runtime-invoked-function-arn", ""),
             CognitoIdentity(parse_json_header(cognito, "Cognito Identity") if cognito else {}),
             ClientContext(parse_json_header(client, "Client Context")) if client else None,
-            headers.get("Lambda-Runtime-Aws-Tenant-Id"))
+            headers.get("lambda-runtime-aws-tenant-id"))
         result = handler(event, context)
         try:
             payload = json.dumps(result, default=json_default).encode()
