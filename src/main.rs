@@ -371,7 +371,11 @@ fn invoke(rules: &Path, function: &str, event: Option<&Path>) -> anyhow::Result<
         eprintln!(
             "trigd: no function `{function}` in {}; declared: {}",
             rules.display(),
-            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
         );
         return Ok(ExitCode::from(EXIT_ERROR));
     }

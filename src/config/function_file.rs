@@ -127,7 +127,10 @@ fn read_function(r: &mut Reporter<'_>, key: &Node, node: &Node, dir: &Path) -> O
         }
     };
     if let (Some(rt), Some(h), Some(code)) = (&runtime, &handler, &code) {
-        let at = f.get("handler").or(f.get("code")).map_or(node.pos, |n| n.pos);
+        let at = f
+            .get("handler")
+            .or(f.get("code"))
+            .map_or(node.pos, |n| n.pos);
         if let Err(message) = check_handler(rt, h, code, layers.as_deref().unwrap_or(&[])) {
             r.error(at, message);
         }
@@ -324,8 +327,8 @@ fn check_handler(
                 format!("handler `{handler}` must be `module.function`, e.g. `app.lambda_handler`")
             })?;
             let rel = module.replace(['.', '/'], std::path::MAIN_SEPARATOR_STR);
-            let roots = std::iter::once(code.to_owned())
-                .chain(layers.iter().map(|l| l.join("python")));
+            let roots =
+                std::iter::once(code.to_owned()).chain(layers.iter().map(|l| l.join("python")));
             for root in roots {
                 let base = root.join(&rel);
                 if base.with_extension("py").is_file() || base.join("__init__.py").is_file() {
@@ -382,7 +385,14 @@ mod tests {
             FunctionRuntime::parse("provided.al2023").map(|r| r.id()),
             Some("provided.al2023".to_owned())
         );
-        for bad in ["python3", "python3.", "python2.7", "nodejs20", "node20.x", "java21"] {
+        for bad in [
+            "python3",
+            "python3.",
+            "python2.7",
+            "nodejs20",
+            "node20.x",
+            "java21",
+        ] {
             assert_eq!(FunctionRuntime::parse(bad), None, "{bad}");
         }
     }

@@ -151,7 +151,9 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
                 file,
                 line: pos.line,
                 column: pos.column,
-                message: format!("a target of this rule names function `{name}`, which is not declared{hint}"),
+                message: format!(
+                    "a target of this rule names function `{name}`, which is not declared{hint}"
+                ),
             });
         }
     }

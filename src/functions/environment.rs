@@ -151,12 +151,15 @@ impl Environment {
         };
         if let Some(failure) = init_error {
             self.kill();
-            return (self.finish(f, setup, inv, Err(failure), None).await, Fate::Gone);
+            return (
+                self.finish(f, setup, inv, Err(failure), None).await,
+                Fate::Gone,
+            );
         }
         let started = Instant::now();
         let deadline = started + f.timeout;
-        let wall_deadline =
-            chrono::Utc::now().timestamp_millis() + i64::try_from(f.timeout.as_millis()).unwrap_or(0);
+        let wall_deadline = chrono::Utc::now().timestamp_millis()
+            + i64::try_from(f.timeout.as_millis()).unwrap_or(0);
         let event = Event {
             request_id: Arc::clone(&id),
             payload: inv.payload.clone(),
@@ -196,7 +199,8 @@ impl Environment {
             self.kill();
         }
         (
-            self.finish(f, setup, inv, result, Some((duration, peak))).await,
+            self.finish(f, setup, inv, result, Some((duration, peak)))
+                .await,
             fate,
         )
     }
@@ -241,7 +245,8 @@ impl Environment {
     ) -> Result<Answer, Failure> {
         tokio::pin!(answer);
         let mut exited = self.exited.clone();
-        let mut sample = tokio::time::interval_at((Instant::now() + SAMPLE_EVERY).into(), SAMPLE_EVERY);
+        let mut sample =
+            tokio::time::interval_at((Instant::now() + SAMPLE_EVERY).into(), SAMPLE_EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -294,7 +299,10 @@ impl Environment {
         let (duration, peak) = measured.unwrap_or((Duration::ZERO, None));
         let init = self.init_duration.take();
         let report = report::report_line(id, duration, f.memory_mb, peak, init);
-        let mut tail = self.output.end(&[format!("END RequestId: {id}"), report]).await;
+        let mut tail = self
+            .output
+            .end(&[format!("END RequestId: {id}"), report])
+            .await;
         if !inv.tail {
             tail = None;
         }
@@ -366,7 +374,10 @@ fn variables(
     let mut set = |k: &str, val: String| v.push((k.to_owned(), val));
     set("_HANDLER", f.handler.clone());
     set("LAMBDA_TASK_ROOT", f.code.display().to_string());
-    set("LAMBDA_RUNTIME_DIR", setup.runtime_dir.display().to_string());
+    set(
+        "LAMBDA_RUNTIME_DIR",
+        setup.runtime_dir.display().to_string(),
+    );
     set("AWS_LAMBDA_RUNTIME_API", api.to_owned());
     set("AWS_LAMBDA_FUNCTION_NAME", f.name.clone());
     set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned());
@@ -375,7 +386,10 @@ fn variables(
         "AWS_LAMBDA_FUNCTION_TIMEOUT",
         f.timeout.as_secs().to_string(),
     );
-    set("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", f.name));
+    set(
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        format!("/aws/lambda/{}", f.name),
+    );
     set("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned());
     set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned());
     set("AWS_REGION", setup.region.clone());
@@ -392,7 +406,16 @@ fn variables(
                 paths.push(l.join(format!("python/lib/python{version}/site-packages")));
             }
             set("PYTHONPATH", join(paths, None));
-            set("PYTHONUNBUFFERED", "1".to_owned());
+            // Bytecode goes beside the environments, not into the code directory (read-only
+            // on Lambda), where it would look like a change to the rules directory's watcher.
+            set(
+                "PYTHONPYCACHEPREFIX",
+                setup
+                    .envs_dir
+                    .with_file_name("pycache")
+                    .display()
+                    .to_string(),
+            );
         }
         FunctionRuntime::Node(major) => {
             set("AWS_EXECUTION_ENV", format!("AWS_Lambda_nodejs{major}.x"));
@@ -478,7 +501,9 @@ impl OutputState {
             t.push('\n');
             if t.len() > 4 * TAIL_BYTES {
                 let cut = t.len() - TAIL_BYTES;
-                let at = (cut..t.len()).find(|&i| t.is_char_boundary(i)).unwrap_or(t.len());
+                let at = (cut..t.len())
+                    .find(|&i| t.is_char_boundary(i))
+                    .unwrap_or(t.len());
                 t.drain(..at);
             }
         }
@@ -522,7 +547,9 @@ impl OutputHandle {
         s.tail.take().map(|mut t| {
             if t.len() > TAIL_BYTES {
                 let cut = t.len() - TAIL_BYTES;
-                let at = (cut..t.len()).find(|&i| t.is_char_boundary(i)).unwrap_or(t.len());
+                let at = (cut..t.len())
+                    .find(|&i| t.is_char_boundary(i))
+                    .unwrap_or(t.len());
                 t.drain(..at);
             }
             t
@@ -678,7 +705,10 @@ mod memory {
         let mut processes = 0usize;
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
             let name = entry.file_name();
-            let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
                 continue;
             };
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -694,7 +724,11 @@ mod memory {
                 continue;
             }
             processes += 1;
-            rss += fields.get(21).and_then(|r| r.parse::<u64>().ok()).unwrap_or(0) * page;
+            rss += fields
+                .get(21)
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+                * page;
         }
         Some(Sample {
             rss_mb: rss.div_ceil(1024 * 1024),

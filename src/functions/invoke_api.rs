@@ -41,23 +41,26 @@ pub struct InvokeApi {
 /// The API's routes, to merge into the listener's.
 pub fn routes(api: InvokeApi) -> Router {
     Router::new()
-        .route(
-            "/2015-03-31/functions/{function}/invocations",
-            post(invoke),
-        )
+        .route("/2015-03-31/functions/{function}/invocations", post(invoke))
         .with_state(Arc::new(api))
 }
 
 /// An error as Lambda's API sends it.
-fn refuse(api: &InvokeApi, status: StatusCode, error_type: &'static str, message: String) -> Response {
-    api.metrics.inc(
-        "trigd_invoke_api_refused_total",
-        &[("reason", error_type)],
-    );
+fn refuse(
+    api: &InvokeApi,
+    status: StatusCode,
+    error_type: &'static str,
+    message: String,
+) -> Response {
+    api.metrics
+        .inc("trigd_invoke_api_refused_total", &[("reason", error_type)]);
     let body = serde_json::json!({"Type": "User", "message": message}).to_string();
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert("x-amzn-errortype", HeaderValue::from_static(error_type));
     response
 }
@@ -98,7 +101,9 @@ async fn invoke(
             &api,
             StatusCode::BAD_REQUEST,
             "ValidationException",
-            format!("1 validation error detected: Value '{function}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{{2}}(-gov)?-[a-z]+-\\d{{1}}:)?(\\d{{12}}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"),
+            format!(
+                "1 validation error detected: Value '{function}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{{2}}(-gov)?-[a-z]+-\\d{{1}}:)?(\\d{{12}}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
+            ),
         );
     };
     let qualifier = match (path_qualifier, params.get("Qualifier").map(String::as_str)) {
@@ -146,7 +151,9 @@ async fn invoke(
                 &api,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestTooLargeException",
-                format!("Request must be smaller than {limit} bytes for the {invocation_type} invocation type"),
+                format!(
+                    "Request must be smaller than {limit} bytes for the {invocation_type} invocation type"
+                ),
             );
         }
         Err(_) => {
@@ -212,9 +219,15 @@ async fn invoke(
             };
             let mut response = answer(StatusCode::OK, &request_id, body);
             let h = response.headers_mut();
-            h.insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
+            h.insert(
+                "x-amz-executed-version",
+                HeaderValue::from_static("$LATEST"),
+            );
             if failed {
-                h.insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+                h.insert(
+                    "x-amz-function-error",
+                    HeaderValue::from_static("Unhandled"),
+                );
             }
             if let Some(tail) = outcome.log_tail {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(tail);
@@ -230,7 +243,10 @@ async fn invoke(
 fn answer(status: StatusCode, request_id: &str, body: Bytes) -> Response {
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-amzn-requestid", v);
     }
@@ -278,7 +294,10 @@ mod tests {
     #[test]
     fn function_identifiers_as_lambda_takes_them() {
         assert_eq!(parse_function("thumbs"), Ok(("thumbs", None)));
-        assert_eq!(parse_function("thumbs:$LATEST"), Ok(("thumbs", Some("$LATEST"))));
+        assert_eq!(
+            parse_function("thumbs:$LATEST"),
+            Ok(("thumbs", Some("$LATEST")))
+        );
         assert_eq!(
             parse_function("123456789012:function:thumbs"),
             Ok(("thumbs", None))

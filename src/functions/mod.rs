@@ -254,7 +254,8 @@ impl Host {
                 .get(&f.name)
                 .filter(|p| p.function() == f && p.stamp() == stamp)
                 .cloned();
-            let pool = keep.unwrap_or_else(|| pool::Pool::new(f.clone(), Arc::clone(&self.setup), stamp));
+            let pool =
+                keep.unwrap_or_else(|| pool::Pool::new(f.clone(), Arc::clone(&self.setup), stamp));
             next.insert(f.name.clone(), pool);
         }
         *pools = next;

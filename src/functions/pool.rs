@@ -68,13 +68,11 @@ pub(crate) fn code_stamp(f: &Function) -> Option<SystemTime> {
                 continue;
             };
             if meta.is_dir() {
-                let name = entry.file_name();
-                // Bytecode caches change on every run; they are not the code.
-                if name != "__pycache__" && name != "node_modules" {
+                // Bytecode caches change when code runs; they are not the code.
+                if entry.file_name() != "__pycache__" {
                     dirs.push(entry.path());
                 }
-            }
-            if let Ok(m) = meta.modified() {
+            } else if let Ok(m) = meta.modified() {
                 latest = latest.max(Some(m));
             }
         }

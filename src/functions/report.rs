@@ -53,7 +53,9 @@ impl Failure {
         Failure::Processes {
             message: prefixed(
                 id,
-                &format!("Runtime exited with error: signal: killed ({n} processes; the limit is 1024)"),
+                &format!(
+                    "Runtime exited with error: signal: killed ({n} processes; the limit is 1024)"
+                ),
             ),
         }
     }
@@ -234,7 +236,10 @@ mod tests {
             "REPORT RequestId: id\tDuration: 3.01 ms\tBilled Duration: 4 ms\tMemory Size: 128 MB\tMax Memory Used: 36 MB\tInit Duration: 110.10 ms"
         );
         let warm = report_line("id", Duration::from_micros(2_900), 256, Some(40), None);
-        assert!(warm.ends_with("Billed Duration: 3 ms\tMemory Size: 256 MB\tMax Memory Used: 40 MB"), "{warm}");
+        assert!(
+            warm.ends_with("Billed Duration: 3 ms\tMemory Size: 256 MB\tMax Memory Used: 40 MB"),
+            "{warm}"
+        );
     }
 
     #[test]

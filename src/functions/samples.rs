@@ -22,7 +22,8 @@ mod tests {
     #[test]
     fn every_sample_is_json_with_its_shape() {
         for (kind, text) in super::SAMPLES {
-            let v: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let v: serde_json::Value =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("{kind}: {e}"));
             match *kind {
                 "s3-put" => assert_eq!(v["Records"][0]["eventSource"], "aws:s3", "{kind}"),
                 "sqs" => assert_eq!(v["Records"][0]["eventSource"], "aws:sqs", "{kind}"),

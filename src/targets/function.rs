@@ -3,14 +3,20 @@
 //! Returning is success; a handler error, a timeout, a crash or an out-of-memory kill is a
 //! failed attempt, retried under the function's asynchronous retry settings (two retries and
 //! six hours by default, as Lambda retries an asynchronous invocation) and then
-//! dead-lettered. Every attempt carries the delivery id as its request id, as Lambda keeps the
-//! request id across the retries of one asynchronous invocation.
+//! dead-lettered. Every attempt of one delivery carries the same request id, as Lambda keeps
+//! the request id across the retries of one asynchronous invocation: the delivery id for a
+//! rule's target, and the id the caller was given for an Invoke API `Event` invocation.
 
 use super::{Attempt, ErrorCode, MAX_RESPONSE, Outcome, Response};
 use crate::functions::{ErrorKind, Host, Invocation};
 
 pub async fn deliver(host: &Host, name: &str, capture: bool, attempt: &Attempt<'_>) -> Outcome {
-    let inv = Invocation::with_id(attempt.delivery_id, attempt.payload.to_owned());
+    let request_id = if attempt.rule == crate::rules::INVOKE_RULE {
+        attempt.event_id
+    } else {
+        attempt.delivery_id
+    };
+    let inv = Invocation::with_id(request_id, attempt.payload.to_owned());
     match host.invoke(name, inv).await {
         Err(e) => Outcome::Fail {
             code: ErrorCode::NoResource,

@@ -11,6 +11,7 @@ mod crash;
 mod daemon;
 mod destinations;
 mod diagnostics;
+mod functions;
 mod harness;
 mod replay;
 mod sns_http;

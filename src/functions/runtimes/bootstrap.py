@@ -202,7 +202,7 @@ def handle(api, handler, headers, body):
     echo = {"Lambda-Runtime-Invocation-Id": invocation_id} if invocation_id else None
     try:
         try:
-            event = json.loads(body) if body else {}
+            event = json.loads(body) if body else {}  # an Invoke without a payload means {}
         except ValueError as e:
             raise Fault("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % e)
         cognito = headers.get("lambda-runtime-cognito-identity")
