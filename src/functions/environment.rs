@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::body::Bytes;
 use tokio::io::Interest;
@@ -120,7 +122,7 @@ impl Environment {
                 let _ = exit_tx.send(Some(status));
             }
         });
-        let output = spawn_output(out_rx, err_rx, f.name.clone(), setup.log.clone());
+        let output = spawn_output(out_rx, err_rx, f.name.clone(), setup.log);
         Ok(Environment {
             api,
             pid,
@@ -229,7 +231,7 @@ impl Environment {
                     }
                     break Failure::exit("", status);
                 }
-                () = tokio::time::sleep_until(limit.into()) => break Failure::init_timeout(),
+                () = tokio::time::sleep_until(limit) => break Failure::init_timeout(),
             }
         };
         self.init_duration = Some(self.started.elapsed());
@@ -245,8 +247,7 @@ impl Environment {
     ) -> Result<Answer, Failure> {
         tokio::pin!(answer);
         let mut exited = self.exited.clone();
-        let mut sample =
-            tokio::time::interval_at((Instant::now() + SAMPLE_EVERY).into(), SAMPLE_EVERY);
+        let mut sample = tokio::time::interval_at(Instant::now() + SAMPLE_EVERY, SAMPLE_EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -260,7 +261,7 @@ impl Environment {
                     }
                     return Err(Failure::exit(id, status));
                 }
-                () = tokio::time::sleep_until(deadline.into()) => {
+                () = tokio::time::sleep_until(deadline) => {
                     self.kill();
                     return Err(Failure::Timeout { timeout });
                 }

@@ -337,7 +337,7 @@ async fn a_timeout_kills_the_environment_and_keeps_tmp() {
         ),
         ("fn/app.py", APP),
     ]);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let (kind, error_type, body) = f.err("sleepy", json!({})).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(kind, ErrorKind::Timeout);
