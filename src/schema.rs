@@ -99,6 +99,10 @@ fn target() -> Value {
         ),
         ("log", json!({"const": true})),
         (
+            "function",
+            json!({"type": "string", "description": "A local function, declared under `functions:`"}),
+        ),
+        (
             "input",
             json!({"description": "A constant JSON value sent instead of the event"}),
         ),
@@ -281,8 +285,58 @@ pub fn rules() -> Value {
         "properties": {
             "rules": {"type": "array", "items": rule()},
             "sources": {"type": "object", "additionalProperties": source()},
+            "functions": {"type": "object", "additionalProperties": function()},
         }
     })
+}
+
+/// A local function (`functions:`).
+fn function() -> Value {
+    object(
+        props(&[
+            (
+                "runtime",
+                json!({"type": "string", "pattern": "^(python3\\.[0-9]+|nodejs[0-9]+\\.x|provided(\\.al2023|\\.al2)?)$", "description": "Lambda's runtime identifier: python3.12, nodejs20.x, provided.al2023"}),
+            ),
+            (
+                "handler",
+                json!({"type": "string", "description": "module.function (Python), file.export (Node); provided runtimes run code/bootstrap"}),
+            ),
+            (
+                "code",
+                json!({"type": "string", "description": "The handler's directory, relative to this file"}),
+            ),
+            (
+                "layers",
+                json!({"type": "array", "maxItems": 5, "items": {"type": "string"}, "description": "Directories laid out as Lambda layers (python/, nodejs/node_modules/, bin/, lib/)"}),
+            ),
+            ("timeout", duration()),
+            (
+                "memory",
+                json!({"type": "integer", "minimum": 128, "maximum": 10240, "description": "MB"}),
+            ),
+            (
+                "concurrency",
+                json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+            ),
+            (
+                "environment",
+                json!({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}),
+            ),
+            ("description", json!({"type": "string"})),
+            (
+                "interpreter",
+                json!({"type": "string", "description": "The python3 or node to run, when not the one on PATH"}),
+            ),
+            (
+                "max_retry_attempts",
+                json!({"type": "integer", "minimum": 0, "maximum": 2}),
+            ),
+            ("max_event_age", duration()),
+        ]),
+        &["runtime", "code"],
+        "A local function: a Lambda handler trigd runs itself",
+    )
 }
 
 /// The schema of rule tests (`*.test.yaml`).
@@ -359,5 +413,13 @@ mod tests {
         let mut want: Vec<String> = target_keys().iter().map(|s| (*s).to_owned()).collect();
         want.sort();
         assert_eq!(target_props, want);
+        let mut function_props = keys_of(&function());
+        function_props.sort();
+        let mut want: Vec<String> = crate::config::function_file::FUNCTION_KEYS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        want.sort();
+        assert_eq!(function_props, want);
     }
 }
