@@ -113,6 +113,11 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         region: opts.settings.region.clone(),
         account: opts.settings.account.clone(),
         lambda_endpoint: Some(format!("http://{addr}")),
+        aws_endpoint: opts
+            .settings
+            .endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()),
         log: crate::functions::LogSink::Tracing,
         idle_timeout: FUNCTION_IDLE_TIMEOUT,
         metrics: Some(Arc::clone(&metrics)),

@@ -399,6 +399,7 @@ fn invoke(rules: &Path, function: &str, event: Option<&Path>) -> anyhow::Result<
             region: set.settings.region.clone(),
             account: set.settings.account.clone(),
             lambda_endpoint: None,
+            aws_endpoint: std::env::var("AWS_ENDPOINT_URL").ok(),
             log: trigd::functions::LogSink::Stderr,
             idle_timeout: std::time::Duration::from_secs(60),
             metrics: None,

@@ -58,6 +58,9 @@ pub struct HostOptions {
     /// trigd's Invoke API (`http://127.0.0.1:8787`), given to handlers as
     /// `AWS_ENDPOINT_URL_LAMBDA` so their own Lambda clients reach local functions.
     pub lambda_endpoint: Option<String>,
+    /// The AWS endpoint trigd itself uses (`endpoint_url:` or `AWS_ENDPOINT_URL`), given to
+    /// handlers as `AWS_ENDPOINT_URL` so that their SDK clients reach the same emulator.
+    pub aws_endpoint: Option<String>,
     pub log: LogSink,
     /// How long an unused environment is kept warm.
     pub idle_timeout: Duration,
@@ -221,6 +224,10 @@ impl Host {
                 ("AWS_SECRET_ACCESS_KEY".to_owned(), "trigd-local".to_owned()),
             ],
         };
+        let mut credentials = credentials;
+        if let Some(endpoint) = opts.aws_endpoint {
+            credentials.push(("AWS_ENDPOINT_URL".to_owned(), endpoint));
+        }
         let setup = Setup {
             runtime_dir,
             envs_dir,

@@ -7,14 +7,14 @@ use serde_json::{Value, json};
 use crate::aws::{Moto, approximate_count, daemon, post, receive_all, wait_for_async};
 use crate::harness::Daemon;
 
-fn arn(queue_url: &str) -> String {
+pub(crate) fn arn(queue_url: &str) -> String {
     trigd::sources::sqs::queue_arn(queue_url, "us-east-1")
 }
 
 /// A path-style S3 REST call to moto. The `Authorization` header is not a signature (moto does
 /// not check one); it names S3 as the service, and without it moto refuses to overwrite an
 /// object (403).
-async fn s3(moto: &Moto, method: reqwest::Method, path: &str, body: &str) -> u16 {
+pub(crate) async fn s3(moto: &Moto, method: reqwest::Method, path: &str, body: &str) -> u16 {
     reqwest::Client::new()
         .request(method, format!("{}{path}", moto.url))
         .header(

@@ -31,6 +31,7 @@ impl Fixture {
             region: "us-east-1".into(),
             account: "123456789012".into(),
             lambda_endpoint: None,
+            aws_endpoint: None,
             log: LogSink::Tracing,
             idle_timeout: Duration::from_secs(60),
             metrics: None,
@@ -615,6 +616,7 @@ async fn awslambdaric_runs_unchanged_against_the_runtime_api() {
             region: "us-east-1".into(),
             account: "123456789012".into(),
             lambda_endpoint: None,
+            aws_endpoint: None,
             log: LogSink::Tracing,
             idle_timeout: Duration::from_secs(60),
             metrics: None,
@@ -927,6 +929,94 @@ async fn a_rule_delivers_to_a_function_with_retries_and_destinations() {
     assert!(
         text.contains("\"attempts\":2") || text.contains("\"attempts\": 2"),
         "{text}"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+/// `examples/aws-functions` against moto: an S3 upload, through the notification queue, runs
+/// the Python handler, which reads the object and writes its thumbnail with boto3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_functions_example_makes_thumbnails() {
+    use crate::aws_e2e::{arn, s3};
+    let moto = crate::aws::Moto::start();
+    let uploads = moto.queue("uploads").await;
+    assert_eq!(s3(&moto, reqwest::Method::PUT, "/holiday", "").await, 200);
+    let notification = format!(
+        r#"<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><QueueConfiguration><Id>uploads</Id><Queue>{}</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"#,
+        arn(&uploads)
+    );
+    assert_eq!(
+        s3(
+            &moto,
+            reqwest::Method::PUT,
+            "/holiday?notification",
+            &notification
+        )
+        .await,
+        200
+    );
+    // The example as shipped, with moto's queue URL and an interpreter that has boto3.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    let example = crate::util::root().join("examples/aws-functions");
+    let text = std::fs::read_to_string(example.join("uploads.yaml"))
+        .unwrap()
+        .replace("http://127.0.0.1:5000/123456789012/uploads", &uploads)
+        .replace(
+            "    timeout: 10s\n",
+            &format!(
+                "    timeout: 10s\n    interpreter: {}\n",
+                venv_python().display()
+            ),
+        );
+    write_rules(&rules, "uploads.yaml", &text);
+    write_rules(
+        &rules.join("functions/thumbnail"),
+        "app.py",
+        &std::fs::read_to_string(example.join("functions/thumbnail/app.py")).unwrap(),
+    );
+    let d = Daemon::start_with_env(&rules, &dir.path().join("state"), &[], &moto.env());
+    assert_eq!(
+        s3(
+            &moto,
+            reqwest::Method::PUT,
+            "/holiday/photos/cat.jpg",
+            "meow"
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        s3(
+            &moto,
+            reqwest::Method::PUT,
+            "/holiday/notes/readme.txt",
+            "x"
+        )
+        .await,
+        200
+    );
+    let get = || async {
+        let r = reqwest::Client::new()
+            .get(format!("{}/holiday/thumbnails/photos/cat.jpg", moto.url))
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            )
+            .send()
+            .await
+            .unwrap();
+        (r.status() == 200).then_some(r.text().await.unwrap())
+    };
+    crate::aws::wait_for_async("the thumbnail in S3", || async { get().await.is_some() }).await;
+    assert_eq!(get().await.unwrap(), "thumbnail of 4 bytes");
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains(
+            "trigd_function_invocations_total{function=\"thumbnail\",outcome=\"success\"} 1"
+        ),
+        "{metrics}"
     );
     assert_eq!(d.stop(), 0);
 }
