@@ -1020,3 +1020,130 @@ async fn aws_functions_example_makes_thumbnails() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+/// A host over a rules directory with a given idle timeout.
+fn host_with_idle(dir: &Path, state: &Path, idle: Duration) -> Arc<Host> {
+    let rules = trigd::config::load_rules(dir, trigd::rules::Settings::default()).unwrap();
+    let host = Host::new(HostOptions {
+        state_dir: state.to_owned(),
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        lambda_endpoint: None,
+        aws_endpoint: None,
+        log: LogSink::Tracing,
+        idle_timeout: idle,
+        metrics: None,
+    })
+    .unwrap();
+    host.update(&rules.functions);
+    host
+}
+
+fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_environments_are_stopped() {
+    let dir = rules_dir(&[
+        (
+            "functions.yaml",
+            &functions_file(&[python_function("counter", "app.counter", "")]),
+        ),
+        ("fn/app.py", APP),
+    ]);
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with_idle(dir.path(), state.path(), Duration::from_millis(300));
+    let o = host.invoke("counter", Invocation::new("{}")).await.unwrap();
+    let v: Value = serde_json::from_slice(o.result.as_ref().unwrap()).unwrap();
+    let pid = v["pid"].as_i64().unwrap();
+    assert!(alive(pid));
+    wait_for("the idle environment to stop", || {
+        (!alive(pid)).then_some(())
+    });
+    // The next invocation starts a new one.
+    let o = host.invoke("counter", Invocation::new("{}")).await.unwrap();
+    assert!(o.init_duration.is_some());
+}
+
+#[tokio::test]
+async fn changed_code_gets_a_fresh_environment_on_update() {
+    let dir = rules_dir(&[
+        (
+            "functions.yaml",
+            &functions_file(&[python_function("v", "app.handler", "")]),
+        ),
+        ("fn/app.py", "def handler(e, c):\n    return 1\n"),
+    ]);
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with_idle(dir.path(), state.path(), Duration::from_secs(60));
+    let first = host.invoke("v", Invocation::new("{}")).await.unwrap();
+    assert_eq!(first.result.unwrap(), "1");
+    // Unchanged: the warm environment is kept.
+    let rules = trigd::config::load_rules(dir.path(), trigd::rules::Settings::default()).unwrap();
+    host.update(&rules.functions);
+    let warm = host.invoke("v", Invocation::new("{}")).await.unwrap();
+    assert!(warm.init_duration.is_none());
+    // The code changes (as a reload after an edit would see it): the next invocation runs it.
+    let file = dir.path().join("fn/app.py");
+    std::fs::write(&file, "def handler(e, c):\n    return 2\n").unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    host.update(&rules.functions);
+    let second = host.invoke("v", Invocation::new("{}")).await.unwrap();
+    assert_eq!(second.result.unwrap(), "2");
+    assert!(second.init_duration.is_some());
+}
+
+#[tokio::test]
+async fn a_process_flood_is_stopped_at_lambdas_limit() {
+    let f = Fixture::new(&[
+        (
+            "functions.yaml",
+            &functions_file(&[python_function(
+                "spawner",
+                "spawn.handler",
+                "    timeout: 60s\n    memory: 10240\n",
+            )]),
+        ),
+        (
+            "fn/spawn.py",
+            "import subprocess\ndef handler(e, c):\n    kids = []\n    for _ in range(3000):\n        kids.append(subprocess.Popen(['sleep', '60']))\n    return len(kids)\n",
+        ),
+    ]);
+    let (kind, t, body) = f.err("spawner", json!({})).await;
+    assert_eq!(
+        (kind, t.as_str()),
+        (ErrorKind::Crash, "Runtime.ExitError"),
+        "{body}"
+    );
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("the limit is 1024"),
+        "{body}"
+    );
+    // Every process of the environment was killed with it.
+    let sleepers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("cmdline")).is_ok_and(|c| c == "sleep\060\0")
+            })
+            .count()
+    };
+    wait_for("the environment's processes to be gone", || {
+        (sleepers() == 0).then_some(())
+    });
+}
