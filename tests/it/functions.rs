@@ -1139,7 +1139,8 @@ async fn a_process_flood_is_stopped_at_lambdas_limit() {
             .unwrap()
             .flatten()
             .filter(|e| {
-                std::fs::read_to_string(e.path().join("cmdline")).is_ok_and(|c| c == "sleep\060\0")
+                std::fs::read_to_string(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == "sleep\x0060\x00")
             })
             .count()
     };
