@@ -154,7 +154,7 @@ impl Environment {
         if let Some(failure) = init_error {
             self.kill();
             return (
-                self.finish(f, setup, inv, Err(failure), None).await,
+                self.finish(f, inv, Err(failure), None).await,
                 Fate::Gone,
             );
         }
@@ -172,7 +172,7 @@ impl Environment {
         };
         let Some(answer) = self.api.send(event) else {
             return (
-                self.finish(f, setup, inv, Err(Failure::exit(&id, None)), None)
+                self.finish(f, inv, Err(Failure::exit(&id, None)), None)
                     .await,
                 Fate::Gone,
             );
@@ -201,7 +201,7 @@ impl Environment {
             self.kill();
         }
         (
-            self.finish(f, setup, inv, result, Some((duration, peak)))
+            self.finish(f, inv, result, Some((duration, peak)))
                 .await,
             fate,
         )
@@ -286,7 +286,6 @@ impl Environment {
     async fn finish(
         &mut self,
         f: &Function,
-        setup: &Setup,
         inv: &Invocation,
         result: Result<Bytes, Failure>,
         measured: Option<(Duration, Option<u64>)>,
@@ -307,7 +306,6 @@ impl Environment {
         if !inv.tail {
             tail = None;
         }
-        let _ = setup;
         Outcome {
             request_id: Arc::clone(id),
             result: result.map_err(|failure| failure.into_error(id)),

@@ -122,7 +122,7 @@ impl RuntimeApi {
     }
 
     /// Hands `event` to the runtime (its pending or next `next`); the answer comes on the
-    /// returned channel. `false` if the API is gone.
+    /// returned channel. `None` if the API is gone.
     pub fn send(&self, event: Event) -> Option<oneshot::Receiver<Answer>> {
         let (tx, rx) = oneshot::channel();
         *lock(&self.shared.current) = Some(Current {

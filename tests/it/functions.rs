@@ -277,12 +277,18 @@ async fn concurrency_is_capped_and_the_rest_wait_their_turn() {
         ),
         ("fn/app.py", APP),
     ]);
-    let runs = futures_join(
-        (0..5)
-            .map(|_| f.ok("slow", json!({"sleep": 0.4})))
-            .collect(),
-    )
-    .await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let host = Arc::clone(&f.host);
+        tasks.spawn(async move {
+            let o = host
+                .invoke("slow", Invocation::new(r#"{"sleep": 0.4}"#))
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&o.result.unwrap()).unwrap()
+        });
+    }
+    let runs: Vec<Value> = tasks.join_all().await;
     let pids: std::collections::BTreeSet<i64> =
         runs.iter().map(|r| r["pid"].as_i64().unwrap()).collect();
     assert_eq!(pids.len(), 2, "two environments, reused: {runs:?}");
@@ -297,36 +303,6 @@ async fn concurrency_is_capped_and_the_rest_wait_their_turn() {
         most = most.max(running);
     }
     assert_eq!(most, 2, "{runs:?}");
-}
-
-async fn futures_join<F: std::future::Future<Output = Value>>(fs: Vec<F>) -> Vec<Value> {
-    let mut set = Vec::new();
-    for f in fs {
-        set.push(f);
-    }
-    let mut out = Vec::new();
-    // Polled together: join_all without the futures crate.
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = set.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<Value>> = vec![None; pinned.len()];
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.extend(results.into_iter().flatten());
-    out
 }
 
 #[tokio::test]
