@@ -156,7 +156,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     let app = server::router(Arc::clone(&state), opts.settings.max_body_bytes).merge(
         crate::functions::invoke_api::routes(crate::functions::invoke_api::InvokeApi {
             host: Arc::clone(&functions),
-            outbox: outbox.clone(),
+            events: Arc::new(outbox.clone()),
             metrics: Arc::clone(&metrics),
         }),
     );

@@ -70,6 +70,41 @@ impl Delivery {
     }
 }
 
+/// Asynchronous invocations of local functions (the Invoke API's `Event`) wait in the
+/// outbox as deliveries of [`crate::rules::INVOKE_RULE`] to the function, with the caller's
+/// request id as their event id.
+impl crate::functions::invoke_api::EventQueue for store::Outbox {
+    fn enqueue<'a>(
+        &'a self,
+        function: &'a str,
+        request_id: &'a str,
+        payload: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        let rule = crate::rules::INVOKE_RULE;
+        let now = chrono::Utc::now().timestamp_millis();
+        let d = Delivery {
+            id: delivery_id(rule, function, request_id),
+            rule: rule.to_owned(),
+            target: function.to_owned(),
+            event_id: request_id.to_owned(),
+            event: payload.clone(),
+            payload,
+            attempts: 0,
+            first_seen_ms: now,
+            next_attempt_ms: now,
+            first_error: None,
+            last_error: None,
+            hops: 0,
+            ordering_key: None,
+        };
+        Box::pin(async move {
+            store::Outbox::enqueue(self, vec![d], None)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// The longest chain of destinations: a rule whose result, on trigd's bus, matches a rule that
 /// feeds the bus again stops here (Lambda's recursion guard stops at 16 too).
 pub const MAX_HOPS: u32 = 16;

@@ -153,10 +153,7 @@ impl Environment {
         };
         if let Some(failure) = init_error {
             self.kill();
-            return (
-                self.finish(f, inv, Err(failure), None).await,
-                Fate::Gone,
-            );
+            return (self.finish(f, inv, Err(failure), None).await, Fate::Gone);
         }
         let started = Instant::now();
         let deadline = started + f.timeout;
@@ -201,8 +198,7 @@ impl Environment {
             self.kill();
         }
         (
-            self.finish(f, inv, result, Some((duration, peak)))
-                .await,
+            self.finish(f, inv, result, Some((duration, peak))).await,
             fate,
         )
     }

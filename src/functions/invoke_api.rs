@@ -20,21 +20,31 @@ use base64::Engine as _;
 use http_body_util::BodyExt;
 
 use super::{Host, Invocation};
-use crate::delivery::store::Outbox;
-use crate::delivery::{Delivery, delivery_id};
 use crate::metrics::Metrics;
-use crate::rules::INVOKE_RULE;
 
 /// Lambda's limits on a request's payload.
 const MAX_SYNC: usize = 6 * 1024 * 1024;
 const MAX_ASYNC: usize = 1024 * 1024;
+
+/// Where `Event` invocations are stored, durably, before they are answered 202: the daemon
+/// gives the outbox, whose dispatcher runs and retries them. (A trait, so that this room
+/// knows nothing of the outbox: arrows point from delivery to functions, never back.)
+pub trait EventQueue: Send + Sync + std::fmt::Debug {
+    /// Stores one asynchronous invocation; `Err` says why it could not be stored.
+    fn enqueue<'a>(
+        &'a self,
+        function: &'a str,
+        request_id: &'a str,
+        payload: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+}
 
 /// What the Invoke API needs.
 #[derive(Debug, Clone)]
 pub struct InvokeApi {
     pub host: Arc<Host>,
     /// Where `Event` invocations wait for the dispatcher.
-    pub outbox: Outbox,
+    pub events: Arc<dyn EventQueue>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -256,24 +266,8 @@ fn answer(status: StatusCode, request_id: &str, body: Bytes) -> Response {
 /// Stores an `Event` invocation (fsync'd) before answering 202: from here on it is retried
 /// and dead-lettered like any delivery.
 async fn enqueue(api: &InvokeApi, name: &str, request_id: &str, payload: Bytes) -> Response {
-    let now = chrono::Utc::now().timestamp_millis();
     let text = String::from_utf8_lossy(&payload).into_owned();
-    let d = Delivery {
-        id: delivery_id(INVOKE_RULE, name, request_id),
-        rule: INVOKE_RULE.to_owned(),
-        target: name.to_owned(),
-        event_id: request_id.to_owned(),
-        event: text.clone(),
-        payload: text,
-        attempts: 0,
-        first_seen_ms: now,
-        next_attempt_ms: now,
-        first_error: None,
-        last_error: None,
-        hops: 0,
-        ordering_key: None,
-    };
-    match api.outbox.enqueue(vec![d], None).await {
+    match api.events.enqueue(name, request_id, text).await {
         Ok(()) => answer(StatusCode::ACCEPTED, request_id, Bytes::new()),
         Err(e) => {
             tracing::error!(message = "An asynchronous invocation could not be stored.", function = %name, error = %e);
