@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::diag::Reporter;
+use super::diag::{Reporter, did_you_mean};
 use super::reader::{self, Fields};
 use super::yaml::{Kind, Node, Pos};
 use crate::pattern::{self, PathSeg};
@@ -243,26 +243,41 @@ pub fn read_pattern(r: &mut Reporter<'_>, node: &Node) -> Option<pattern::Patter
             }
         },
     };
-    match pattern::parse(&json) {
+    match pattern::parse_all(&json) {
         Ok(p) => Some(p),
-        Err(e) => {
-            let at = match &node.kind {
-                Kind::Str(_) => node.pos,
-                _ => locate(node, &e.path),
-            };
-            let message = if e.path.is_empty() {
-                format!("invalid pattern: {}", e.reason)
-            } else {
-                format!(
-                    "invalid pattern at `{}`: {}",
-                    pattern::display_path(&e.path),
-                    e.reason
-                )
-            };
-            r.error(at, message);
+        Err(errors) => {
+            for e in errors {
+                let at = match &node.kind {
+                    Kind::Str(_) => node.pos,
+                    _ => locate(node, &e.path),
+                };
+                r.error(at, pattern_message(&e));
+            }
             None
         }
     }
+}
+
+/// `invalid pattern at PATH: REASON`, with the operator meant when a name is misspelled.
+fn pattern_message(e: &pattern::PatternError) -> String {
+    let mut message = if e.path.is_empty() {
+        format!("invalid pattern: {}", e.reason)
+    } else {
+        format!(
+            "invalid pattern at `{}`: {}",
+            pattern::display_path(&e.path),
+            e.reason
+        )
+    };
+    if let Some(PathSeg::Key(word)) = e.path.last()
+        && let Some(meant) = did_you_mean(word, e.expected)
+        // Not for a name that differs only in case (`NUMERIC`): that one keeps the reason
+        // alone, as `trigd check` has always reported it.
+        && !meant.eq_ignore_ascii_case(word)
+    {
+        message.push_str(&format!("; did you mean `{meant}`?"));
+    }
+    message
 }
 
 /// The position of the node at `path` (the last duplicate key wins, as in the pattern).

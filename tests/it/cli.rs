@@ -360,3 +360,29 @@ fn the_aws_examples_are_valid() {
         r.stdout
     );
 }
+
+#[test]
+fn check_suggests_the_operator_meant_and_reports_every_problem_of_a_pattern() {
+    let dir = rules_dir(&[(
+        "r.yaml",
+        "rules:
+  - name: thumbs
+    pattern:
+      source: []
+      detail:
+        key: [{sufix: .jpg}, {anything-but: {prefx: tmp/}}]
+    targets: [{id: t, log: true}]
+",
+    )]);
+    let r = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let want = [
+        "./r.yaml:4:15: invalid pattern at `source`: Empty arrays are not allowed",
+        "./r.yaml:6:23: invalid pattern at `detail.key[0].sufix`: Unrecognized match type sufix; did you mean `suffix`?",
+        "./r.yaml:6:53: invalid pattern at `detail.key[1].anything-but.prefx`: Unsupported anything-but pattern: prefx; did you mean `prefix`?",
+    ];
+    for line in want {
+        assert!(r.stderr.contains(line), "{line} missing from:\n{}", r.stderr);
+    }
+    assert!(r.stderr.contains("3 problem(s) found"), "{}", r.stderr);
+}
