@@ -565,9 +565,29 @@ fn check(rules: &Path, format: Format) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    // What would fail only at the first event on this machine: warnings, not problems.
+    let path = std::env::var_os("PATH");
+    let dir = std::env::current_dir().context("reading the working directory")?;
+    let host = config::environment::Host {
+        path: path.as_deref(),
+        dir: &dir,
+    };
+    let warnings = config::environment::warnings(rules, &host)?;
     match format {
-        Format::Json => print(&format!("{}\n", serde_json::json!({"errors": []})))?,
+        Format::Json if warnings.is_empty() => {
+            print(&format!("{}\n", serde_json::json!({"errors": []})))?;
+        }
+        Format::Json => {
+            let warnings = config::diag::Diagnostics(warnings).to_json()["errors"].take();
+            print(&format!(
+                "{}\n",
+                serde_json::json!({"errors": [], "warnings": warnings})
+            ))?;
+        }
         Format::Text => {
+            for w in &warnings {
+                eprintln!("{}:{}:{}: warning: {}", w.file, w.line, w.column, w.message);
+            }
             let schedules = set
                 .rules
                 .iter()

@@ -382,7 +382,47 @@ fn check_suggests_the_operator_meant_and_reports_every_problem_of_a_pattern() {
         "./r.yaml:6:53: invalid pattern at `detail.key[1].anything-but.prefx`: Unsupported anything-but pattern: prefx; did you mean `prefix`?",
     ];
     for line in want {
-        assert!(r.stderr.contains(line), "{line} missing from:\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(line),
+            "{line} missing from:\n{}",
+            r.stderr
+        );
     }
     assert!(r.stderr.contains("3 problem(s) found"), "{}", r.stderr);
+}
+
+#[test]
+fn check_warns_of_a_command_not_on_path_and_a_missing_cwd_but_passes() {
+    let dir = rules_dir(&[(
+        "r.yaml",
+        "rules:
+  - name: hook
+    pattern: {source: [x]}
+    targets:
+      - id: run
+        command: [pyhton3-not-installed, handler.py]
+        cwd: ./not-here
+",
+    )]);
+    let r = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(r.code, 0, "warnings do not fail the check: {}", r.stderr);
+    assert!(r.stdout.starts_with("ok: 1 rules"), "{}", r.stdout);
+    for line in [
+        "./r.yaml:7:14: warning: `cwd` `./not-here` is not a directory here",
+        "./r.yaml:6:19: warning: `pyhton3-not-installed` is not on PATH, so every delivery would fail (NO_RESOURCE)",
+    ] {
+        assert!(
+            r.stderr.contains(line),
+            "{line} missing from:\n{}",
+            r.stderr
+        );
+    }
+    let r = run_in(dir.path(), &["check", ".", "--format", "json"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["errors"], serde_json::json!([]));
+    let warnings = v["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 2, "{v}");
+    assert_eq!(warnings[1]["line"], 6);
+    assert_eq!(warnings[1]["column"], 19);
 }
