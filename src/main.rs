@@ -44,6 +44,11 @@ enum Command {
         /// The event as a JSON file, or `-` for standard input.
         #[arg(long)]
         event: Option<PathBuf>,
+        /// With `--event`: the file is a webhook body posted to `/events/SOURCE`, not an event;
+        /// it is matched as the event the daemon makes of it (source SOURCE, detail-type
+        /// Webhook, the body as detail). Authentication is not checked.
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
         /// Recorded events as JSON lines, one event per line (gzip is read transparently), or
         /// `-` for standard input. Bad lines are reported on stderr as `line N: <reason>`.
         #[arg(long)]
@@ -234,6 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match {
             rules,
             event,
+            source,
             events,
             format,
             payloads,
@@ -249,9 +255,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         anyhow::bail!("--format jsonl and summary need --events; use text or json")
                     }
                 };
-                match_event(&rules, &event, format)
+                match_event(&rules, &event, source.as_deref(), format)
             }
             (None, Some(events)) => {
+                if source.is_some() {
+                    anyhow::bail!("--source needs --event (one webhook body)");
+                }
                 let format = match format {
                     None | Some(MatchFormat::Jsonl) => replay::MatchFormat::Jsonl,
                     Some(MatchFormat::Summary) => replay::MatchFormat::Summary,
@@ -618,14 +627,22 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     }
 }
 
-fn match_event(rules: &Path, event: &Path, format: Format) -> anyhow::Result<ExitCode> {
+fn match_event(
+    rules: &Path,
+    event: &Path,
+    source: Option<&str>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let set = match load(rules, format)? {
         Ok(set) => set,
         Err(code) => return Ok(code),
     };
     let text = read_input(event)?;
-    let report = dry_run::run(&set, &text, Utc::now())
-        .with_context(|| format!("matching {}", event.display()))?;
+    let report = match source {
+        None => dry_run::run(&set, &text, Utc::now()),
+        Some(source) => dry_run::run_webhook(&set, source, &text, Utc::now()),
+    }
+    .with_context(|| format!("matching {}", event.display()))?;
     match format {
         Format::Json => print(&format!("{}\n", report.to_json()))?,
         Format::Text => print(&report.to_text())?,

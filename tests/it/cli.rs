@@ -426,3 +426,86 @@ fn check_warns_of_a_command_not_on_path_and_a_missing_cwd_but_passes() {
     assert_eq!(warnings[1]["line"], 6);
     assert_eq!(warnings[1]["column"], 19);
 }
+
+#[test]
+fn match_with_source_takes_the_file_as_a_webhook_body_posted_to_that_source() {
+    let args = [
+        "match",
+        "rules",
+        "--event",
+        "rules/events/github-push.json",
+        "--format",
+        "json",
+    ];
+    // The Quick start's body is not an envelope: alone, it matches nothing.
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["matched"], serde_json::json!([]));
+
+    let r = run(&[&args[..], &["--source", "github"]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["matched"],
+        serde_json::json!([{"rule": "main-pushed", "targets": [
+            {"id": "deploy", "payload": r#"{"sha": "9f1c2e7", "by": "ada"}"#}
+        ]}])
+    );
+
+    // Refused as the daemon refuses it: an undeclared source (404 there), a body that is not
+    // an object (400 there).
+    let r = run(&[&args[..], &["--source", "githb"]].concat());
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("no webhook source is named `githb`; did you mean `github`?"),
+        "{}",
+        r.stderr
+    );
+    let r = run_in(
+        &root(),
+        &["match", "rules", "--event", "-", "--source", "github"],
+        Some("[1]"),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("a webhook body must be a JSON object, got an array"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["match", "rules", "--events", "-", "--source", "github"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--source needs --event"), "{}", r.stderr);
+}
+
+#[test]
+fn match_with_source_makes_the_webhook_envelope() {
+    let dir = rules_dir(&[(
+        "r.yaml",
+        "rules:
+  - name: all
+    pattern: {detail-type: [Webhook]}
+    targets: [{id: t, log: true}]
+",
+    )]);
+    let r = run_in(
+        dir.path(),
+        &[
+            "match", ".", "--event", "-", "--source", "shop", "--format", "json",
+        ],
+        Some(r#"{"order": 42}"#),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let payload = v["matched"][0]["targets"][0]["payload"].as_str().unwrap();
+    let event: Value = serde_json::from_str(payload).unwrap();
+    assert_eq!(event["source"], "shop");
+    assert_eq!(event["detail-type"], "Webhook");
+    assert_eq!(event["detail"], serde_json::json!({"order": 42}));
+    assert!(
+        event["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{event}"
+    );
+}
