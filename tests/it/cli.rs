@@ -509,3 +509,58 @@ fn match_with_source_makes_the_webhook_envelope() {
         "{event}"
     );
 }
+
+#[test]
+fn a_schedule_test_at_a_time_the_schedule_never_fires_fails() {
+    let rules = "rules:
+  - name: alarm
+    schedule: cron(0 7 ? * MON-FRI *)
+    timezone: America/New_York
+    targets: [{id: wake, log: true, input: {message: WAKE UP}}]
+  - name: off
+    schedule: rate(1 hour)
+    enabled: false
+    targets: [{id: t, log: true}]
+";
+    let tests = "tests:
+  - name: monday
+    schedule: {rule: alarm, time: 2026-11-23T12:00:00Z}
+    expect:
+      payloads:
+        alarm/wake: {message: WAKE UP}
+  - name: sunday
+    schedule: {rule: alarm, time: 2026-11-22T12:00:00Z}
+    expect:
+      payloads:
+        alarm/wake: {message: WAKE UP}
+  - name: disabled
+    schedule: {rule: off, time: 2026-11-22T12:00:00Z}
+    expect:
+      payloads:
+        off/t: {}
+";
+    let dir = rules_dir(&[("r.yaml", rules), ("r.test.yaml", tests)]);
+    let r = run_in(dir.path(), &["test", "."], None);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("ok   monday"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "FAIL sunday (./r.test.yaml:7)\n      the schedule does not fire at that time \
+             (2026-11-22T12:00:00Z (Sun 07:00 EST)); its fires around it are \
+             2026-11-20T12:00:00Z (Fri 07:00 EST) and 2026-11-23T12:00:00Z (Mon 07:00 EST)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("the rule is disabled (`enabled: false`): it never fires"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.trim_end().ends_with("1 passed, 2 failed"),
+        "{}",
+        r.stdout
+    );
+}
