@@ -421,7 +421,13 @@ fn init_tracing(format: LogFormat) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // Without the module path as `target`: flattened, it would hide the `target` field
+        // (a rule's target id) of delivery lines.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_target(false)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

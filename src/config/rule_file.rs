@@ -63,7 +63,7 @@ pub const TARGET_OPTIONS: &[(&str, &[&str])] = &[
     ("env", &["command"]),
 ];
 /// Keys every target may have.
-pub const TARGET_COMMON: &[&str] = &["id", "retry", "dead_letter", "concurrency"];
+pub const TARGET_COMMON: &[&str] = &["id", "retry", "dead_letter", "concurrency", "log_output"];
 pub const RETRY_KEYS: &[&str] = &["max_attempts", "max_event_age"];
 pub const TRANSFORMER_KEYS: &[&str] = &["input_paths", "input_template"];
 pub const SOURCE_KINDS: &[&str] = &["sqs", "sns", "webhook"];
@@ -578,6 +578,16 @@ fn read_target(
         Some(n) => reader::integer(r, n, "`concurrency`", 1..=10_000).map(|c| c as u32),
         None => Some(default_concurrency),
     };
+    let log_output = match f.get("log_output") {
+        Some(n) => match n.kind {
+            Kind::Bool(b) => Some(b),
+            _ => {
+                r.error(n.pos, "write `log_output: true` (or false)");
+                None
+            }
+        },
+        None => Some(false),
+    };
     if r.count() != before {
         return None;
     }
@@ -588,6 +598,7 @@ fn read_target(
         retry: retry?,
         dead_letter,
         concurrency: concurrency?,
+        log_output: log_output?,
     })
 }
 

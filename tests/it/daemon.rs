@@ -795,3 +795,95 @@ async fn a_client_that_sends_a_too_large_body_whole_before_reading_sees_the_413(
     }
     assert_eq!(d.stop(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_delivery_outcome_is_logged_with_its_ids_and_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        r#"
+rules:
+  - name: quiet
+    pattern: {source: [quiet]}
+    targets:
+      - {id: run, command: [sh, -c, 'cat; echo said-on-stderr >&2']}
+  - name: loud
+    pattern: {source: [loud]}
+    targets:
+      - {id: run, command: [sh, -c, 'cat; echo said-on-stderr >&2'], log_output: true}
+  - name: broken
+    pattern: {source: [broken]}
+    retry: {max_attempts: 0}
+    targets:
+      - {id: run, command: [sh, -c, 'echo it broke >&2; exit 3']}
+"#,
+    );
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    // A success without `log_output` is delivered (counted) ...
+    assert_eq!(post(&d.url("/events/quiet"), "{}", &[]).await.0, 200);
+    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
+    while !d
+        .metrics()
+        .await
+        .contains("trigd_deliveries_total{rule=\"quiet\",target=\"run\",outcome=\"delivered\"} 1")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "quiet not delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // ... and one with it is logged at info, with what the command printed.
+    assert_eq!(post(&d.url("/events/loud"), r#"{"n":7}"#, &[]).await.0, 200);
+    let line = d.wait_log("the loud delivery", |v| {
+        v["message"] == "Delivered." && v["rule"] == "loud"
+    });
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["target"], "run");
+    assert_eq!(line["attempt"], 1);
+    assert!(
+        line["delivery_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{line}"
+    );
+    assert!(line["duration_ms"].is_u64(), "{line}");
+    assert!(
+        line["stdout"]
+            .as_str()
+            .unwrap()
+            .contains(r#""detail":{"n":7}"#),
+        "{line}"
+    );
+    assert_eq!(line["stderr"], "said-on-stderr\n");
+    // The quiet one was delivered before the loud one was sent: its line would be earlier.
+    assert!(
+        !d.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["message"] == "Delivered." && v["rule"] == "quiet"),
+        "a success without log_output is not logged at info"
+    );
+
+    // A failure is logged at the default level with the same identification.
+    assert_eq!(post(&d.url("/events/broken"), "{}", &[]).await.0, 200);
+    let line = d.wait_log("the broken delivery", |v| {
+        v["message"] == "Delivery dead-lettered." && v["rule"] == "broken"
+    });
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(
+        line["delivery_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{line}"
+    );
+    assert!(line["duration_ms"].is_u64(), "{line}");
+    assert!(
+        line["error"].as_str().unwrap().contains("it broke"),
+        "{line}"
+    );
+    assert_eq!(d.stop(), 0);
+}
