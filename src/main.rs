@@ -81,7 +81,8 @@ enum Command {
     },
     /// Run the rule tests (`*.test.yaml`) beside the rules; exit 1 on any failure.
     Test { rules: PathBuf },
-    /// Show the upcoming fires of schedule rules, in UTC.
+    /// Show the upcoming fires of schedule rules, in each rule's time zone and in UTC, with
+    /// fires next to a DST change flagged.
     Next {
         rules: PathBuf,
         /// Only this rule.

@@ -564,3 +564,80 @@ fn a_schedule_test_at_a_time_the_schedule_never_fires_fails() {
         r.stdout
     );
 }
+
+#[test]
+fn every_rule_file_example_in_the_readme_passes_check() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next())
+        .filter(|b| b.lines().any(|l| l == "rules:" || l == "sources:"))
+        .collect();
+    assert!(blocks.len() >= 4, "{blocks:?}");
+    for block in blocks {
+        let dir = rules_dir(&[("r.yaml", block)]);
+        let r = run_in(dir.path(), &["check", "."], None);
+        assert_eq!(r.code, 0, "{block}\n{}", r.stderr);
+    }
+}
+
+#[tokio::test]
+async fn the_heartbeat_appends_one_json_object_per_line() {
+    use trigd::rules::{Settings, TargetKind};
+    use trigd::targets::{Attempt, Outcome, Targets};
+    let set = trigd::config::load_rules(&root().join("rules"), Settings::default()).unwrap();
+    let target = &set.rule("heartbeat").unwrap().targets[0];
+    let TargetKind::Command { argv, .. } = &target.kind else {
+        panic!("the heartbeat runs a command: {:?}", target.kind);
+    };
+    // The example's own command, writing into a temporary file instead of /tmp's.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("heartbeat.jsonl");
+    let file = file.to_str().unwrap();
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| a.replace("/tmp/trigd-heartbeat.jsonl", file))
+        .collect();
+    assert!(argv.iter().any(|a| a.contains(file)), "{argv:?}");
+    let kind = TargetKind::Command {
+        argv,
+        timeout: std::time::Duration::from_secs(30),
+        cwd: None,
+        env: Vec::new(),
+        on_success: None,
+        on_failure: None,
+    };
+    let targets = Targets::new().unwrap();
+    for n in 1..=2 {
+        // A payload as the heartbeat sends it: compact JSON, no newline.
+        let payload = format!(r#"{{"detail-type":"Scheduled Event","n":{n}}}"#);
+        let attempt = Attempt {
+            delivery_id: "d",
+            rule: "heartbeat",
+            target: "append",
+            event_id: "e",
+            attempt: 1,
+            payload: &payload,
+            event: &payload,
+            keep_output: false,
+        };
+        assert_eq!(targets.deliver(&kind, &attempt).await, Outcome::delivered());
+    }
+    let text = std::fs::read_to_string(file).unwrap();
+    assert_eq!(
+        text,
+        "{\"detail-type\":\"Scheduled Event\",\"n\":1}\n{\"detail-type\":\"Scheduled Event\",\"n\":2}\n"
+    );
+}
+
+#[test]
+fn next_help_says_which_times_it_shows() {
+    let r = run(&["next", "--help"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("in each rule's time zone and in UTC"),
+        "{}",
+        r.stdout
+    );
+}
