@@ -4,8 +4,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
+use crate::config::diag::did_you_mean;
 use crate::pattern::{self, EventError};
-use crate::rules::{Rule, RuleSet, Trigger};
+use crate::rules::{Rule, RuleSet, SourceKind, Trigger};
 use crate::transform::RenderContext;
 
 /// The outcome of one event.
@@ -46,6 +47,12 @@ pub enum DryRunError {
     NotObject(&'static str),
     #[error("{0}")]
     Scan(#[from] EventError),
+    /// A webhook body (`--source`) that is not an object: the daemon answers it 400.
+    #[error("a webhook body must be a JSON object, got {0}")]
+    BodyNotObject(&'static str),
+    /// Webhook sources are declared and none has this name: the daemon answers it 404.
+    #[error("no webhook source is named `{name}`{hint}")]
+    UnknownSource { name: String, hint: String },
 }
 
 /// Dry-runs `event_text` against every pattern rule. Schedule rules are not listed.
@@ -97,6 +104,42 @@ pub fn run(rules: &RuleSet, event_text: &str, now: DateTime<Utc>) -> Result<Repo
         }
     }
     Ok(report)
+}
+
+/// Dry-runs `body` as if it were posted to `POST /events/{source}`: it becomes the event the
+/// daemon makes of it (`source` the name, `detail-type` `Webhook`, `detail` the body, `time`
+/// `now`; the id is derived from the body, so that the output is the same each time), and
+/// is refused where the daemon refuses it (a body that is not an object, a name that is not
+/// a declared webhook source when any are declared). Authentication is not checked.
+pub fn run_webhook(
+    rules: &RuleSet,
+    source: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Report, DryRunError> {
+    let detail: Value = serde_json::from_str(body)?;
+    if !detail.is_object() {
+        return Err(DryRunError::BodyNotObject(json_type(&detail)));
+    }
+    let webhooks: Vec<&str> = rules
+        .sources
+        .iter()
+        .filter(|s| matches!(s.kind, SourceKind::Webhook { .. }))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !webhooks.is_empty() && !webhooks.contains(&source) {
+        let hint = match did_you_mean(source, &webhooks) {
+            Some(meant) => format!("; did you mean `{meant}`?"),
+            None => format!("; the webhook sources are: {}", webhooks.join(", ")),
+        };
+        return Err(DryRunError::UnknownSource {
+            name: source.to_owned(),
+            hint,
+        });
+    }
+    let id = crate::event::stable_id_of(&["webhook ", source, " ", body]);
+    let event = crate::event::webhook_event(&rules.settings, source, detail, &id, now);
+    run(rules, &crate::event::compact(&event), now)
 }
 
 /// Renders every target of `rule` for an event.

@@ -44,6 +44,11 @@ enum Command {
         /// The event as a JSON file, or `-` for standard input.
         #[arg(long)]
         event: Option<PathBuf>,
+        /// With `--event`: the file is a webhook body posted to `/events/SOURCE`, not an event;
+        /// it is matched as the event the daemon makes of it (source SOURCE, detail-type
+        /// Webhook, the body as detail). Authentication is not checked.
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
         /// Recorded events as JSON lines, one event per line (gzip is read transparently), or
         /// `-` for standard input. Bad lines are reported on stderr as `line N: <reason>`.
         #[arg(long)]
@@ -76,7 +81,8 @@ enum Command {
     },
     /// Run the rule tests (`*.test.yaml`) beside the rules; exit 1 on any failure.
     Test { rules: PathBuf },
-    /// Show the upcoming fires of schedule rules, in UTC.
+    /// Show the upcoming fires of schedule rules, in each rule's time zone and in UTC, with
+    /// fires next to a DST change flagged.
     Next {
         rules: PathBuf,
         /// Only this rule.
@@ -269,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match {
             rules,
             event,
+            source,
             events,
             format,
             payloads,
@@ -284,9 +291,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         anyhow::bail!("--format jsonl and summary need --events; use text or json")
                     }
                 };
-                match_event(&rules, &event, format)
+                match_event(&rules, &event, source.as_deref(), format)
             }
             (None, Some(events)) => {
+                if source.is_some() {
+                    anyhow::bail!("--source needs --event (one webhook body)");
+                }
                 let format = match format {
                     None | Some(MatchFormat::Jsonl) => replay::MatchFormat::Jsonl,
                     Some(MatchFormat::Summary) => replay::MatchFormat::Summary,
@@ -531,7 +541,13 @@ fn init_tracing(format: LogFormat) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // Without the module path as `target`: flattened, it would hide the `target` field
+        // (a rule's target id) of delivery lines.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_target(false)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
@@ -684,9 +700,29 @@ fn check(rules: &Path, format: Format) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    // What would fail only at the first event on this machine: warnings, not problems.
+    let path = std::env::var_os("PATH");
+    let dir = std::env::current_dir().context("reading the working directory")?;
+    let host = config::environment::Host {
+        path: path.as_deref(),
+        dir: &dir,
+    };
+    let warnings = config::environment::warnings(rules, &host)?;
     match format {
-        Format::Json => print(&format!("{}\n", serde_json::json!({"errors": []})))?,
+        Format::Json if warnings.is_empty() => {
+            print(&format!("{}\n", serde_json::json!({"errors": []})))?;
+        }
+        Format::Json => {
+            let warnings = config::diag::Diagnostics(warnings).to_json()["errors"].take();
+            print(&format!(
+                "{}\n",
+                serde_json::json!({"errors": [], "warnings": warnings})
+            ))?;
+        }
         Format::Text => {
+            for w in &warnings {
+                eprintln!("{}:{}:{}: warning: {}", w.file, w.line, w.column, w.message);
+            }
             let schedules = set
                 .rules
                 .iter()
@@ -721,14 +757,22 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     }
 }
 
-fn match_event(rules: &Path, event: &Path, format: Format) -> anyhow::Result<ExitCode> {
+fn match_event(
+    rules: &Path,
+    event: &Path,
+    source: Option<&str>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let set = match load(rules, format)? {
         Ok(set) => set,
         Err(code) => return Ok(code),
     };
     let text = read_input(event)?;
-    let report = dry_run::run(&set, &text, Utc::now())
-        .with_context(|| format!("matching {}", event.display()))?;
+    let report = match source {
+        None => dry_run::run(&set, &text, Utc::now()),
+        Some(source) => dry_run::run_webhook(&set, source, &text, Utc::now()),
+    }
+    .with_context(|| format!("matching {}", event.display()))?;
     match format {
         Format::Json => print(&format!("{}\n", report.to_json()))?,
         Format::Text => print(&report.to_text())?,

@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::config::diag::{Diagnostic, Diagnostics, Reporter};
@@ -23,6 +23,7 @@ use crate::config::yaml::{self, Kind, Node};
 use crate::config::{LoadError, is_test_file, yaml_files};
 use crate::dry_run;
 use crate::event;
+use crate::next;
 use crate::rules::{RuleSet, Trigger};
 
 const FILE_KEYS: &[&str] = &["tests"];
@@ -352,7 +353,13 @@ fn run_one(rules: &RuleSet, test: &TestCase, now: DateTime<Utc>) -> Outcome {
                 return outcome(test, failures);
             }
         },
-        TestInput::Scheduled { rule, time } => scheduled_report(rules, rule, *time),
+        TestInput::Scheduled { rule, time } => {
+            if let Some(why) = does_not_fire(rules, rule, *time) {
+                failures.push(why);
+                return outcome(test, failures);
+            }
+            scheduled_report(rules, rule, *time)
+        }
     };
     let got: Vec<&str> = report.matched.iter().map(|m| m.rule.as_str()).collect();
     if let Some(want) = &test.matched {
@@ -403,6 +410,43 @@ fn outcome(test: &TestCase, failures: Vec<String>) -> Outcome {
         line: test.line,
         failures,
     }
+}
+
+/// Why the schedule rule `name` does not fire at `time`, if it does not: a test of a fire
+/// that never happens must not pass.
+fn does_not_fire(rules: &RuleSet, name: &str, time: DateTime<Utc>) -> Option<String> {
+    let rule = rules.rule(name)?;
+    let Trigger::Schedule(s) = &rule.trigger else {
+        return None;
+    };
+    if !rule.enabled {
+        return Some("the rule is disabled (`enabled: false`): it never fires".to_owned());
+    }
+    let around = next::fires_at(s, time).err()?;
+    let show = |t: DateTime<Utc>| {
+        format!(
+            "{} ({})",
+            t.to_rfc3339_opts(SecondsFormat::Secs, true),
+            t.with_timezone(&s.timezone).format("%a %H:%M %Z")
+        )
+    };
+    let at = show(time);
+    Some(match (around.before, around.after) {
+        (Some(before), Some(after)) => format!(
+            "the schedule does not fire at that time ({at}); its fires around it are {} and {}",
+            show(before),
+            show(after)
+        ),
+        (Some(before), None) => format!(
+            "the schedule does not fire at that time ({at}); its last fire is {}",
+            show(before)
+        ),
+        (None, Some(after)) => format!(
+            "the schedule does not fire at that time ({at}); its first fire is {}",
+            show(after)
+        ),
+        (None, None) => format!("the schedule does not fire at that time ({at}), nor ever"),
+    })
 }
 
 /// The dry-run of a schedule rule's fire: the rule "matches" its own Scheduled Event.

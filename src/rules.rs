@@ -119,6 +119,7 @@ impl RuleSet {
                 retry: f.retry,
                 dead_letter: None,
                 concurrency: f.concurrency,
+                log_output: false,
             })
             .collect();
         self.functions = functions;
@@ -221,6 +222,9 @@ pub struct Target {
     pub dead_letter: Option<DeadLetter>,
     /// Most deliveries to this target in flight at once.
     pub concurrency: u32,
+    /// Log each successful delivery at info, with a command's output (`log_output: true`);
+    /// otherwise successes are logged at debug. Failures are always logged.
+    pub log_output: bool,
 }
 
 /// Where a target delivers, with the options of its kind.

@@ -141,6 +141,10 @@ fn target() -> Value {
             json!({"type": "integer", "minimum": 1, "maximum": 10000}),
         ),
         (
+            "log_output",
+            json!({"type": "boolean", "description": "Log each successful delivery at info (rule, target, delivery id, duration), with a command's standard output and error"}),
+        ),
+        (
             "invocation_type",
             json!({"enum": ["Event", "RequestResponse"]}),
         ),

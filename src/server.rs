@@ -79,7 +79,89 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_request(linger))
         .with_state(state)
+}
+
+/// At most this much of a request body nobody read (one refused as too large) is read and
+/// discarded after the answer, so that the client sees the answer (see [`Lingering`]).
+pub const LINGER_BYTES: usize = 16 * 1024 * 1024;
+/// ... and for at most this long.
+pub const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Wraps each request's body in [`Lingering`].
+async fn linger(req: axum::extract::Request) -> axum::extract::Request {
+    req.map(|body| axum::body::Body::new(Lingering { body: Some(body) }))
+}
+
+/// A request body that, when dropped unread (a body over `max_body_bytes` is refused with
+/// 413 before it is read), is read and discarded in the background, up to [`LINGER_BYTES`]
+/// within [`LINGER_TIME`]: a lingering close. Closing the connection with the body unread
+/// would reset it, and a client that sends its whole body before reading (Python's urllib)
+/// would see a broken pipe instead of the 413. Past the bound, the connection is closed.
+struct Lingering {
+    /// `None` once the body has ended (or been handed to the discarding task).
+    body: Option<axum::body::Body>,
+}
+
+impl axum::body::HttpBody for Lingering {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        let Some(body) = self.body.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let frame = std::pin::Pin::new(body).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = frame {
+            self.body = None;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body
+            .as_ref()
+            .is_none_or(axum::body::HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.as_ref().map_or_else(
+            || hyper::body::SizeHint::with_exact(0),
+            axum::body::HttpBody::size_hint,
+        )
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(body) = self.body.take() else { return };
+        if axum::body::HttpBody::is_end_stream(&body) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(discard(body));
+        }
+    }
+}
+
+/// Reads `body` to its end, or until [`LINGER_BYTES`] or [`LINGER_TIME`], keeping nothing.
+async fn discard(body: axum::body::Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        let mut read = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, Bytes::len);
+            if read > LINGER_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A refusal: status, reason label for the metric, and a message for the sender.

@@ -2,6 +2,7 @@
 //! [`RuleSet`](crate::rules::RuleSet), reporting every problem in every file at once.
 
 pub mod diag;
+pub mod environment;
 pub mod function_file;
 pub mod reader;
 pub mod rule_file;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::diag::Reporter;
+use super::diag::{Reporter, did_you_mean};
 use super::reader::{self, Fields};
 use super::yaml::{Kind, Node, Pos};
 use crate::pattern::{self, PathSeg};
@@ -64,7 +64,7 @@ pub const TARGET_OPTIONS: &[(&str, &[&str])] = &[
     ("env", &["command"]),
 ];
 /// Keys every target may have.
-pub const TARGET_COMMON: &[&str] = &["id", "retry", "dead_letter", "concurrency"];
+pub const TARGET_COMMON: &[&str] = &["id", "retry", "dead_letter", "concurrency", "log_output"];
 pub const RETRY_KEYS: &[&str] = &["max_attempts", "max_event_age"];
 pub const TRANSFORMER_KEYS: &[&str] = &["input_paths", "input_template"];
 pub const SOURCE_KINDS: &[&str] = &["sqs", "sns", "webhook"];
@@ -314,26 +314,41 @@ pub fn read_pattern(r: &mut Reporter<'_>, node: &Node) -> Option<pattern::Patter
             }
         },
     };
-    match pattern::parse(&json) {
+    match pattern::parse_all(&json) {
         Ok(p) => Some(p),
-        Err(e) => {
-            let at = match &node.kind {
-                Kind::Str(_) => node.pos,
-                _ => locate(node, &e.path),
-            };
-            let message = if e.path.is_empty() {
-                format!("invalid pattern: {}", e.reason)
-            } else {
-                format!(
-                    "invalid pattern at `{}`: {}",
-                    pattern::display_path(&e.path),
-                    e.reason
-                )
-            };
-            r.error(at, message);
+        Err(errors) => {
+            for e in errors {
+                let at = match &node.kind {
+                    Kind::Str(_) => node.pos,
+                    _ => locate(node, &e.path),
+                };
+                r.error(at, pattern_message(&e));
+            }
             None
         }
     }
+}
+
+/// `invalid pattern at PATH: REASON`, with the operator meant when a name is misspelled.
+fn pattern_message(e: &pattern::PatternError) -> String {
+    let mut message = if e.path.is_empty() {
+        format!("invalid pattern: {}", e.reason)
+    } else {
+        format!(
+            "invalid pattern at `{}`: {}",
+            pattern::display_path(&e.path),
+            e.reason
+        )
+    };
+    if let Some(PathSeg::Key(word)) = e.path.last()
+        && let Some(meant) = did_you_mean(word, e.expected)
+        // Not for a name that differs only in case (`NUMERIC`): that one keeps the reason
+        // alone, as `trigd check` has always reported it.
+        && !meant.eq_ignore_ascii_case(word)
+    {
+        message.push_str(&format!("; did you mean `{meant}`?"));
+    }
+    message
 }
 
 /// The position of the node at `path` (the last duplicate key wins, as in the pattern).
@@ -634,6 +649,16 @@ fn read_target(
         Some(n) => reader::integer(r, n, "`concurrency`", 1..=10_000).map(|c| c as u32),
         None => Some(default_concurrency),
     };
+    let log_output = match f.get("log_output") {
+        Some(n) => match n.kind {
+            Kind::Bool(b) => Some(b),
+            _ => {
+                r.error(n.pos, "write `log_output: true` (or false)");
+                None
+            }
+        },
+        None => Some(false),
+    };
     if r.count() != before {
         return None;
     }
@@ -644,6 +669,7 @@ fn read_target(
         retry: retry?,
         dead_letter,
         concurrency: concurrency?,
+        log_output: log_output?,
     })
 }
 

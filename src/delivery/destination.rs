@@ -88,6 +88,8 @@ pub struct Resolved<'a> {
     pub kind: &'a TargetKind,
     pub retry: RetryPolicy,
     pub concurrency: u32,
+    /// The target's `log_output` (a destination has its target's).
+    pub log_output: bool,
     /// The destinations of `kind`; none for a destination itself (they do not chain by
     /// themselves: chains go through the bus).
     pub on_success: Option<&'a Destination>,
@@ -114,6 +116,7 @@ pub fn resolve<'a>(rules: &'a RuleSet, rule: &str, target: &str) -> Option<Resol
                 kind: &t.kind,
                 retry: t.retry,
                 concurrency: t.concurrency,
+                log_output: t.log_output,
                 on_success,
                 on_failure,
             });
@@ -126,6 +129,7 @@ pub fn resolve<'a>(rules: &'a RuleSet, rule: &str, target: &str) -> Option<Resol
             kind,
             retry: t.retry,
             concurrency: t.concurrency,
+            log_output: t.log_output,
             on_success: None,
             on_failure: None,
         }),

@@ -369,6 +369,7 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
             error,
             None,
             attempts_made,
+            None,
         ))
         .await;
         finish(s, lane, &d);
@@ -383,6 +384,7 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
             "the event is older than max_event_age".to_owned(),
             Some(Exhausted::MaximumEventAgeInSeconds),
             d.attempts,
+            None,
         ))
         .await;
         finish(s, lane, &d);
@@ -396,10 +398,14 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
         attempt: attempts_made,
         payload: &d.payload,
         event: &d.event,
+        keep_output: target.log_output || tracing::enabled!(tracing::Level::DEBUG),
     };
+    let began = tokio::time::Instant::now();
     let outcome = s.targets.deliver(target.kind, &a).await;
+    let duration_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
-        Outcome::Delivered { response } => {
+        Outcome::Delivered { response, output } => {
+            log_delivered(&d, attempts_made, duration_ms, target.log_output, output);
             count("delivered");
             if let Some(dest) = target.on_success {
                 let ending = destination::Ending {
@@ -452,7 +458,7 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
                 rand::random::<f64>(),
             ) {
                 Decision::RetryAt(at) => {
-                    tracing::warn!(message = "Delivery failed, will retry.", rule = %d.rule, target = %d.target, attempt = attempts_made, code = code.as_str(), %error, retry_in_ms = at - now);
+                    tracing::warn!(message = "Delivery failed, will retry.", rule = %d.rule, target = %d.target, delivery_id = %d.id, attempt = attempts_made, duration_ms, code = code.as_str(), %error, retry_in_ms = at - now);
                     if let Err(e) = s.outbox.retry_later(&d.id, attempts_made, at, &error).await {
                         tracing::error!(message = "Could not record a retry.", delivery = %d.id, error = %e);
                     }
@@ -466,6 +472,7 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
                         error,
                         Some(exhausted),
                         attempts_made,
+                        Some(duration_ms),
                     ))
                     .await;
                 }
@@ -473,7 +480,17 @@ async fn attempt(s: &Shared, lane: &Lane, d: Delivery) {
         }
         Outcome::Fail { code, error } => {
             count("failed");
-            Box::pin(dead_letter(s, &rules, &d, code, error, None, attempts_made)).await;
+            Box::pin(dead_letter(
+                s,
+                &rules,
+                &d,
+                code,
+                error,
+                None,
+                attempts_made,
+                Some(duration_ms),
+            ))
+            .await;
         }
     }
     finish(s, lane, &d);
@@ -528,6 +545,24 @@ async fn pass_on(
     Ok(())
 }
 
+/// Logs a delivered attempt: at info when the target has `log_output: true` (with what a
+/// command printed), else at debug.
+fn log_delivered(
+    d: &Delivery,
+    attempt: u32,
+    duration_ms: u64,
+    log_output: bool,
+    output: Option<crate::targets::Output>,
+) {
+    let stdout = output.as_ref().map(|o| o.stdout.as_str());
+    let stderr = output.as_ref().map(|o| o.stderr.as_str());
+    if log_output {
+        tracing::info!(message = "Delivered.", rule = %d.rule, target = %d.target, delivery_id = %d.id, attempt, duration_ms, stdout, stderr);
+    } else {
+        tracing::debug!(message = "Delivered.", rule = %d.rule, target = %d.target, delivery_id = %d.id, attempt, duration_ms, stdout, stderr);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn dead_letter(
     s: &Shared,
@@ -537,8 +572,10 @@ async fn dead_letter(
     error: String,
     exhausted: Option<Exhausted>,
     attempts: u32,
+    // How long the last attempt took, when there was one just now.
+    duration_ms: Option<u64>,
 ) {
-    tracing::warn!(message = "Delivery dead-lettered.", rule = %d.rule, target = %d.target, attempt = attempts, code = code.as_str(), %error, exhausted = exhausted.map(Exhausted::as_str));
+    tracing::warn!(message = "Delivery dead-lettered.", rule = %d.rule, target = %d.target, delivery_id = %d.id, attempt = attempts, duration_ms, code = code.as_str(), %error, exhausted = exhausted.map(Exhausted::as_str));
     s.metrics.inc(
         "trigd_dead_letters_total",
         &[

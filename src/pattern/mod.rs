@@ -20,7 +20,9 @@ mod wildcard;
 
 pub use ast::{Alt, AnythingBut, Bound, Branch, Condition, Literal, NumericRange, Pattern};
 pub use matcher::{Matcher, RuleId, Scratch};
-pub use parse::{MAX_COMBINATIONS, MAX_PATTERN_LEN, PathSeg, PatternError, display_path, parse};
+pub use parse::{
+    MAX_COMBINATIONS, MAX_PATTERN_LEN, PathSeg, PatternError, display_path, parse, parse_all,
+};
 pub use reference::{explain, matches as reference_matches};
 pub use scan::{EventError, MAX_DEPTH};
 

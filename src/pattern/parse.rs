@@ -31,6 +31,9 @@ pub struct PatternError {
     pub path: Vec<PathSeg>,
     /// EventBridge's reason text (without its trailing period).
     pub reason: String,
+    /// When the offending node is an unknown operator name (the last step of `path`), the
+    /// names accepted in its place, so that a caller can suggest the one meant; else empty.
+    pub expected: &'static [&'static str],
 }
 
 fn at_suffix(path: &[PathSeg]) -> String {
@@ -92,60 +95,95 @@ const RESERVED: &[&str] = &[
     ">=",
 ];
 
-/// Parses and validates a pattern.
+/// The operators `anything-but` accepts in an object.
+const ANYTHING_BUT_OPERATORS: &[&str] = &["prefix", "suffix", "equals-ignore-case", "wildcard"];
+
+/// The operator `prefix` and `suffix` accept in an object.
+const AFFIX_OPERATORS: &[&str] = &["equals-ignore-case"];
+
+/// Parses and validates a pattern, stopping at its first problem (see [`parse_all`]).
 pub fn parse(value: &Value) -> Result<Pattern, PatternError> {
+    parse_all(value).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// Parses and validates a pattern, reporting every problem in it, in document order (never an
+/// empty list). The first is the one [`parse`] reports.
+pub fn parse_all(value: &Value) -> Result<Pattern, Vec<PatternError>> {
     let Value::Object(obj) = value else {
-        return Err(err(&[], "Filter is not an object"));
+        return Err(vec![err(&[], "Filter is not an object")]);
     };
     let len = value.to_string().chars().count();
     if len > MAX_PATTERN_LEN {
-        return Err(err(
+        return Err(vec![err(
             &[],
             format!(
                 "Event pattern is {len} characters long; EventBridge allows at most {MAX_PATTERN_LEN}"
             ),
-        ));
+        )]);
     }
     let mut loc = Vec::new();
-    let branches = parse_object(obj, "", &mut loc, false)?;
-    Ok(Pattern {
-        branches: branches
-            .into_iter()
-            .map(|conditions| Branch { conditions })
-            .collect(),
-    })
+    let mut errors = Vec::new();
+    match parse_object(obj, "", &mut loc, false, &mut errors) {
+        Some(branches) if errors.is_empty() => Ok(Pattern {
+            branches: branches
+                .into_iter()
+                .map(|conditions| Branch { conditions })
+                .collect(),
+        }),
+        _ if errors.is_empty() => Err(vec![err(&[], "Filter is not valid")]),
+        _ => Err(errors),
+    }
 }
 
 fn err(path: &[PathSeg], reason: impl Into<String>) -> PatternError {
     PatternError {
         path: path.to_vec(),
         reason: reason.into(),
+        expected: &[],
+    }
+}
+
+/// An unknown operator name at `path`, where `expected` are accepted.
+fn unknown(
+    path: &[PathSeg],
+    reason: impl Into<String>,
+    expected: &'static [&'static str],
+) -> PatternError {
+    PatternError {
+        expected,
+        ..err(path, reason)
     }
 }
 
 type Dnf = Vec<Vec<Condition>>;
 
-/// Parses one object level into disjunctive normal form.
+/// Parses one object level into disjunctive normal form. Every problem goes to `errors` and
+/// parsing goes on with the next key, so that all are reported; `None` when this level (or
+/// one below it) has a problem.
 fn parse_object(
     obj: &Map<String, Value>,
     prefix: &str,
     loc: &mut Vec<PathSeg>,
     in_or: bool,
-) -> Result<Dnf, PatternError> {
+    errors: &mut Vec<PatternError>,
+) -> Option<Dnf> {
     if obj.is_empty() {
-        return Err(err(loc, "Empty objects are not allowed"));
+        errors.push(err(loc, "Empty objects are not allowed"));
+        return None;
     }
-    let mut acc: Dnf = vec![Vec::new()];
+    let mut acc: Option<Dnf> = Some(vec![Vec::new()]);
     for (key, value) in obj {
         loc.push(PathSeg::Key(key.clone()));
-        if in_or && (OPERATORS.contains(&key.as_str()) || RESERVED.contains(&key.as_str())) {
-            return Err(err(
+        let part = if in_or
+            && (OPERATORS.contains(&key.as_str()) || RESERVED.contains(&key.as_str()))
+        {
+            errors.push(err(
                 loc,
                 format!("\"{key}\" is an operator name and cannot be a field name inside $or"),
             ));
-        }
-        let part = if key == "$or" && value.is_array() {
-            parse_or(value, prefix, loc)?
+            None
+        } else if key == "$or" && value.is_array() {
+            parse_or(value, prefix, loc, errors)
         } else {
             let path = if prefix.is_empty() {
                 key.clone()
@@ -153,41 +191,71 @@ fn parse_object(
                 format!("{prefix}.{key}")
             };
             match value {
-                Value::Object(inner) => parse_object(inner, &path, loc, false)?,
-                Value::Array(items) => vec![vec![parse_leaf(items, path, loc)?]],
-                _ => return Err(err(loc, format!("\"{key}\" must be an object or an array"))),
+                Value::Object(inner) => parse_object(inner, &path, loc, false, errors),
+                Value::Array(items) => parse_leaf(items, path, loc, errors).map(|c| vec![vec![c]]),
+                _ => {
+                    errors.push(err(loc, format!("\"{key}\" must be an object or an array")));
+                    None
+                }
             }
         };
-        acc = product(acc, part, loc)?;
+        acc = match (acc, part) {
+            (Some(a), Some(p)) => match product(a, p, loc) {
+                Ok(dnf) => Some(dnf),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
+            _ => None,
+        };
         loc.pop();
     }
-    Ok(acc)
+    acc
 }
 
-fn parse_or(value: &Value, prefix: &str, loc: &mut Vec<PathSeg>) -> Result<Dnf, PatternError> {
+fn parse_or(
+    value: &Value,
+    prefix: &str,
+    loc: &mut Vec<PathSeg>,
+    errors: &mut Vec<PatternError>,
+) -> Option<Dnf> {
     let items = value.as_array().map(Vec::as_slice).unwrap_or_default();
     if items.len() < 2 {
-        return Err(err(
+        errors.push(err(
             loc,
             "There must have at least 2 Objects in $or relationship",
         ));
+        return None;
     }
-    let mut out = Vec::new();
+    let mut out = Some(Vec::new());
     for (i, item) in items.iter().enumerate() {
         loc.push(PathSeg::Index(i));
-        let Value::Object(obj) = item else {
-            return Err(err(
-                loc,
-                "Only JSON object is allowed in array of $or relationship",
-            ));
+        let part = match item {
+            Value::Object(obj) => parse_object(obj, prefix, loc, true, errors),
+            _ => {
+                errors.push(err(
+                    loc,
+                    "Only JSON object is allowed in array of $or relationship",
+                ));
+                None
+            }
         };
-        out.extend(parse_object(obj, prefix, loc, true)?);
-        if out.len() > MAX_COMBINATIONS {
-            return Err(too_many(loc));
-        }
+        out = match (out, part) {
+            (Some(mut acc), Some(part)) => {
+                acc.extend(part);
+                if acc.len() > MAX_COMBINATIONS {
+                    errors.push(too_many(loc));
+                    loc.pop();
+                    return None;
+                }
+                Some(acc)
+            }
+            _ => None,
+        };
         loc.pop();
     }
-    Ok(out)
+    out
 }
 
 fn too_many(loc: &[PathSeg]) -> PatternError {
@@ -220,21 +288,30 @@ fn product(a: Dnf, b: Dnf, loc: &[PathSeg]) -> Result<Dnf, PatternError> {
     Ok(out)
 }
 
+/// One field's list of match values; a problem in each value is reported.
 fn parse_leaf(
     items: &[Value],
     path: String,
     loc: &mut Vec<PathSeg>,
-) -> Result<Condition, PatternError> {
+    errors: &mut Vec<PatternError>,
+) -> Option<Condition> {
     if items.is_empty() {
-        return Err(err(loc, "Empty arrays are not allowed"));
+        errors.push(err(loc, "Empty arrays are not allowed"));
+        return None;
     }
     let mut alts = Vec::with_capacity(items.len());
+    let before = errors.len();
+    let depth = loc.len();
     for (i, item) in items.iter().enumerate() {
         loc.push(PathSeg::Index(i));
-        alts.push(parse_match_value(item, loc)?);
-        loc.pop();
+        match parse_match_value(item, loc) {
+            Ok(alt) => alts.push(alt),
+            Err(e) => errors.push(e),
+        }
+        // An error leaves the operator's steps on `loc`.
+        loc.truncate(depth);
     }
-    Ok(Condition { path, alts })
+    (errors.len() == before).then_some(Condition { path, alts })
 }
 
 fn parse_match_value(item: &Value, loc: &mut Vec<PathSeg>) -> Result<Alt, PatternError> {
@@ -298,7 +375,11 @@ fn parse_operator(name: &str, arg: &Value, loc: &mut Vec<PathSeg>) -> Result<Alt
                 .map_err(|e| err(loc, e.to_string())),
             _ => Err(err(loc, "cidr match pattern must be a string")),
         },
-        other => Err(err(loc, format!("Unrecognized match type {other}"))),
+        other => Err(unknown(
+            loc,
+            format!("Unrecognized match type {other}"),
+            OPERATORS,
+        )),
     }
 }
 
@@ -326,7 +407,14 @@ fn parse_affix(
                     "equals-ignore-case match pattern must be a string",
                 ))
             }
-            Some((k, _)) => Err(err(loc, format!("Unsupported {op} pattern: {k}"))),
+            Some((k, _)) => {
+                loc.push(PathSeg::Key(k.clone()));
+                Err(unknown(
+                    loc,
+                    format!("Unsupported {op} pattern: {k}"),
+                    AFFIX_OPERATORS,
+                ))
+            }
             None => Err(err(loc, format!("{op} match pattern must be a string"))),
         },
         _ => Err(err(loc, format!("{op} match pattern must be a string"))),
@@ -375,9 +463,10 @@ fn parse_anything_but(arg: &Value, loc: &mut Vec<PathSeg>) -> Result<AnythingBut
                     }
                     Ok(AnythingBut::Wildcards(out))
                 }
-                other => Err(err(
+                other => Err(unknown(
                     loc,
                     format!("Unsupported anything-but pattern: {other}"),
+                    ANYTHING_BUT_OPERATORS,
                 )),
             };
             loc.pop();

@@ -926,6 +926,56 @@ fn error_paths_point_at_the_node() {
 }
 
 #[test]
+fn every_problem_of_a_pattern_is_reported_in_document_order() {
+    let p: Value = serde_json::from_str(
+        r#"{"source":[],"detail":{"key":[{"sufix":".jpg"},"ok",{"prefix":5}],"n":7},
+            "$or":[{"a":["x"]},{"b":[{"anything-but":{"prefx":"y"}}]}]}"#,
+    )
+    .unwrap();
+    let errors = parse_all(&p).unwrap_err();
+    let got: Vec<(String, &str)> = errors
+        .iter()
+        .map(|e| (display_path(&e.path), e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("source".to_owned(), "Empty arrays are not allowed"),
+            (
+                "detail.key[0].sufix".to_owned(),
+                "Unrecognized match type sufix"
+            ),
+            (
+                "detail.key[2].prefix".to_owned(),
+                "prefix match pattern must be a string"
+            ),
+            ("detail.n".to_owned(), "\"n\" must be an object or an array"),
+            (
+                "$or[1].b[0].anything-but.prefx".to_owned(),
+                "Unsupported anything-but pattern: prefx"
+            ),
+        ]
+    );
+    // `parse` stops at the first.
+    assert_eq!(parse(&p).unwrap_err(), errors[0]);
+}
+
+#[test]
+fn an_unknown_operator_name_carries_the_names_accepted_in_its_place() {
+    let expected = |pattern: Value| parse(&pattern).unwrap_err().expected;
+    assert!(expected(serde_json::json!({"a": [{"sufix": "x"}]})).contains(&"suffix"));
+    assert_eq!(
+        expected(serde_json::json!({"a": [{"anything-but": {"sufix": "x"}}]})),
+        ["prefix", "suffix", "equals-ignore-case", "wildcard"]
+    );
+    let e = parse(&serde_json::json!({"a": [{"prefix": {"equals-ignore-cas": "x"}}]})).unwrap_err();
+    assert_eq!(e.expected, ["equals-ignore-case"]);
+    assert_eq!(display_path(&e.path), "a[0].prefix.equals-ignore-cas");
+    // Other problems name nothing.
+    assert!(expected(serde_json::json!({"a": [{"prefix": 5}]})).is_empty());
+}
+
+#[test]
 fn malformed_events_are_refused() {
     let pat = parse(&serde_json::json!({"a": ["x"]})).unwrap();
     let m = Matcher::new([&pat]);

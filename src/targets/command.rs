@@ -9,6 +9,7 @@
 //!   it is fine (the broken pipe is ignored): the exit status decides.
 //! * **Output**: stdout and stderr are drained concurrently, so a chatty program never blocks
 //!   on a full pipe, and only their last [`TAIL`] bytes are kept, so it never costs us memory.
+//!   On success they are returned for the log when the attempt asks ([`Attempt::keep_output`]).
 //! * **Process group**: the program leads a new process group. On timeout the whole group is
 //!   killed with `SIGKILL` (the program and everything it started and did not move to another
 //!   group or session), then the program is reaped: `TIMEOUT`, retried.
@@ -34,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use super::{Attempt, ErrorCode, MAX_RESPONSE, Outcome, Response};
+use super::{Attempt, ErrorCode, MAX_RESPONSE, Outcome, Output, Response};
 
 /// Bytes of output kept per stream: the end, where programs say why they failed.
 pub const TAIL: usize = 2048;
@@ -140,17 +141,16 @@ pub async fn deliver(invocation: &Invocation<'_>, attempt: &Attempt<'_>) -> Outc
     };
     match status {
         Ok(status) if status.success() => {
-            tracing::debug!(
-                message = "Command succeeded.",
-                program = %program,
-                stdout = %out.text(),
-                stderr = %err.text(),
-            );
             let response = captured.map(|head| Response {
                 status: 0,
                 body: head.into_text(),
             });
-            Outcome::Delivered { response }
+            // The dispatcher logs it with the delivery's rule, target and id.
+            let output = attempt.keep_output.then(|| Output {
+                stdout: out.text(),
+                stderr: err.text(),
+            });
+            Outcome::Delivered { response, output }
         }
         Ok(status) => Outcome::Retry {
             code: ErrorCode::TargetError,

@@ -24,6 +24,8 @@ pub async fn deliver(host: &Host, name: &str, capture: bool, attempt: &Attempt<'
         },
         Ok(outcome) => match outcome.result {
             Ok(body) => Outcome::Delivered {
+                // The function's output is in trigd's log already, line by line.
+                output: None,
                 response: capture.then(|| Response {
                     status: 200,
                     body: (body.len() <= MAX_RESPONSE)

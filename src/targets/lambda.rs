@@ -60,6 +60,7 @@ pub async fn deliver(
                         status: out.status_code(),
                         body,
                     }),
+                    output: None,
                 }
             }
             Some(kind) => {

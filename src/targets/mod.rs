@@ -18,6 +18,9 @@ pub struct Attempt<'a> {
     pub payload: &'a str,
     /// The event's JSON text (EventBridge targets take its source and detail-type).
     pub event: &'a str,
+    /// Keep what the target printed (a command's output) in [`Outcome::Delivered`], for the
+    /// log (`log_output: true`, or debug logging).
+    pub keep_output: bool,
 }
 
 /// What an attempt came to.
@@ -25,7 +28,12 @@ pub struct Attempt<'a> {
 pub enum Outcome {
     /// Done. `response` is what the target answered, when a destination wants it (see
     /// [`Response`]); `None` for every other target.
-    Delivered { response: Option<Response> },
+    Delivered {
+        response: Option<Response>,
+        /// What the target printed, when the attempt asked to keep it (see
+        /// [`Attempt::keep_output`]); `None` for targets that print nothing.
+        output: Option<Output>,
+    },
     /// A transient failure: try again later (no sooner than `retry_after` when the target
     /// said so, e.g. HTTP `Retry-After`).
     Retry {
@@ -40,8 +48,19 @@ pub enum Outcome {
 impl Outcome {
     /// Delivered, with no response to pass on.
     pub fn delivered() -> Outcome {
-        Outcome::Delivered { response: None }
+        Outcome::Delivered {
+            response: None,
+            output: None,
+        }
     }
+}
+
+/// What a command printed, for the log: the end of each stream (see [`command::TAIL`]), as
+/// text (lossy UTF-8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// What a target that can have destinations (`on_success`/`on_failure`) answered: a
@@ -336,6 +355,7 @@ mod tests {
             attempt: 1,
             payload: "{}",
             event: "{}",
+            keep_output: false,
         };
         let future = targets.deliver(&crate::rules::TargetKind::Log, &attempt);
         let size = std::mem::size_of_val(&future);

@@ -360,3 +360,284 @@ fn the_aws_examples_are_valid() {
         r.stdout
     );
 }
+
+#[test]
+fn check_suggests_the_operator_meant_and_reports_every_problem_of_a_pattern() {
+    let dir = rules_dir(&[(
+        "r.yaml",
+        "rules:
+  - name: thumbs
+    pattern:
+      source: []
+      detail:
+        key: [{sufix: .jpg}, {anything-but: {prefx: tmp/}}]
+    targets: [{id: t, log: true}]
+",
+    )]);
+    let r = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let want = [
+        "./r.yaml:4:15: invalid pattern at `source`: Empty arrays are not allowed",
+        "./r.yaml:6:23: invalid pattern at `detail.key[0].sufix`: Unrecognized match type sufix; did you mean `suffix`?",
+        "./r.yaml:6:53: invalid pattern at `detail.key[1].anything-but.prefx`: Unsupported anything-but pattern: prefx; did you mean `prefix`?",
+    ];
+    for line in want {
+        assert!(
+            r.stderr.contains(line),
+            "{line} missing from:\n{}",
+            r.stderr
+        );
+    }
+    assert!(r.stderr.contains("3 problem(s) found"), "{}", r.stderr);
+}
+
+#[test]
+fn check_warns_of_a_command_not_on_path_and_a_missing_cwd_but_passes() {
+    let dir = rules_dir(&[(
+        "r.yaml",
+        "rules:
+  - name: hook
+    pattern: {source: [x]}
+    targets:
+      - id: run
+        command: [pyhton3-not-installed, handler.py]
+        cwd: ./not-here
+",
+    )]);
+    let r = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(r.code, 0, "warnings do not fail the check: {}", r.stderr);
+    assert!(r.stdout.starts_with("ok: 1 rules"), "{}", r.stdout);
+    for line in [
+        "./r.yaml:7:14: warning: `cwd` `./not-here` is not a directory here",
+        "./r.yaml:6:19: warning: `pyhton3-not-installed` is not on PATH, so every delivery would fail (NO_RESOURCE)",
+    ] {
+        assert!(
+            r.stderr.contains(line),
+            "{line} missing from:\n{}",
+            r.stderr
+        );
+    }
+    let r = run_in(dir.path(), &["check", ".", "--format", "json"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["errors"], serde_json::json!([]));
+    let warnings = v["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 2, "{v}");
+    assert_eq!(warnings[1]["line"], 6);
+    assert_eq!(warnings[1]["column"], 19);
+}
+
+#[test]
+fn match_with_source_takes_the_file_as_a_webhook_body_posted_to_that_source() {
+    let args = [
+        "match",
+        "rules",
+        "--event",
+        "rules/events/github-push.json",
+        "--format",
+        "json",
+    ];
+    // The Quick start's body is not an envelope: alone, it matches nothing.
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["matched"], serde_json::json!([]));
+
+    let r = run(&[&args[..], &["--source", "github"]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["matched"],
+        serde_json::json!([{"rule": "main-pushed", "targets": [
+            {"id": "deploy", "payload": r#"{"sha": "9f1c2e7", "by": "ada"}"#}
+        ]}])
+    );
+
+    // Refused as the daemon refuses it: an undeclared source (404 there), a body that is not
+    // an object (400 there).
+    let r = run(&[&args[..], &["--source", "githb"]].concat());
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("no webhook source is named `githb`; did you mean `github`?"),
+        "{}",
+        r.stderr
+    );
+    let r = run_in(
+        &root(),
+        &["match", "rules", "--event", "-", "--source", "github"],
+        Some("[1]"),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("a webhook body must be a JSON object, got an array"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["match", "rules", "--events", "-", "--source", "github"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--source needs --event"), "{}", r.stderr);
+}
+
+#[test]
+fn match_with_source_makes_the_webhook_envelope() {
+    let dir = rules_dir(&[(
+        "r.yaml",
+        "rules:
+  - name: all
+    pattern: {detail-type: [Webhook]}
+    targets: [{id: t, log: true}]
+",
+    )]);
+    let r = run_in(
+        dir.path(),
+        &[
+            "match", ".", "--event", "-", "--source", "shop", "--format", "json",
+        ],
+        Some(r#"{"order": 42}"#),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let payload = v["matched"][0]["targets"][0]["payload"].as_str().unwrap();
+    let event: Value = serde_json::from_str(payload).unwrap();
+    assert_eq!(event["source"], "shop");
+    assert_eq!(event["detail-type"], "Webhook");
+    assert_eq!(event["detail"], serde_json::json!({"order": 42}));
+    assert!(
+        event["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{event}"
+    );
+}
+
+#[test]
+fn a_schedule_test_at_a_time_the_schedule_never_fires_fails() {
+    let rules = "rules:
+  - name: alarm
+    schedule: cron(0 7 ? * MON-FRI *)
+    timezone: America/New_York
+    targets: [{id: wake, log: true, input: {message: WAKE UP}}]
+  - name: off
+    schedule: rate(1 hour)
+    enabled: false
+    targets: [{id: t, log: true}]
+";
+    let tests = "tests:
+  - name: monday
+    schedule: {rule: alarm, time: 2026-11-23T12:00:00Z}
+    expect:
+      payloads:
+        alarm/wake: {message: WAKE UP}
+  - name: sunday
+    schedule: {rule: alarm, time: 2026-11-22T12:00:00Z}
+    expect:
+      payloads:
+        alarm/wake: {message: WAKE UP}
+  - name: disabled
+    schedule: {rule: off, time: 2026-11-22T12:00:00Z}
+    expect:
+      payloads:
+        off/t: {}
+";
+    let dir = rules_dir(&[("r.yaml", rules), ("r.test.yaml", tests)]);
+    let r = run_in(dir.path(), &["test", "."], None);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("ok   monday"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "FAIL sunday (./r.test.yaml:7)\n      the schedule does not fire at that time \
+             (2026-11-22T12:00:00Z (Sun 07:00 EST)); its fires around it are \
+             2026-11-20T12:00:00Z (Fri 07:00 EST) and 2026-11-23T12:00:00Z (Mon 07:00 EST)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("the rule is disabled (`enabled: false`): it never fires"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.trim_end().ends_with("1 passed, 2 failed"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn every_rule_file_example_in_the_readme_passes_check() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("\n```").next())
+        .filter(|b| b.lines().any(|l| l == "rules:" || l == "sources:"))
+        .collect();
+    assert!(blocks.len() >= 4, "{blocks:?}");
+    for block in blocks {
+        let dir = rules_dir(&[("r.yaml", block)]);
+        let r = run_in(dir.path(), &["check", "."], None);
+        assert_eq!(r.code, 0, "{block}\n{}", r.stderr);
+    }
+}
+
+#[tokio::test]
+async fn the_heartbeat_appends_one_json_object_per_line() {
+    use trigd::rules::{Settings, TargetKind};
+    use trigd::targets::{Attempt, Outcome, Targets};
+    let set = trigd::config::load_rules(&root().join("rules"), Settings::default()).unwrap();
+    let target = &set.rule("heartbeat").unwrap().targets[0];
+    let TargetKind::Command { argv, .. } = &target.kind else {
+        panic!("the heartbeat runs a command: {:?}", target.kind);
+    };
+    // The example's own command, writing into a temporary file instead of /tmp's.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("heartbeat.jsonl");
+    let file = file.to_str().unwrap();
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| a.replace("/tmp/trigd-heartbeat.jsonl", file))
+        .collect();
+    assert!(argv.iter().any(|a| a.contains(file)), "{argv:?}");
+    let kind = TargetKind::Command {
+        argv,
+        timeout: std::time::Duration::from_secs(30),
+        cwd: None,
+        env: Vec::new(),
+        on_success: None,
+        on_failure: None,
+    };
+    let targets = Targets::new().unwrap();
+    for n in 1..=2 {
+        // A payload as the heartbeat sends it: compact JSON, no newline.
+        let payload = format!(r#"{{"detail-type":"Scheduled Event","n":{n}}}"#);
+        let attempt = Attempt {
+            delivery_id: "d",
+            rule: "heartbeat",
+            target: "append",
+            event_id: "e",
+            attempt: 1,
+            payload: &payload,
+            event: &payload,
+            keep_output: false,
+        };
+        assert_eq!(targets.deliver(&kind, &attempt).await, Outcome::delivered());
+    }
+    let text = std::fs::read_to_string(file).unwrap();
+    assert_eq!(
+        text,
+        "{\"detail-type\":\"Scheduled Event\",\"n\":1}\n{\"detail-type\":\"Scheduled Event\",\"n\":2}\n"
+    );
+}
+
+#[test]
+fn next_help_says_which_times_it_shows() {
+    let r = run(&["next", "--help"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("in each rule's time zone and in UTC"),
+        "{}",
+        r.stdout
+    );
+}

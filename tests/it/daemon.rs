@@ -731,3 +731,159 @@ rules:
     );
     d.kill();
 }
+
+/// Sends a request with a body of `size` bytes the way Python's urllib does (all of it before
+/// reading anything), and returns the status line of the answer.
+fn send_all_then_read(addr: std::net::SocketAddr, size: usize, chunked: bool) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(crate::harness::DEADLINE))
+        .unwrap();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {size}")
+    };
+    let head = format!("POST /events/shop HTTP/1.1\r\nHost: trigd\r\n{framing}\r\n\r\n");
+    conn.write_all(head.as_bytes()).unwrap();
+    let mut body = vec![b'{'];
+    body.resize(size, b' ');
+    if chunked {
+        for piece in body.chunks(64 * 1024) {
+            conn.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                .unwrap();
+            conn.write_all(piece).expect("the whole body is read");
+            conn.write_all(b"\r\n").unwrap();
+        }
+        conn.write_all(b"0\r\n\r\n").unwrap();
+    } else {
+        conn.write_all(&body).expect("the whole body is read");
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut buf).expect("the answer is readable");
+        assert!(n > 0, "closed before the answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_a_too_large_body_whole_before_reading_sees_the_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        "rules:\n  - {name: r, pattern: {source: [shop]}, targets: [{id: t, log: true}]}\n",
+    );
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    let addr = d.addr;
+    // 48 times the limit, and more than the socket buffers hold (here 2 MiB fit in them and
+    // 8 MiB did not), so the daemon must read it for the client to get to the answer.
+    for chunked in [false, true] {
+        let status =
+            tokio::task::spawn_blocking(move || send_all_then_read(addr, 12 << 20, chunked))
+                .await
+                .unwrap();
+        assert_eq!(
+            status, "HTTP/1.1 413 Payload Too Large",
+            "chunked: {chunked}"
+        );
+    }
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_delivery_outcome_is_logged_with_its_ids_and_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        r#"
+rules:
+  - name: quiet
+    pattern: {source: [quiet]}
+    targets:
+      - {id: run, command: [sh, -c, 'cat; echo said-on-stderr >&2']}
+  - name: loud
+    pattern: {source: [loud]}
+    targets:
+      - {id: run, command: [sh, -c, 'cat; echo said-on-stderr >&2'], log_output: true}
+  - name: broken
+    pattern: {source: [broken]}
+    retry: {max_attempts: 0}
+    targets:
+      - {id: run, command: [sh, -c, 'echo it broke >&2; exit 3']}
+"#,
+    );
+    let d = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    // A success without `log_output` is delivered (counted) ...
+    assert_eq!(post(&d.url("/events/quiet"), "{}", &[]).await.0, 200);
+    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
+    while !d
+        .metrics()
+        .await
+        .contains("trigd_deliveries_total{rule=\"quiet\",target=\"run\",outcome=\"delivered\"} 1")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "quiet not delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // ... and one with it is logged at info, with what the command printed.
+    assert_eq!(post(&d.url("/events/loud"), r#"{"n":7}"#, &[]).await.0, 200);
+    let line = d.wait_log("the loud delivery", |v| {
+        v["message"] == "Delivered." && v["rule"] == "loud"
+    });
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["target"], "run");
+    assert_eq!(line["attempt"], 1);
+    assert!(
+        line["delivery_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{line}"
+    );
+    assert!(line["duration_ms"].is_u64(), "{line}");
+    assert!(
+        line["stdout"]
+            .as_str()
+            .unwrap()
+            .contains(r#""detail":{"n":7}"#),
+        "{line}"
+    );
+    assert_eq!(line["stderr"], "said-on-stderr\n");
+    // The quiet one was delivered before the loud one was sent: its line would be earlier.
+    assert!(
+        !d.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["message"] == "Delivered." && v["rule"] == "quiet"),
+        "a success without log_output is not logged at info"
+    );
+
+    // A failure is logged at the default level with the same identification.
+    assert_eq!(post(&d.url("/events/broken"), "{}", &[]).await.0, 200);
+    let line = d.wait_log("the broken delivery", |v| {
+        v["message"] == "Delivery dead-lettered." && v["rule"] == "broken"
+    });
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(
+        line["delivery_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{line}"
+    );
+    assert!(line["duration_ms"].is_u64(), "{line}");
+    assert!(
+        line["error"].as_str().unwrap().contains("it broke"),
+        "{line}"
+    );
+    assert_eq!(d.stop(), 0);
+}

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use trigd::rules::{HttpUrl, TargetKind};
 use trigd::targets::http::Proxies;
-use trigd::targets::{Attempt, ErrorCode, Outcome, Targets};
+use trigd::targets::{Attempt, ErrorCode, Outcome, Output, Targets};
 
 const JSON: &str = r#"{"hello":"world","n":[1,2,3]}"#;
 
@@ -30,6 +30,7 @@ fn attempt(payload: &str) -> Attempt<'_> {
         attempt: 3,
         payload,
         event: "{}",
+        keep_output: false,
     }
 }
 
@@ -644,6 +645,28 @@ async fn command_gets_the_payload_on_stdin() {
     let kind = command(&["sh", "-c", r#"cat > "$1""#, "sh", path_str(&out)]);
     assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), JSON);
+}
+
+#[tokio::test]
+async fn command_output_is_kept_for_the_log_when_the_attempt_asks() {
+    let kind = command(&["sh", "-c", "cat; echo said-on-stderr >&2"]);
+    let targets = Targets::with_proxies(Proxies::none()).unwrap();
+    let asked = Attempt {
+        keep_output: true,
+        ..attempt(JSON)
+    };
+    assert_eq!(
+        targets.deliver(&kind, &asked).await,
+        Outcome::Delivered {
+            response: None,
+            output: Some(Output {
+                stdout: JSON.to_owned(),
+                stderr: "said-on-stderr\n".to_owned(),
+            }),
+        }
+    );
+    // Not asked: nothing kept.
+    assert_eq!(deliver(&kind, JSON).await, Outcome::delivered());
 }
 
 #[tokio::test]
