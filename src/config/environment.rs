@@ -50,6 +50,10 @@ pub fn warnings(root: &Path, host: &Host<'_>) -> Result<Vec<Diagnostic>, LoadErr
                 message,
             });
         };
+        let file_dir = path.parent().unwrap_or(Path::new("."));
+        for function in functions(&doc) {
+            check_function(function, file_dir, host, &mut warn);
+        }
         for target in targets(&doc) {
             check_target(target, host, &mut warn);
             for key in ["on_success", "on_failure"] {
@@ -60,6 +64,86 @@ pub fn warnings(root: &Path, host: &Host<'_>) -> Result<Vec<Diagnostic>, LoadErr
         }
     }
     Ok(out)
+}
+
+/// Every function under `functions:`.
+fn functions(doc: &Node) -> impl Iterator<Item = &Node> {
+    let entries: &[(Node, Node)] = match get(doc, "functions").map(|n| &n.kind) {
+        Some(Kind::Map(entries)) => entries,
+        _ => &[],
+    };
+    entries.iter().map(|(_, v)| v)
+}
+
+/// A local function's interpreter: found, and of the version its `runtime` names. Handlers run
+/// with the interpreter found whatever its version, so a difference is a warning.
+fn check_function(
+    function: &Node,
+    file_dir: &Path,
+    host: &Host<'_>,
+    warn: &mut impl FnMut(Pos, String),
+) {
+    let Some(runtime) = get(function, "runtime") else {
+        return;
+    };
+    let Some(rt) = runtime
+        .as_str()
+        .and_then(crate::rules::FunctionRuntime::parse)
+    else {
+        return;
+    };
+    let (default, wanted) = match &rt {
+        crate::rules::FunctionRuntime::Python(v) => ("python3", v.clone()),
+        crate::rules::FunctionRuntime::Node(v) => ("node", v.clone()),
+        crate::rules::FunctionRuntime::Provided(_) => return,
+    };
+    let pinned = get(function, "interpreter");
+    let program = pinned.and_then(Node::as_str).unwrap_or(default);
+    let at = pinned.unwrap_or(runtime).pos;
+    if let Some(problem) = find_program(program, file_dir, host.path) {
+        warn(at, problem.replace("every delivery", "every invocation"));
+        return;
+    }
+    let Some(found) = interpreter_version(program, file_dir) else {
+        return;
+    };
+    // `3.12` against `Python 3.12.4`; `20` against `v20.11.0`.
+    let same = match &rt {
+        crate::rules::FunctionRuntime::Python(_) => found
+            .strip_prefix(&wanted)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.')),
+        _ => found.split('.').next() == Some(wanted.as_str()),
+    };
+    if !same {
+        warn(
+            at,
+            format!(
+                "`{program}` here is version {found}, not the {} the function names; handlers run with it all the same (pin another with `interpreter:`)",
+                runtime.as_str().unwrap_or_default()
+            ),
+        );
+    }
+}
+
+/// `python3 --version` → `3.11.7`; `node --version` → `20.20.2`.
+fn interpreter_version(program: &str, dir: &Path) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .arg("--version")
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(if out.stdout.is_empty() {
+        &out.stderr
+    } else {
+        &out.stdout
+    })
+    .trim()
+    .to_owned();
+    let version = text
+        .strip_prefix("Python ")
+        .or_else(|| text.strip_prefix('v'))?;
+    Some(version.to_owned())
 }
 
 /// Every mapping under `rules[*].targets[*]`.

@@ -1124,3 +1124,30 @@ async fn a_process_flood_is_stopped_at_lambdas_limit() {
         (sleepers() == 0).then_some(())
     });
 }
+
+#[test]
+fn check_warns_when_the_interpreter_is_missing_or_of_another_version() {
+    let dir = rules_dir(&[
+        (
+            "rules.yaml",
+            "functions:\n  old:\n    runtime: python3.99\n    handler: app.handler\n    code: fn\n  gone:\n    runtime: nodejs20.x\n    handler: app.handler\n    code: fn\n    interpreter: no-such-node\n",
+        ),
+        ("fn/app.py", "def handler(e, c):\n    return 1\n"),
+        ("fn/app.js", "exports.handler = async () => 1;\n"),
+    ]);
+    let r = run_in(dir.path(), &["check", "."], None);
+    assert_eq!(r.code, 0, "warnings do not fail the check: {}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("rules.yaml:3:14: warning: `python3` here is version 3.")
+            && r.stderr.contains("not the python3.99 the function names"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("rules.yaml:10:18: warning: `no-such-node` is not on PATH"),
+        "{}",
+        r.stderr
+    );
+}
