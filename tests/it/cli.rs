@@ -446,12 +446,17 @@ fn match_with_source_takes_the_file_as_a_webhook_body_posted_to_that_source() {
     let r = run(&[&args[..], &["--source", "github"]].concat());
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["matched"][0]["rule"], "main-pushed", "{v}");
     assert_eq!(
-        v["matched"],
-        serde_json::json!([{"rule": "main-pushed", "targets": [
-            {"id": "deploy", "payload": r#"{"sha": "9f1c2e7", "by": "ada"}"#}
-        ]}])
+        v["matched"][0]["targets"][0],
+        serde_json::json!({"id": "deploy", "payload": r#"{"sha": "9f1c2e7", "by": "ada"}"#})
     );
+    // The Node function gets the whole envelope the daemon would make.
+    let summary = &v["matched"][0]["targets"][1];
+    assert_eq!(summary["id"], "summary");
+    let event: Value = serde_json::from_str(summary["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(event["source"], "github");
+    assert_eq!(event["detail"]["pusher"]["name"], "ada");
 
     // Refused as the daemon refuses it: an undeclared source (404 there), a body that is not
     // an object (400 there).
