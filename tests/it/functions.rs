@@ -1151,3 +1151,46 @@ fn check_warns_when_the_interpreter_is_missing_or_of_another_version() {
         r.stderr
     );
 }
+
+/// AWS's own Node runtime client (aws-lambda-ric, built by scripts/test into .node-ric),
+/// started by a `provided` function's bootstrap.
+#[tokio::test]
+async fn aws_lambda_ric_for_node_runs_unchanged_against_the_runtime_api() {
+    let ric = std::env::var("NODE_RIC").expect(
+        "NODE_RIC is not set: run the tests through scripts/test, which builds AWS's Node runtime client",
+    );
+    assert!(Path::new(&ric).is_file(), "no {ric}");
+    let bootstrap = format!(
+        "#!/bin/sh\nexec {} {ric} index.handler\n",
+        which("node").display()
+    );
+    let dir = rules_dir(&[
+        (
+            "functions.yaml",
+            "functions:\n  noderic:\n    runtime: provided.al2023\n    code: fn\n    memory: 256\n",
+        ),
+        ("fn/index.js", NODE_APP),
+        ("fn/bootstrap", &bootstrap),
+    ]);
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        dir.path().join("fn/bootstrap"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with_idle(dir.path(), state.path(), Duration::from_secs(60));
+    let a = host
+        .invoke("noderic", Invocation::with_id("abc-1", r#"{"name": "x"}"#))
+        .await
+        .unwrap();
+    let a: Value = serde_json::from_slice(&a.result.unwrap()).unwrap();
+    assert_eq!(a["count"], 1);
+    assert_eq!(a["functionName"], "noderic");
+    assert_eq!(a["memoryLimitInMB"], "256");
+    assert_eq!(a["awsRequestId"], "abc-1");
+    assert!(a["remaining"].as_i64().is_some_and(|r| r > 0 && r <= 3000), "{a}");
+    let b = host.invoke("noderic", Invocation::new("{}")).await.unwrap();
+    let b: Value = serde_json::from_slice(&b.result.unwrap()).unwrap();
+    assert_eq!(b["count"], 2, "warm");
+}
