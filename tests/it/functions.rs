@@ -117,7 +117,7 @@ def context(event, ctx):
         "log_stream_name": ctx.log_stream_name,
         "remaining": ctx.get_remaining_time_in_millis(),
         "identity": [ctx.identity.cognito_identity_id, ctx.identity.cognito_identity_pool_id],
-        "client_context": ctx.client_context,
+        "client_context": None if ctx.client_context is None else {"custom": ctx.client_context.custom},
         "env": dict(os.environ),
         "cwd": os.getcwd(),
         "event": event,
@@ -379,8 +379,10 @@ async fn errors_come_in_lambdas_shapes() {
                 python_function("unserialisable", "app.unserialisable", ""),
                 python_function("missing", "app.not_there", ""),
                 python_function("broken", "broken.handler", ""),
+                python_function("quits", "quits.handler", ""),
             ]),
         ),
+        ("fn/quits.py", "import os\nos._exit(2)\n".to_owned()),
         ("fn/app.py", APP.to_owned()),
         (
             "fn/broken.py",
@@ -436,6 +438,17 @@ async fn errors_come_in_lambdas_shapes() {
     let (kind, t, body) = f.err("broken", json!({})).await;
     assert_eq!((kind, t.as_str()), (ErrorKind::Init, "RuntimeError"));
     assert_eq!(body["errorMessage"], "cannot start");
+
+    // Exiting during init, without a word.
+    let (kind, t, body) = f.err("quits", json!({})).await;
+    assert_eq!((kind, t.as_str()), (ErrorKind::Crash, "Runtime.ExitError"));
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: exit status 2"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -1189,8 +1202,128 @@ async fn aws_lambda_ric_for_node_runs_unchanged_against_the_runtime_api() {
     assert_eq!(a["functionName"], "noderic");
     assert_eq!(a["memoryLimitInMB"], "256");
     assert_eq!(a["awsRequestId"], "abc-1");
-    assert!(a["remaining"].as_i64().is_some_and(|r| r > 0 && r <= 3000), "{a}");
+    assert!(
+        a["remaining"].as_i64().is_some_and(|r| r > 0 && r <= 3000),
+        "{a}"
+    );
     let b = host.invoke("noderic", Invocation::new("{}")).await.unwrap();
     let b: Value = serde_json::from_slice(&b.result.unwrap()).unwrap();
     assert_eq!(b["count"], 2, "warm");
+}
+
+/// The Invoke API's edges, over plain HTTP: qualifiers, client context, limits, bad payloads,
+/// and an asynchronous invocation that keeps failing (retried, then dead-lettered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invoke_api_refuses_and_retries_as_lambda_does() {
+    let state = tempfile::tempdir().unwrap();
+    let rules = state.path().join("rules");
+    write_rules(
+        &rules,
+        "functions.yaml",
+        &functions_file(&[
+            python_function("ctx", "app.context", ""),
+            python_function("fails", "app.fails", ""),
+        ]),
+    );
+    write_rules(&rules.join("fn"), "app.py", APP);
+    let d = Daemon::start(&rules, &state.path().join("state"), &[]);
+    let client = reqwest::Client::new();
+    let call = |path: &str, body: Vec<u8>, headers: &[(&str, &str)]| {
+        let mut r = client
+            .post(d.url(&format!("/2015-03-31/functions/{path}")))
+            .body(body);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let kind = r
+                .headers()
+                .get("x-amzn-errortype")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, kind, r.text().await.unwrap())
+        }
+    };
+    let (status, _, body) = call("ctx:$LATEST/invocations", b"{}".to_vec(), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = call("ctx/invocations?Qualifier=$LATEST", b"{}".to_vec(), &[]).await;
+    assert_eq!(status, 200);
+    let (status, kind, body) = call("ctx:live/invocations", b"{}".to_vec(), &[]).await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (404, Some("ResourceNotFoundException"))
+    );
+    assert!(body.contains("function:ctx:live"), "{body}");
+    let (status, kind, _) = call(
+        "ctx:$LATEST/invocations?Qualifier=live",
+        b"{}".to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("InvalidParameterValueException"))
+    );
+    let (status, kind, _) = call("not%20a%20name/invocations", b"{}".to_vec(), &[]).await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("ValidationException"))
+    );
+    let (status, kind, _) = call("ctx/invocations", b"{not json".to_vec(), &[]).await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("InvalidRequestContentException"))
+    );
+    let big = format!("\"{}\"", "x".repeat(1024 * 1024 + 1));
+    let (status, kind, _) = call(
+        "ctx/invocations",
+        big.clone().into_bytes(),
+        &[("x-amz-invocation-type", "Event")],
+    )
+    .await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (413, Some("RequestTooLargeException"))
+    );
+    // The same payload is within the synchronous limit (6 MB).
+    let (status, _, _) = call("ctx/invocations", big.into_bytes(), &[]).await;
+    assert_eq!(status, 200);
+    // A client context reaches the handler, decoded.
+    use base64::Engine as _;
+    let cc = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"custom": {"tenant": "t1"}, "env": {}, "client": {}}"#);
+    let (status, _, body) = call(
+        "ctx/invocations",
+        b"{}".to_vec(),
+        &[("x-amz-client-context", cc.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["client_context"],
+        json!({"custom": {"tenant": "t1"}}),
+        "{v}"
+    );
+    // An asynchronous invocation of a failing function: 202, three attempts (Lambda's two
+    // retries), then a dead letter under the reserved rule `$invoke`.
+    let (status, _, _) = call(
+        "fails/invocations",
+        br#"{"n": 1}"#.to_vec(),
+        &[("x-amz-invocation-type", "Event")],
+    )
+    .await;
+    assert_eq!(status, 202);
+    let dl = wait_dead_letter(&state.path().join("state"), |v| v["rule"] == "$invoke");
+    assert_eq!(dl["target"], "fails");
+    let text = dl.to_string();
+    assert!(text.contains("ValueError: no such thing"), "{text}");
+    let metrics = d.metrics().await;
+    assert!(
+        metrics
+            .contains("trigd_function_invocations_total{function=\"fails\",outcome=\"error\"} 3"),
+        "{metrics}"
+    );
+    assert_eq!(d.stop(), 0);
 }
