@@ -62,7 +62,76 @@ pub enum DaemonError {
     Archive(#[source] crate::archive::ArchiveError),
     #[error("cannot prepare local functions")]
     Functions(#[source] crate::functions::HostError),
+    /// A task the daemon cannot run without ended while it was running (the dispatcher, the
+    /// listener, the schedules, the reloader, a source): the daemon drained and stopped, so
+    /// that its service manager starts it afresh.
+    #[error("{task} stopped: {cause}")]
+    Fatal { task: String, cause: String },
 }
+
+/// A task that ended while the daemon was running, and why.
+#[derive(Debug)]
+struct Fatal {
+    task: String,
+    cause: String,
+}
+
+/// The daemon's long-running tasks. Each runs on its own; a watcher per task reports it when
+/// it ends (returns or panics) before the daemon asked it to stop, and the daemon then stops
+/// with an error rather than run on with a part missing.
+struct Supervisor {
+    tasks: TaskTracker,
+    stop: CancellationToken,
+    fatal: mpsc::UnboundedSender<Fatal>,
+}
+
+impl Supervisor {
+    /// Spawns `future`, named `task` in the report should it end too soon.
+    fn spawn(&self, task: impl Into<String>, future: impl Future<Output = ()> + Send + 'static) {
+        let task = task.into();
+        let handle = tokio::spawn(future);
+        let stop = self.stop.clone();
+        let fatal = self.fatal.clone();
+        self.tasks.spawn(async move {
+            let ended = handle.await;
+            if !stop.is_cancelled() {
+                let cause = match ended {
+                    Ok(()) => "it ended".to_owned(),
+                    Err(e) => ended_because(e),
+                };
+                let _ = fatal.send(Fatal { task, cause });
+            }
+        });
+    }
+
+    /// Reports `task` as failed with `cause` (for tasks that report their own failure).
+    fn reporter(&self, task: &str) -> impl FnOnce(String) + Send + 'static {
+        let fatal = self.fatal.clone();
+        let task = task.to_owned();
+        move |cause| {
+            let _ = fatal.send(Fatal { task, cause });
+        }
+    }
+}
+
+/// Why a task's join failed: its panic message, or that it was cancelled.
+fn ended_because(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let panic = e.into_panic();
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    format!("it panicked: {text}")
+}
+
+/// What the stop may take beyond the grace period that deliveries in flight get: sources,
+/// the listener and the outbox's last commit. Past it, the process ends anyway and what did
+/// not finish stays in the outbox.
+const STOP_SLACK: Duration = Duration::from_secs(3);
 
 /// How long a local function's unused environment stays warm (LocalStack keeps them 10
 /// minutes too; Lambda does not document its own).
@@ -150,6 +219,12 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
 
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
+    let sup = Supervisor {
+        tasks: tasks.clone(),
+        stop: stop.clone(),
+        fatal: fatal_tx,
+    };
 
     // The listener stops accepting when `stop_http` fires, after the drain has begun.
     let stop_http = CancellationToken::new();
@@ -161,7 +236,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         }),
     );
     let http_stop = stop_http.clone();
-    let server = tokio::spawn(async move {
+    let mut server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_stop.cancelled().await })
             .await
@@ -176,14 +251,22 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     );
     let grace = opts.settings.grace_period;
     let dispatch_stop = stop.clone();
-    let dispatch = tokio::spawn(async move { dispatcher.run(dispatch_stop, grace).await });
+    let dispatch_failed = sup.reporter("the dispatcher");
+    let mut dispatch = tokio::spawn(async move {
+        dispatcher
+            .run(dispatch_stop, grace, |e| dispatch_failed(e.to_string()))
+            .await
+    });
 
-    tasks.spawn(schedules(
-        rules_rx.clone(),
-        outbox.clone(),
-        Arc::clone(&metrics),
-        stop.clone(),
-    ));
+    sup.spawn(
+        "the schedules",
+        schedules(
+            rules_rx.clone(),
+            outbox.clone(),
+            Arc::clone(&metrics),
+            stop.clone(),
+        ),
+    );
     // The watcher and the SIGHUP handler exist before READY: no change or reload request after
     // READY is missed, and a SIGHUP never meets the default action (terminate).
     let (changed_tx, changed_rx) = mpsc::channel::<()>(1);
@@ -195,24 +278,27 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
             None
         }
     };
-    tasks.spawn(reloader(
-        opts.rules_dir.clone(),
-        opts.settings.clone(),
-        rules_tx,
-        Arc::clone(&metrics),
-        Triggers {
-            _watcher: watcher,
-            changed: changed_rx,
-            hup,
-        },
-        stop.clone(),
-    ));
+    sup.spawn(
+        "the reloader",
+        reloader(
+            opts.rules_dir.clone(),
+            opts.settings.clone(),
+            rules_tx,
+            Arc::clone(&metrics),
+            Triggers {
+                _watcher: watcher,
+                changed: changed_rx,
+                hup,
+            },
+            stop.clone(),
+        ),
+    );
     // Local functions follow reloads: changed ones get fresh environments.
     {
         let mut rules_rx = rules_rx.clone();
         let functions = Arc::clone(&functions);
         let stop = stop.clone();
-        tasks.spawn(async move {
+        sup.spawn("the functions' reloader", async move {
             loop {
                 tokio::select! {
                     changed = rules_rx.changed() => {
@@ -236,23 +322,26 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         } = &source.kind
         {
             for _ in 0..*concurrency {
-                tasks.spawn(crate::sources::sqs::run(
-                    aws.sqs.clone(),
-                    crate::sources::sqs::SqsSource {
-                        name: source.name.clone(),
-                        queue_url: queue_url.clone(),
-                        format: *format,
-                    },
-                    Arc::clone(&state),
-                    stop.clone(),
-                ));
+                sup.spawn(
+                    format!("SQS source `{}`", source.name),
+                    crate::sources::sqs::run(
+                        aws.sqs.clone(),
+                        crate::sources::sqs::SqsSource {
+                            name: source.name.clone(),
+                            queue_url: queue_url.clone(),
+                            format: *format,
+                        },
+                        Arc::clone(&state),
+                        stop.clone(),
+                    ),
+                );
             }
         }
     }
     let watchdog = sd_notify::watchdog_interval();
     if let Some(every) = watchdog {
         let stop = stop.clone();
-        tasks.spawn(async move {
+        sup.spawn("the systemd watchdog", async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tokio::select! {
@@ -272,25 +361,92 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         state_dir = %opts.settings.state_dir.display()
     );
 
-    shutdown.await;
-    tracing::info!(
-        message = "Shutting down: draining deliveries in flight.",
-        grace_secs = grace.as_secs()
-    );
+    // Until a stop is asked for, or a task the daemon cannot run without ends.
+    let mut dispatched = None;
+    let mut served = None;
+    let fatal = tokio::select! {
+        () = shutdown => None,
+        Some(f) = fatal_rx.recv() => Some(f),
+        d = &mut dispatch => {
+            let cause = match &d {
+                Ok(Ok(())) => "it ended".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "it panicked".to_owned(),
+            };
+            dispatched = Some(d);
+            Some(Fatal { task: "the dispatcher".to_owned(), cause })
+        }
+        r = &mut server => {
+            let cause = match &r {
+                Ok(Ok(())) => "it ended".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "it panicked".to_owned(),
+            };
+            served = Some(r);
+            Some(Fatal { task: "the HTTP listener".to_owned(), cause })
+        }
+    };
+    match &fatal {
+        None => tracing::info!(
+            message = "Shutting down: draining deliveries in flight.",
+            grace_secs = grace.as_secs()
+        ),
+        Some(f) => tracing::error!(
+            message = "A task trigd cannot run without has stopped: refusing events, draining, then exiting with an error for the service manager to restart trigd.",
+            task = %f.task,
+            cause = %f.cause,
+            grace_secs = grace.as_secs()
+        ),
+    }
     sd_notify::notify("STOPPING=1");
     state.set_phase(Phase::Draining);
     stop.cancel();
     tasks.close();
-    tasks.wait().await;
-    let dispatched = dispatch.await;
-    stop_http.cancel();
-    let served = server.await;
+    // The whole stop is bounded: a source stuck in an SDK call, a target that never
+    // answers or a command that runs on cannot hold it past the grace period and a little.
+    let drain = async {
+        tasks.wait().await;
+        let dispatched = match dispatched {
+            Some(d) => d,
+            None => dispatch.await,
+        };
+        stop_http.cancel();
+        let served = match served {
+            Some(s) => s,
+            None => server.await,
+        };
+        (dispatched, served)
+    };
+    let limit = grace + STOP_SLACK;
+    let (dispatched, served) = match tokio::time::timeout(limit, drain).await {
+        Ok((d, s)) => (Some(d), Some(s)),
+        Err(_) => {
+            tracing::warn!(
+                message = "The stop took longer than the grace period allows; what did not finish stays in the outbox.",
+                limit_secs = limit.as_secs()
+            );
+            (None, None)
+        }
+    };
     functions.shutdown();
-    outbox.close().await;
-    if let Ok(Err(e)) = dispatched {
+    if tokio::time::timeout(STOP_SLACK, outbox.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            message = "The outbox did not close in time; its last commit is fsync'd or not made, never half made."
+        );
+    }
+    if let Some(f) = fatal {
+        return Err(DaemonError::Fatal {
+            task: f.task,
+            cause: f.cause,
+        });
+    }
+    if let Some(Ok(Err(e))) = dispatched {
         return Err(DaemonError::Store(e));
     }
-    if let Ok(Err(e)) = served {
+    if let Some(Ok(Err(e))) = served {
         return Err(DaemonError::Serve(e));
     }
     tracing::info!(message = "Stopped.");

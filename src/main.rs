@@ -479,7 +479,11 @@ fn run_daemon(
         // Registered before anything starts, so a SIGTERM right after READY is handled.
         let shutdown = shutdown_signals().context("installing signal handlers")?;
         anyhow::Ok(trigd::daemon::run(opts, shutdown).await)
-    })?;
+    });
+    // The daemon bounded its own stop; a blocking task still running (an outbox read stuck
+    // on a dead disk) must not hold the process past it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    let result = result?;
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(

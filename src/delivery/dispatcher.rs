@@ -133,11 +133,23 @@ impl Dispatcher {
 
     /// Runs until `stop`; then lets attempts in flight finish within `grace` and returns.
     /// Deliveries not finished stay in the outbox for the next start.
-    pub async fn run(self, stop: CancellationToken, grace: Duration) -> Result<(), StoreError> {
+    ///
+    /// If the outbox fails, `failed` hears of it at once, before the attempts in flight are
+    /// given their grace period: whoever supervises the daemon can stop taking events while
+    /// they finish.
+    pub async fn run(
+        self,
+        stop: CancellationToken,
+        grace: Duration,
+        failed: impl FnOnce(&StoreError) + Send,
+    ) -> Result<(), StoreError> {
         let attempts = TaskTracker::new();
         let done = CancellationToken::new();
         let completer = tokio::spawn(complete_loop(Arc::clone(&self.shared), done.clone()));
         let result = self.dispatch_loop(&stop, &attempts).await;
+        if let Err(e) = &result {
+            failed(e);
+        }
         attempts.close();
         if tokio::time::timeout(grace, attempts.wait()).await.is_err() {
             let left = lock(&self.shared.in_flight).len();

@@ -121,7 +121,15 @@ pub enum StoreError {
     /// is shutting down).
     #[error("an outbox background task failed: {reason}")]
     Background { reason: String },
+    /// A read failed on purpose: the file named by [`FAULT_READ_ENV`] exists (a test seam).
+    #[error("outbox read failed: injected by {}", path.display())]
+    Injected { path: PathBuf },
 }
+
+/// Names a file whose existence makes every outbox read fail ([`StoreError::Injected`]): the
+/// seam through which tests make a running daemon's dispatcher fail, to prove that the daemon
+/// notices, refuses events and exits for its supervisor to restart it. Unset in production.
+pub const FAULT_READ_ENV: &str = "TRIGD_FAULT_OUTBOX_READ";
 
 impl StoreError {
     pub(crate) fn io(path: &Path, error: io::Error) -> StoreError {
@@ -174,6 +182,8 @@ struct Inner {
     writer_done: watch::Receiver<bool>,
     /// The writer thread, joined by the first `close`.
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// [`FAULT_READ_ENV`]'s file, when set.
+    fault_read: Option<PathBuf>,
 }
 
 /// Counters the writer keeps and the handle exposes.
@@ -245,6 +255,7 @@ impl Outbox {
                 handoff,
                 writer_done,
                 writer_thread: Mutex::new(Some(thread)),
+                fault_read: std::env::var_os(FAULT_READ_ENV).map(PathBuf::from),
             }),
         })
     }
@@ -292,6 +303,9 @@ impl Outbox {
     ) -> Result<Vec<Delivery>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(path) = self.inner.fault_read.as_ref().filter(|p| p.exists()) {
+            return Err(StoreError::Injected { path: path.clone() });
         }
         let in_flight = in_flight.clone();
         let path = self.inner.db_path.clone();

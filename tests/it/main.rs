@@ -16,5 +16,6 @@ mod harness;
 mod replay;
 mod sns_http;
 mod store;
+mod supervision;
 mod targets;
 mod util;
