@@ -18,31 +18,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::pattern::{Matcher, Pattern};
+use crate::pattern::Matcher;
 
-/// Limits of the archive.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ArchiveConfig {
-    /// A file is closed and a new one started past this size.
-    pub max_file_bytes: u64,
-    /// The oldest files are deleted past this total.
-    pub max_total_bytes: u64,
-    /// Files whose newest event is older than this are deleted.
-    pub retention: Duration,
-    /// Only events matching this pattern are archived.
-    pub pattern: Option<Pattern>,
-}
-
-impl Default for ArchiveConfig {
-    fn default() -> Self {
-        ArchiveConfig {
-            max_file_bytes: 64 * 1024 * 1024,
-            max_total_bytes: 1024 * 1024 * 1024,
-            retention: Duration::from_secs(7 * 86_400),
-            pattern: None,
-        }
-    }
-}
+pub use crate::rules::ArchiveConfig;
 
 /// Why archiving or exporting failed.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
-use crate::targets::{ErrorCode, Outcome};
+use crate::outcome::{ErrorCode, Outcome};
 
 /// The AWS clients, built once.
 #[derive(Debug, Clone)]

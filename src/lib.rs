@@ -30,6 +30,7 @@ pub mod functions;
 pub mod ingest;
 pub mod metrics;
 pub mod next;
+pub mod outcome;
 pub mod pattern;
 pub mod replay;
 pub mod rule_tests;

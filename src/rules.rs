@@ -686,3 +686,35 @@ pub const FUNCTION_RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 2,
     max_event_age: Duration::from_secs(6 * 3600),
 };
+
+/// `arn:aws:sqs:REGION:ACCOUNT:NAME` from a queue URL (`.../ACCOUNT/NAME`).
+pub fn queue_arn(queue_url: &str, region: &str) -> String {
+    let mut parts = queue_url.trim_end_matches('/').rsplit('/');
+    let name = parts.next().unwrap_or_default();
+    let account = parts.next().unwrap_or_default();
+    format!("arn:aws:sqs:{region}:{account}:{name}")
+}
+
+/// Limits of the event archive (`archive:` in trigd.yaml).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveConfig {
+    /// A file is closed and a new one started past this size.
+    pub max_file_bytes: u64,
+    /// The oldest files are deleted past this total.
+    pub max_total_bytes: u64,
+    /// Files whose newest event is older than this are deleted.
+    pub retention: Duration,
+    /// Only events matching this pattern are archived.
+    pub pattern: Option<Pattern>,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            max_file_bytes: 64 * 1024 * 1024,
+            max_total_bytes: 1024 * 1024 * 1024,
+            retention: Duration::from_secs(7 * 86_400),
+            pattern: None,
+        }
+    }
+}

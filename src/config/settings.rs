@@ -9,7 +9,7 @@ use super::LoadError;
 use super::diag::{Diagnostic, Diagnostics, Reporter};
 use super::reader::{self, Fields};
 use super::yaml::{self, Kind};
-use crate::archive::ArchiveConfig;
+use crate::rules::ArchiveConfig;
 use crate::rules::Defaults;
 
 /// Keys of `trigd.yaml`.

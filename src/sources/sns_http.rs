@@ -352,7 +352,7 @@ fn ok(body: Value) -> Response {
 /// A reqwest error and its causes, "a: b: c", without the URL (SNS's URLs carry tokens).
 fn chain(e: &reqwest::Error) -> String {
     let mut text = String::new();
-    crate::targets::http::push_causes(&mut text, Some(e), |err| {
+    crate::outcome::push_causes(&mut text, Some(e), |err| {
         match err.downcast_ref::<reqwest::Error>() {
             // Display without the URL: say what kind of failure it was, then walk on.
             Some(re) if re.url().is_some() => reqwest_kind(re).to_owned(),

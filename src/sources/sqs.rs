@@ -26,13 +26,7 @@ pub struct SqsSource {
     pub format: QueueFormat,
 }
 
-/// `arn:aws:sqs:REGION:ACCOUNT:NAME` from a queue URL (`.../ACCOUNT/NAME`).
-pub fn queue_arn(queue_url: &str, region: &str) -> String {
-    let mut parts = queue_url.trim_end_matches('/').rsplit('/');
-    let name = parts.next().unwrap_or_default();
-    let account = parts.next().unwrap_or_default();
-    format!("arn:aws:sqs:{region}:{account}:{name}")
-}
+pub use crate::rules::queue_arn;
 
 /// Polls until `stop`.
 pub async fn run(

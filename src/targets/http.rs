@@ -408,33 +408,13 @@ fn send_error(e: &hyper_util::client::legacy::Error) -> Outcome {
         "request failed"
     });
     // hyper's errors never carry the URL, which may hold a secret.
-    push_causes(&mut error, std::error::Error::source(e), |err| {
+    crate::outcome::push_causes(&mut error, std::error::Error::source(e), |err| {
         err.to_string()
     });
     Outcome::Retry {
         code: ErrorCode::Network,
         error,
         retry_after: None,
-    }
-}
-
-/// Appends `error` and its sources to `text` as "a: b: c", each as `describe` puts it; a text
-/// already there is skipped (hyper and std repeat their cause in their own text now and then).
-pub(crate) fn push_causes(
-    text: &mut String,
-    error: Option<&(dyn std::error::Error + 'static)>,
-    describe: impl Fn(&(dyn std::error::Error + 'static)) -> String,
-) {
-    let mut current = error;
-    while let Some(err) = current {
-        let msg = describe(err);
-        if !text.contains(&msg) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&msg);
-        }
-        current = err.source();
     }
 }
 

@@ -1,8 +1,6 @@
 //! Targets: where deliveries go. One module per kind, one outcome type for all of them, so the
 //! dispatcher decides retries and dead letters without knowing the kinds.
 
-use std::time::Duration;
-
 /// One attempt at one delivery, as a target sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
@@ -23,95 +21,7 @@ pub struct Attempt<'a> {
     pub keep_output: bool,
 }
 
-/// What an attempt came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Done. `response` is what the target answered, when a destination wants it (see
-    /// [`Response`]); `None` for every other target.
-    Delivered {
-        response: Option<Response>,
-        /// What the target printed, when the attempt asked to keep it (see
-        /// [`Attempt::keep_output`]); `None` for targets that print nothing.
-        output: Option<Output>,
-    },
-    /// A transient failure: try again later (no sooner than `retry_after` when the target
-    /// said so, e.g. HTTP `Retry-After`).
-    Retry {
-        code: ErrorCode,
-        error: String,
-        retry_after: Option<Duration>,
-    },
-    /// A failure that retrying cannot fix: straight to the dead letter.
-    Fail { code: ErrorCode, error: String },
-}
-
-impl Outcome {
-    /// Delivered, with no response to pass on.
-    pub fn delivered() -> Outcome {
-        Outcome::Delivered {
-            response: None,
-            output: None,
-        }
-    }
-}
-
-/// What a command printed, for the log: the end of each stream (see [`command::TAIL`]), as
-/// text (lossy UTF-8).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// What a target that can have destinations (`on_success`/`on_failure`) answered: a
-/// synchronous Lambda invocation's status and payload, or a command's exit status and
-/// standard output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// Lambda's `StatusCode` (200 for a synchronous invocation); a command's exit status (0).
-    pub status: i32,
-    /// The response payload or the standard output, as text (lossy UTF-8); `None` when it was
-    /// larger than [`MAX_RESPONSE`] and was dropped.
-    pub body: Option<String>,
-}
-
-/// The largest response passed on to a destination: an event's limit, since the response
-/// travels inside one (the destination record).
-pub const MAX_RESPONSE: usize = 256 * 1024;
-
-/// Why an attempt failed, in the vocabulary of EventBridge's dead-letter `ERROR_CODE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The target does not exist (404, missing executable, queue gone).
-    NoResource,
-    /// Not allowed (401/403, permission denied).
-    NoPermissions,
-    /// The request was refused as invalid (other 4xx, payload too large, bad config).
-    InvalidParameter,
-    /// The target asked us to slow down (429).
-    Throttling,
-    /// No answer in time.
-    Timeout,
-    /// The target failed (5xx, non-zero exit, function error).
-    TargetError,
-    /// The connection failed.
-    Network,
-}
-
-impl ErrorCode {
-    /// The text EventBridge uses in `ERROR_CODE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::NoResource => "NO_RESOURCE",
-            ErrorCode::NoPermissions => "NO_PERMISSIONS",
-            ErrorCode::InvalidParameter => "INVALID_PARAMETER",
-            ErrorCode::Throttling => "THROTTLING",
-            ErrorCode::Timeout => "TIMEOUT",
-            ErrorCode::TargetError => "TARGET_ERROR",
-            ErrorCode::Network => "SDK_CLIENT_ERROR",
-        }
-    }
-}
+pub use crate::outcome::{ErrorCode, MAX_RESPONSE, Outcome, Output, Response};
 
 pub mod command;
 pub mod eventbridge;
@@ -318,9 +228,7 @@ pub fn target_arn(kind: &TargetKind, settings: &crate::rules::Settings) -> Strin
             "arn:aws:lambda:{}:{}:function:{function}",
             settings.region, settings.account
         ),
-        TargetKind::Sqs { queue_url, .. } => {
-            crate::sources::sqs::queue_arn(queue_url, &settings.region)
-        }
+        TargetKind::Sqs { queue_url, .. } => crate::rules::queue_arn(queue_url, &settings.region),
         TargetKind::Sns { topic_arn, .. } => topic_arn.clone(),
         TargetKind::EventBridge { bus, .. } if bus.starts_with("arn:") => bus.clone(),
         TargetKind::EventBridge { bus, .. } => format!(

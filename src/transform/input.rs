@@ -196,7 +196,7 @@ impl InputSpec {
             InputSpec::Constant(text) => Ok(text.clone()),
             InputSpec::Path(path) => path
                 .select(event)
-                .map(|value| crate::event::compact(&value))
+                .map(|value| serde_json::to_string(&value).unwrap_or_default())
                 .ok_or_else(|| RenderError::MissingPath {
                     path: path.as_str().to_owned(),
                 }),

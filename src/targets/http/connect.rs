@@ -122,7 +122,7 @@ impl Service<Uri> for Connector {
                 }
                 let io = tunnel.call(target).await.map_err(|e| {
                     let mut text = String::from("cannot open a tunnel through the proxy");
-                    super::push_causes(&mut text, Some(&e), |err| err.to_string());
+                    crate::outcome::push_causes(&mut text, Some(&e), |err| err.to_string());
                     text
                 })?;
                 Ok(Stream {
