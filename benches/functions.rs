@@ -257,12 +257,19 @@ fn reaped_cpu_seconds(pid: u32) -> f64 {
     fields.iter().sum::<f64>() / 100.0
 }
 
-/// Median of a few runs of a program, in ms: what the bare interpreter takes to start.
+/// Median of a few runs of a program with only `PATH` in its environment (as trigd starts a
+/// runtime), in ms: what the bare interpreter takes to start.
 fn startup_ms(program: &str, args: &[&str]) -> f64 {
+    let path = std::env::var_os("PATH").unwrap_or_default();
     let mut runs: Vec<u64> = (0..COLD)
         .map(|_| {
             let t = Instant::now();
-            let status = Command::new(program).args(args).status().unwrap();
+            let status = Command::new(program)
+                .args(args)
+                .env_clear()
+                .env("PATH", &path)
+                .status()
+                .unwrap();
             assert!(status.success(), "{program} {args:?}");
             t.elapsed().as_micros() as u64
         })
@@ -513,9 +520,10 @@ async fn main() {
     }
     let py = python.to_str().unwrap();
     println!(
-        "   for scale, median of {COLD} starts: `python3 -c pass` from PATH {:.1} ms, `{py} -c pass` {:.1} ms, `{py} -c 'import http.client, json, logging, importlib, traceback'` (the bootstrap's imports) {:.1} ms, `node -e 0` {:.1} ms",
+        "   for scale, median of {COLD} starts with only PATH set: `python3 -c pass` from PATH {:.1} ms, `{py} -c pass` {:.1} ms, `{py} -S -c pass` (no site module) {:.1} ms, `{py} -c 'import http.client, json, logging, importlib, traceback'` (the bootstrap's imports) {:.1} ms, `node -e 0` {:.1} ms",
         startup_ms("python3", &["-c", "pass"]),
         startup_ms(py, &["-c", "pass"]),
+        startup_ms(py, &["-S", "-c", "pass"]),
         startup_ms(
             py,
             &[
