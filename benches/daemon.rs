@@ -18,83 +18,20 @@
 // A benchmark: wall-clock time is the point, and failures should stop it loudly.
 #![allow(clippy::disallowed_types, clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-fn micros_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
+#[path = "common/child.rs"]
+mod child;
+#[path = "common/http.rs"]
+mod http;
 
-/// One side of a keep-alive HTTP/1.1 connection that reads whole messages (head and a
-/// `Content-Length` body; neither trigd nor its HTTP target client sends chunked bodies).
-struct Peer {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Peer {
-    fn new(stream: TcpStream) -> Peer {
-        stream.set_nodelay(true).unwrap();
-        Peer {
-            stream,
-            buf: Vec::with_capacity(16 * 1024),
-        }
-    }
-
-    /// The next message: a response's status (0 for a request) and its body; `None` when the
-    /// connection closed.
-    async fn read(&mut self, request: bool) -> Option<(u16, Vec<u8>)> {
-        loop {
-            if let Some((status, head, len)) = parse_head(&self.buf, request)
-                && self.buf.len() >= head + len
-            {
-                let body = self.buf[head..head + len].to_vec();
-                self.buf.drain(..head + len);
-                return Some((status, body));
-            }
-            if self.stream.read_buf(&mut self.buf).await.ok()? == 0 {
-                return None;
-            }
-        }
-    }
-}
-
-/// Status (0 for a request), head length and body length of the message at the start of
-/// `buf`, once its head is complete.
-fn parse_head(buf: &[u8], request: bool) -> Option<(u16, usize, usize)> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let content_length = |headers: &[httparse::Header<'_>]| {
-        headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-            .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    if request {
-        let mut r = httparse::Request::new(&mut headers);
-        match r.parse(buf).expect("a well-formed request") {
-            httparse::Status::Complete(n) => Some((0, n, content_length(r.headers))),
-            httparse::Status::Partial => None,
-        }
-    } else {
-        let mut r = httparse::Response::new(&mut headers);
-        match r.parse(buf).expect("a well-formed response") {
-            httparse::Status::Complete(n) => {
-                Some((r.code.unwrap_or(0), n, content_length(r.headers)))
-            }
-            httparse::Status::Partial => None,
-        }
-    }
-}
+use child::{cpu_seconds, micros_now, percentile, start_trigd};
+use http::Peer;
 
 /// The send time a phase-2 body carries (`"t":<micros>`), if any.
 fn sent_at(body: &[u8]) -> Option<u64> {
@@ -179,73 +116,6 @@ async fn send_reqwest(
     }
 }
 
-/// Starts `trigd run`; returns the child and the address it listens on.
-fn start_trigd(rules: &std::path::Path, state: &std::path::Path) -> (std::process::Child, String) {
-    // `TRIGD_BENCH_BIN` runs another build of trigd (to compare two builds back to back).
-    let bin =
-        std::env::var("TRIGD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_trigd").to_owned());
-    let mut child = Command::new(bin)
-        .arg("run")
-        .arg(rules)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--state-dir",
-        ])
-        .arg(state)
-        .env("RUST_LOG", "warn,trigd::daemon=info")
-        .envs(
-            std::env::var("TRIGD_BENCH_DAEMON_WORKERS")
-                .ok()
-                .map(|n| ("TOKIO_WORKER_THREADS", n)),
-        )
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("trigd starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"] == "trigd is ready."
-            {
-                let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("trigd ready");
-    (child, addr)
-}
-
-/// User + system CPU time of a process, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    ticks / 100.0
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
-
 async fn wait_delivered(sink: &Sink, n: u64) -> Duration {
     let start = Instant::now();
     while sink.delivered.load(Ordering::Relaxed) < n && start.elapsed() < Duration::from_secs(120) {
@@ -271,7 +141,12 @@ async fn main() {
         ),
     )
     .unwrap();
-    let (mut child, addr) = start_trigd(&rules, &dir.path().join("state"));
+    let (mut child, addr, _) = start_trigd(
+        &rules,
+        &dir.path().join("state"),
+        "warn,trigd::daemon=info",
+        |_| false,
+    );
     let url = format!("http://{addr}/events/load");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
@@ -372,9 +247,9 @@ async fn main() {
     lat.sort_unstable();
     println!(
         "steady {rate} events/s for {secs} s: {ok}/{total} accepted; request-to-delivery latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&lat, 0.50),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0)
+        percentile(&lat, 0.50) as f64 / 1000.0,
+        percentile(&lat, 0.99) as f64 / 1000.0,
+        percentile(&lat, 1.0) as f64 / 1000.0
     );
     let _ = child.kill();
     let _ = child.wait();
