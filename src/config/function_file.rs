@@ -163,7 +163,16 @@ fn read_function(r: &mut Reporter<'_>, key: &Node, node: &Node, dir: &Path) -> O
     };
     let interpreter = match f.get("interpreter") {
         None => Some(None),
-        Some(n) => reader::nonempty(r, n, "`interpreter`").map(|s| Some(PathBuf::from(s))),
+        // A path (with a `/`) is relative to this file, as `code` is; a bare name is looked
+        // up on PATH.
+        Some(n) => reader::nonempty(r, n, "`interpreter`").map(|s| {
+            let p = PathBuf::from(s);
+            Some(if s.contains('/') && p.is_relative() {
+                std::path::absolute(dir.join(&p)).unwrap_or(p)
+            } else {
+                p
+            })
+        }),
     };
     if let (Some(k), Some(FunctionRuntime::Provided(_))) = (f.key_node("interpreter"), &runtime) {
         r.error(

@@ -82,6 +82,7 @@ impl Environment {
     pub async fn start(
         f: &Function,
         setup: &Setup,
+        interpreter: Option<&Path>,
         tmp: PathBuf,
         log_stream: &str,
     ) -> Result<Environment, StartError> {
@@ -90,7 +91,7 @@ impl Environment {
             source,
         })?;
         let api = RuntimeApi::start().await.map_err(StartError::Api)?;
-        let (program, args) = command_line(f, setup);
+        let (program, args) = command_line(f, setup, interpreter);
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&args)
             .env_clear()
@@ -330,20 +331,49 @@ impl Drop for Environment {
     }
 }
 
-/// The program and arguments that start `f`'s runtime.
-fn command_line(f: &Function, setup: &Setup) -> (PathBuf, Vec<String>) {
+/// The program and arguments that start `f`'s runtime; `interpreter` is the resolved one
+/// (see [`resolve_interpreter`]), when known.
+fn command_line(f: &Function, setup: &Setup, interpreter: Option<&Path>) -> (PathBuf, Vec<String>) {
     let bootstrap = |file: &str| setup.runtime_dir.join(file).display().to_string();
+    let program = |default: &str| {
+        interpreter
+            .map(Path::to_owned)
+            .or_else(|| f.interpreter.clone())
+            .unwrap_or_else(|| default.into())
+    };
     match &f.runtime {
-        FunctionRuntime::Python(_) => (
-            f.interpreter.clone().unwrap_or_else(|| "python3".into()),
-            vec![bootstrap(super::PYTHON_BOOTSTRAP)],
-        ),
-        FunctionRuntime::Node(_) => (
-            f.interpreter.clone().unwrap_or_else(|| "node".into()),
-            vec![bootstrap(super::NODE_BOOTSTRAP)],
-        ),
+        FunctionRuntime::Python(_) => {
+            (program("python3"), vec![bootstrap(super::PYTHON_BOOTSTRAP)])
+        }
+        FunctionRuntime::Node(_) => (program("node"), vec![bootstrap(super::NODE_BOOTSTRAP)]),
         FunctionRuntime::Provided(_) => (f.code.join("bootstrap"), Vec::new()),
     }
+}
+
+/// The interpreter binary behind `python3` or `node` (or `interpreter:`), asked of the
+/// interpreter itself in the code directory, once per function: version managers (pyenv,
+/// asdf, nvm shims) put a script in front of it that costs 40–150 ms on every start, more than
+/// the interpreter's own start-up. `None` for `provided` runtimes, or when the interpreter
+/// cannot say (then every start goes through the name as written).
+pub(crate) async fn resolve_interpreter(f: &Function, setup: &Setup) -> Option<PathBuf> {
+    let (default, probe): (&str, &[&str]) = match &f.runtime {
+        FunctionRuntime::Python(_) => ("python3", &["-c", "import sys; print(sys.executable)"]),
+        FunctionRuntime::Node(_) => ("node", &["-p", "process.execPath"]),
+        FunctionRuntime::Provided(_) => return None,
+    };
+    let program = f.interpreter.clone().unwrap_or_else(|| default.into());
+    let probe = tokio::process::Command::new(&program)
+        .args(probe)
+        .env_clear()
+        .env("PATH", &setup.path)
+        .current_dir(&f.code)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(INIT_LIMIT, probe).await.ok()?.ok()?;
+    let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    (out.status.success() && path.is_absolute() && path.is_file()).then_some(path)
 }
 
 /// The environment variables a runtime sees: Lambda's (§2.1 of the reference), the layers'

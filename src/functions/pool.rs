@@ -34,6 +34,9 @@ pub(crate) struct Pool {
     environments: AtomicUsize,
     waiting: AtomicUsize,
     stop: tokio_util::sync::CancellationToken,
+    /// The interpreter binary, resolved at the first start (see
+    /// [`super::environment::resolve_interpreter`]).
+    interpreter: tokio::sync::OnceCell<Option<PathBuf>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -116,6 +119,7 @@ impl Pool {
             environments: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             stop: tokio_util::sync::CancellationToken::new(),
+            interpreter: tokio::sync::OnceCell::new(),
         });
         pool.gauge("trigd_function_environments", 0);
         pool.gauge("trigd_function_waiting", 0);
@@ -203,18 +207,28 @@ impl Pool {
             chrono::Utc::now().format("%Y/%m/%d"),
             uuid::Uuid::new_v4().simple()
         );
-        let env = Environment::start(&self.function, &self.setup, tmp, &stream)
-            .await
-            .map_err(|e| {
-                let mut message = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    message.push_str(": ");
-                    message.push_str(&s.to_string());
-                    source = s.source();
-                }
-                message
-            })?;
+        let interpreter = self
+            .interpreter
+            .get_or_init(|| super::environment::resolve_interpreter(&self.function, &self.setup))
+            .await;
+        let env = Environment::start(
+            &self.function,
+            &self.setup,
+            interpreter.as_deref(),
+            tmp,
+            &stream,
+        )
+        .await
+        .map_err(|e| {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                message.push_str(": ");
+                message.push_str(&s.to_string());
+                source = s.source();
+            }
+            message
+        })?;
         let n = self.environments.fetch_add(1, Ordering::Relaxed) + 1;
         self.gauge("trigd_function_environments", n);
         Ok((

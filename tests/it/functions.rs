@@ -1327,3 +1327,57 @@ async fn the_invoke_api_refuses_and_retries_as_lambda_does() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+/// A version manager's shim in front of the interpreter (pyenv, asdf) is asked once which
+/// binary it runs; environments then start that binary, without the shim's cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interpreter_shim_is_resolved_once() {
+    let calls = tempfile::NamedTempFile::new().unwrap();
+    let shim = format!(
+        "#!/bin/sh\necho called >> {}\nexec {} \"$@\"\n",
+        calls.path().display(),
+        which("python3").display()
+    );
+    let dir = rules_dir(&[
+        (
+            "functions.yaml",
+            "functions:\n  slow:\n    runtime: python3.12\n    handler: app.slow\n    code: fn\n    interpreter: shim/python3\n    concurrency: 2\n",
+        ),
+        ("fn/app.py", APP),
+        ("shim/python3", &shim),
+    ]);
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        dir.path().join("shim/python3"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with_idle(dir.path(), state.path(), Duration::from_secs(60));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let host = Arc::clone(&host);
+        tasks.spawn(async move {
+            let o = host
+                .invoke("slow", Invocation::new(r#"{"sleep": 0.3}"#))
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&o.result.unwrap()).unwrap()["pid"].clone()
+        });
+    }
+    let pids: std::collections::BTreeSet<String> = tasks
+        .join_all()
+        .await
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert_eq!(pids.len(), 2, "two environments");
+    let shim_calls = std::fs::read_to_string(calls.path())
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(
+        shim_calls, 1,
+        "the shim ran once, to say which binary it runs"
+    );
+}
