@@ -1,20 +1,25 @@
 //! trigd: a self-hosted, EventBridge-compatible event-trigger router.
 //!
-//! Layout (see ARCHITECTURE.md for the whole map):
-//! * [`pattern`]: event patterns: parsing with AWS's validation, the compiled matcher over all
-//!   rules, explanations of non-matches.
-//! * [`schedule`]: `rate`/`cron`/`at` expressions and their next fires in a time zone.
-//! * [`transform`]: the four input options of a target (whole event, constant, JSONPath,
-//!   input transformer), compiled once and rendered per event.
-//! * [`config`]: rule files: discovery, a YAML tree with positions, validation with
-//!   diagnostics at `file:line:column`.
-//! * [`rules`]: the validated model every command runs on.
-//! * [`dry_run`], [`rule_tests`], [`next`], [`schema`]: the offline tools behind `trigd match`,
-//!   `test`, `next` and `schema`.
-//! * [`event`]: events in the EventBridge envelope.
-//! * [`functions`]: local Lambda handlers: environments, the Runtime API, the Invoke API.
-//! * [`replay`], [`diff`]: batch dry runs over recorded events (`trigd match --events`) and the
-//!   semantic diff of two rule sets over them (`trigd diff`).
+//! Every module, by layer (ARCHITECTURE.md has the map; `tests/it/tidy.rs` keeps arrows
+//! pointing down):
+//!
+//! * Core, pure: [`pattern`] (event patterns: parsing, the compiled matcher over all rules,
+//!   explanations), [`schedule`] (`rate`/`cron`/`at`, next fires in a time zone, the timer),
+//!   [`transform`] (the four input options), [`rules`] (the validated model: rules, targets,
+//!   sources, functions, ARNs), [`event`] (EventBridge envelopes and stable ids), [`outcome`]
+//!   (what an attempt came to, in EventBridge's error codes).
+//! * [`config`]: rule files, test files and trigd.yaml, read with positions into the model;
+//!   every problem at `file:line:column`.
+//! * Services: [`aws`] (SDK clients, AWS error codes), [`functions`] (local Lambda handlers:
+//!   environments, the Runtime API, the Invoke API), [`metrics`], [`archive`] (the event
+//!   archive), [`sd_notify`].
+//! * [`targets`]: where deliveries go, one module per kind.
+//! * [`delivery`]: the outbox, the retry policy, the dispatcher, destinations, dead letters.
+//! * [`ingest`]: an event's deliveries, routed and rendered.
+//! * The listener's shell, [`server`], and the offline tools: [`dry_run`] (`trigd match`),
+//!   [`rule_tests`] (`trigd test`), [`next`], [`schema`], [`replay`] and [`diff`].
+//! * [`sources`]: SQS, SNS over HTTP, and their decoding.
+//! * [`daemon`]: `trigd run`: start, supervision, reload, bounded stop.
 
 #![forbid(unsafe_code)]
 
