@@ -1,9 +1,10 @@
 //! `trigd run`: wires the parts together and owns their lifetimes.
 //!
 //! Start: load and validate rules and settings (problems end the start before anything is
-//! bound), open the outbox, bind the listener, start the dispatcher, the schedules and the
-//! reloader, then report READY. Run: reload on SIGHUP or a change under the rules directory
-//! (a bad rule set is refused whole and the old one keeps running). Stop (SIGTERM/SIGINT):
+//! bound), open the outbox, bind the listener, start the dispatcher, the schedules, the SQS
+//! sources and the reloader, then report READY. Run: reload on SIGHUP or a change under the
+//! rules directory (a bad rule set is refused whole and the old one keeps running; SQS sources
+//! follow the new set). Stop (SIGTERM/SIGINT):
 //! refuse new events (503), stop schedules, let deliveries in flight finish within the grace
 //! period, leave the rest in the outbox, close it, exit 0.
 
@@ -195,10 +196,21 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
             None
         }
     };
+    // SQS sources as the rules declare them; the reloader then keeps them in step.
+    let mut sqs = crate::sources::sqs::SqsSources::new(
+        aws.sqs.clone(),
+        Arc::clone(&state),
+        stop.clone(),
+        tasks.clone(),
+    );
+    sqs.apply(&rules);
     tasks.spawn(reloader(
-        opts.rules_dir.clone(),
-        opts.settings.clone(),
-        rules_tx,
+        Reload {
+            dir: opts.rules_dir.clone(),
+            settings: opts.settings.clone(),
+            rules_tx,
+            sqs,
+        },
         Arc::clone(&metrics),
         Triggers {
             _watcher: watcher,
@@ -226,28 +238,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
                 }
             }
         });
-    }
-    // SQS sources, as declared at start (a reload changes rules, not the set of sources).
-    for source in &rules.sources {
-        if let crate::rules::SourceKind::Sqs {
-            queue_url,
-            format,
-            concurrency,
-        } = &source.kind
-        {
-            for _ in 0..*concurrency {
-                tasks.spawn(crate::sources::sqs::run(
-                    aws.sqs.clone(),
-                    crate::sources::sqs::SqsSource {
-                        name: source.name.clone(),
-                        queue_url: queue_url.clone(),
-                        format: *format,
-                    },
-                    Arc::clone(&state),
-                    stop.clone(),
-                ));
-            }
-        }
     }
     let watchdog = sd_notify::watchdog_interval();
     if let Some(every) = watchdog {
@@ -496,11 +486,56 @@ struct Triggers {
     hup: Option<tokio::signal::unix::Signal>,
 }
 
-/// Reloads on SIGHUP and on changes under the rules directory (debounced).
-async fn reloader(
+/// What a reload reads and what it changes.
+struct Reload {
     dir: PathBuf,
+    /// The settings in effect (read at start, with command-line overrides).
     settings: DaemonSettings,
     rules_tx: watch::Sender<Arc<RuleSet>>,
+    sqs: crate::sources::sqs::SqsSources,
+}
+
+/// How a reload ended, as counted in `trigd_reloads_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReloadResult {
+    Success,
+    Failure,
+}
+
+impl ReloadResult {
+    fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Success => "success",
+            ReloadResult::Failure => "failure",
+        }
+    }
+}
+
+impl Reload {
+    /// One reload: the rules are read and checked whole (invalid ones refuse the reload); then
+    /// they are swapped in and the SQS sources follow them.
+    fn run(&mut self, reason: &str, metrics: &Metrics) -> ReloadResult {
+        let new = match load_rules(&self.dir, &self.settings) {
+            Ok(new) => Arc::new(new),
+            Err(e) => {
+                tracing::error!(message = "Reload refused; the previous rules keep running.", reason, error = %e);
+                return ReloadResult::Failure;
+            }
+        };
+        let count = new.rules.len();
+        metrics.set("trigd_rules", &[], count as f64);
+        self.rules_tx.send_replace(Arc::clone(&new));
+        for (source, change) in self.sqs.apply(&new) {
+            tracing::info!(message = "SQS source changed by the reload.", source = %source, change = change.as_str());
+        }
+        tracing::info!(message = "Rules reloaded.", reason, rules = count);
+        ReloadResult::Success
+    }
+}
+
+/// Reloads on SIGHUP and on changes under the rules directory (debounced).
+async fn reloader(
+    mut reload: Reload,
     metrics: Arc<Metrics>,
     triggers: Triggers,
     stop: CancellationToken,
@@ -522,19 +557,8 @@ async fn reloader(
             () = stop.cancelled() => return,
         };
         sd_notify::notify("RELOADING=1");
-        match load_rules(&dir, &settings) {
-            Ok(new) => {
-                let count = new.rules.len();
-                metrics.set("trigd_rules", &[], count as f64);
-                metrics.inc("trigd_reloads_total", &[("result", "success")]);
-                rules_tx.send_replace(Arc::new(new));
-                tracing::info!(message = "Rules reloaded.", reason, rules = count);
-            }
-            Err(e) => {
-                metrics.inc("trigd_reloads_total", &[("result", "failure")]);
-                tracing::error!(message = "Reload refused; the previous rules keep running.", reason, error = %e);
-            }
-        }
+        let result = reload.run(reason, &metrics);
+        metrics.inc("trigd_reloads_total", &[("result", result.label())]);
         sd_notify::notify("READY=1");
     }
 }
