@@ -4,7 +4,7 @@
 //! bound), open the outbox, bind the listener, start the dispatcher, the schedules, the SQS
 //! sources and the reloader, then report READY. Run: reload on SIGHUP or a change under the
 //! rules directory (a bad rule set is refused whole and the old one keeps running; SQS sources
-//! follow the new set). Stop (SIGTERM/SIGINT):
+//! follow the new set; `trigd.yaml` changes are reported as waiting for a restart). Stop (SIGTERM/SIGINT):
 //! refuse new events (503), stop schedules, let deliveries in flight finish within the grace
 //! period, leave the rest in the outbox, close it, exit 0.
 
@@ -74,6 +74,9 @@ const FUNCTION_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Options {
     pub rules_dir: PathBuf,
     pub settings: DaemonSettings,
+    /// `trigd.yaml`'s path and what it held at start (before command-line overrides): a reload
+    /// reads it again and reports the settings that changed, which take a restart.
+    pub settings_file: Option<(PathBuf, DaemonSettings)>,
 }
 
 /// Loads and checks the rules the daemon can run.
@@ -208,6 +211,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         Reload {
             dir: opts.rules_dir.clone(),
             settings: opts.settings.clone(),
+            settings_file: opts.settings_file.clone(),
             rules_tx,
             sqs,
         },
@@ -491,6 +495,8 @@ struct Reload {
     dir: PathBuf,
     /// The settings in effect (read at start, with command-line overrides).
     settings: DaemonSettings,
+    /// `trigd.yaml` and what it held at start, see [`Options::settings_file`].
+    settings_file: Option<(PathBuf, DaemonSettings)>,
     rules_tx: watch::Sender<Arc<RuleSet>>,
     sqs: crate::sources::sqs::SqsSources,
 }
@@ -499,6 +505,9 @@ struct Reload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReloadResult {
     Success,
+    /// The rules were applied, but `trigd.yaml` changed too and its settings wait for a
+    /// restart.
+    RestartNeeded,
     Failure,
 }
 
@@ -506,15 +515,38 @@ impl ReloadResult {
     fn label(self) -> &'static str {
         match self {
             ReloadResult::Success => "success",
+            ReloadResult::RestartNeeded => "restart_needed",
             ReloadResult::Failure => "failure",
         }
     }
 }
 
 impl Reload {
-    /// One reload: the rules are read and checked whole (invalid ones refuse the reload); then
-    /// they are swapped in and the SQS sources follow them.
+    /// One reload: `trigd.yaml` (when there is one) and the rules are read and checked whole
+    /// (either invalid refuses the reload); then the rules are swapped in and the SQS sources
+    /// follow them. Settings changed in `trigd.yaml` are logged as waiting for a restart.
     fn run(&mut self, reason: &str, metrics: &Metrics) -> ReloadResult {
+        let pending = match &self.settings_file {
+            Some((path, at_start)) => match config::settings::load(path) {
+                Ok(now) => {
+                    // A setting a command-line flag overrides would not change after a
+                    // restart either.
+                    let overridden = config::settings::changed(at_start, &self.settings);
+                    let mut keys = config::settings::changed(at_start, &now);
+                    keys.retain(|k| !overridden.contains(k));
+                    keys
+                }
+                Err(e) => {
+                    let e = match e {
+                        LoadError::Invalid(d) => DaemonError::Config(d),
+                        e => DaemonError::ConfigIo(e),
+                    };
+                    tracing::error!(message = "Reload refused; the previous rules keep running.", reason, error = %e);
+                    return ReloadResult::Failure;
+                }
+            },
+            None => Vec::new(),
+        };
         let new = match load_rules(&self.dir, &self.settings) {
             Ok(new) => Arc::new(new),
             Err(e) => {
@@ -529,7 +561,14 @@ impl Reload {
             tracing::info!(message = "SQS source changed by the reload.", source = %source, change = change.as_str());
         }
         tracing::info!(message = "Rules reloaded.", reason, rules = count);
-        ReloadResult::Success
+        if pending.is_empty() {
+            return ReloadResult::Success;
+        }
+        tracing::warn!(
+            message = "trigd.yaml changed; these settings take effect only after a restart.",
+            settings = %pending.join(", ")
+        );
+        ReloadResult::RestartNeeded
     }
 }
 
