@@ -1,9 +1,10 @@
 //! `trigd run`: wires the parts together and owns their lifetimes.
 //!
 //! Start: load and validate rules and settings (problems end the start before anything is
-//! bound), open the outbox, bind the listener, start the dispatcher, the schedules and the
-//! reloader, then report READY. Run: reload on SIGHUP or a change under the rules directory
-//! (a bad rule set is refused whole and the old one keeps running). Stop (SIGTERM/SIGINT):
+//! bound), open the outbox, bind the listener, start the dispatcher, the schedules, the SQS
+//! sources and the reloader, then report READY. Run: reload on SIGHUP or a change under the
+//! rules directory (a bad rule set is refused whole and the old one keeps running; SQS sources
+//! follow the new set; `trigd.yaml` changes are reported as waiting for a restart). Stop (SIGTERM/SIGINT):
 //! refuse new events (503), stop schedules, let deliveries in flight finish within the grace
 //! period, leave the rest in the outbox, close it, exit 0.
 
@@ -142,6 +143,9 @@ const FUNCTION_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Options {
     pub rules_dir: PathBuf,
     pub settings: DaemonSettings,
+    /// `trigd.yaml`'s path and what it held at start (before command-line overrides): a reload
+    /// reads it again and reports the settings that changed, which take a restart.
+    pub settings_file: Option<(PathBuf, DaemonSettings)>,
 }
 
 /// Loads and checks the rules the daemon can run.
@@ -278,12 +282,24 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
             None
         }
     };
+    // SQS sources as the rules declare them; the reloader then keeps them in step.
+    let mut sqs = crate::sources::sqs::SqsSources::new(
+        aws.sqs.clone(),
+        Arc::clone(&state),
+        stop.clone(),
+        tasks.clone(),
+    );
+    sqs.apply(&rules);
     sup.spawn(
         "the reloader",
         reloader(
-            opts.rules_dir.clone(),
-            opts.settings.clone(),
-            rules_tx,
+            Reload {
+                dir: opts.rules_dir.clone(),
+                settings: opts.settings.clone(),
+                settings_file: opts.settings_file.clone(),
+                rules_tx,
+                sqs,
+            },
             Arc::clone(&metrics),
             Triggers {
                 _watcher: watcher,
@@ -312,31 +328,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
                 }
             }
         });
-    }
-    // SQS sources, as declared at start (a reload changes rules, not the set of sources).
-    for source in &rules.sources {
-        if let crate::rules::SourceKind::Sqs {
-            queue_url,
-            format,
-            concurrency,
-        } = &source.kind
-        {
-            for _ in 0..*concurrency {
-                sup.spawn(
-                    format!("SQS source `{}`", source.name),
-                    crate::sources::sqs::run(
-                        aws.sqs.clone(),
-                        crate::sources::sqs::SqsSource {
-                            name: source.name.clone(),
-                            queue_url: queue_url.clone(),
-                            format: *format,
-                        },
-                        Arc::clone(&state),
-                        stop.clone(),
-                    ),
-                );
-            }
-        }
     }
     let watchdog = sd_notify::watchdog_interval();
     if let Some(every) = watchdog {
@@ -652,11 +643,91 @@ struct Triggers {
     hup: Option<tokio::signal::unix::Signal>,
 }
 
+/// What a reload reads and what it changes.
+struct Reload {
+    dir: PathBuf,
+    /// The settings in effect (read at start, with command-line overrides).
+    settings: DaemonSettings,
+    /// `trigd.yaml` and what it held at start, see [`Options::settings_file`].
+    settings_file: Option<(PathBuf, DaemonSettings)>,
+    rules_tx: watch::Sender<Arc<RuleSet>>,
+    sqs: crate::sources::sqs::SqsSources,
+}
+
+/// How a reload ended, as counted in `trigd_reloads_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReloadResult {
+    Success,
+    /// The rules were applied, but `trigd.yaml` changed too and its settings wait for a
+    /// restart.
+    RestartNeeded,
+    Failure,
+}
+
+impl ReloadResult {
+    fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Success => "success",
+            ReloadResult::RestartNeeded => "restart_needed",
+            ReloadResult::Failure => "failure",
+        }
+    }
+}
+
+impl Reload {
+    /// One reload: `trigd.yaml` (when there is one) and the rules are read and checked whole
+    /// (either invalid refuses the reload); then the rules are swapped in and the SQS sources
+    /// follow them. Settings changed in `trigd.yaml` are logged as waiting for a restart.
+    fn run(&mut self, reason: &str, metrics: &Metrics) -> ReloadResult {
+        let pending = match &self.settings_file {
+            Some((path, at_start)) => match config::settings::load(path) {
+                Ok(now) => {
+                    // A setting a command-line flag overrides would not change after a
+                    // restart either.
+                    let overridden = config::settings::changed(at_start, &self.settings);
+                    let mut keys = config::settings::changed(at_start, &now);
+                    keys.retain(|k| !overridden.contains(k));
+                    keys
+                }
+                Err(e) => {
+                    let e = match e {
+                        LoadError::Invalid(d) => DaemonError::Config(d),
+                        e => DaemonError::ConfigIo(e),
+                    };
+                    tracing::error!(message = "Reload refused; the previous rules keep running.", reason, error = %e);
+                    return ReloadResult::Failure;
+                }
+            },
+            None => Vec::new(),
+        };
+        let new = match load_rules(&self.dir, &self.settings) {
+            Ok(new) => Arc::new(new),
+            Err(e) => {
+                tracing::error!(message = "Reload refused; the previous rules keep running.", reason, error = %e);
+                return ReloadResult::Failure;
+            }
+        };
+        let count = new.rules.len();
+        metrics.set("trigd_rules", &[], count as f64);
+        self.rules_tx.send_replace(Arc::clone(&new));
+        for (source, change) in self.sqs.apply(&new) {
+            tracing::info!(message = "SQS source changed by the reload.", source = %source, change = change.as_str());
+        }
+        tracing::info!(message = "Rules reloaded.", reason, rules = count);
+        if pending.is_empty() {
+            return ReloadResult::Success;
+        }
+        tracing::warn!(
+            message = "trigd.yaml changed; these settings take effect only after a restart.",
+            settings = %pending.join(", ")
+        );
+        ReloadResult::RestartNeeded
+    }
+}
+
 /// Reloads on SIGHUP and on changes under the rules directory (debounced).
 async fn reloader(
-    dir: PathBuf,
-    settings: DaemonSettings,
-    rules_tx: watch::Sender<Arc<RuleSet>>,
+    mut reload: Reload,
     metrics: Arc<Metrics>,
     triggers: Triggers,
     stop: CancellationToken,
@@ -678,19 +749,8 @@ async fn reloader(
             () = stop.cancelled() => return,
         };
         sd_notify::notify("RELOADING=1");
-        match load_rules(&dir, &settings) {
-            Ok(new) => {
-                let count = new.rules.len();
-                metrics.set("trigd_rules", &[], count as f64);
-                metrics.inc("trigd_reloads_total", &[("result", "success")]);
-                rules_tx.send_replace(Arc::new(new));
-                tracing::info!(message = "Rules reloaded.", reason, rules = count);
-            }
-            Err(e) => {
-                metrics.inc("trigd_reloads_total", &[("result", "failure")]);
-                tracing::error!(message = "Reload refused; the previous rules keep running.", reason, error = %e);
-            }
-        }
+        let result = reload.run(reason, &metrics);
+        metrics.inc("trigd_reloads_total", &[("result", result.label())]);
         sd_notify::notify("READY=1");
     }
 }

@@ -458,6 +458,7 @@ fn run_daemon(
         },
         None => trigd::config::settings::DaemonSettings::default(),
     };
+    let settings_file = config.map(|path| (path, settings.clone()));
     if let Some(l) = listen {
         settings.listen = l;
     }
@@ -474,6 +475,7 @@ fn run_daemon(
     let opts = trigd::daemon::Options {
         rules_dir: rules,
         settings,
+        settings_file,
     };
     let result = runtime.block_on(async {
         // Registered before anything starts, so a SIGTERM right after READY is handled.

@@ -66,6 +66,37 @@ impl Default for DaemonSettings {
     }
 }
 
+/// The keys whose values differ between `old` and `new`, in [`KEYS`] order. The daemon reads
+/// `trigd.yaml` at start only: a reload uses this to say which settings wait for a restart.
+pub fn changed(old: &DaemonSettings, new: &DaemonSettings) -> Vec<&'static str> {
+    // Destructured, so that a new setting cannot be forgotten here.
+    let DaemonSettings {
+        listen,
+        state_dir,
+        region,
+        account,
+        endpoint_url,
+        max_body_bytes,
+        grace_period,
+        archive,
+        defaults,
+    } = old;
+    [
+        ("listen", *listen != new.listen),
+        ("state_dir", *state_dir != new.state_dir),
+        ("region", *region != new.region),
+        ("account", *account != new.account),
+        ("endpoint_url", *endpoint_url != new.endpoint_url),
+        ("max_body_bytes", *max_body_bytes != new.max_body_bytes),
+        ("grace_period", *grace_period != new.grace_period),
+        ("archive", *archive != new.archive),
+        ("defaults", *defaults != new.defaults),
+    ]
+    .into_iter()
+    .filter_map(|(key, differs)| differs.then_some(key))
+    .collect()
+}
+
 /// Reads `path`; a missing file is an error (the caller decides whether the file is optional).
 pub fn load(path: &Path) -> Result<DaemonSettings, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
@@ -247,6 +278,22 @@ mod tests {
         );
         assert_eq!(own.retry.max_event_age, Duration::from_secs(3600));
         assert_eq!(own.concurrency, 5);
+    }
+
+    #[test]
+    fn changed_names_the_keys_that_differ() {
+        let old = DaemonSettings::default();
+        assert_eq!(changed(&old, &old.clone()), Vec::<&str>::new());
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("trigd.yaml");
+        std::fs::write(
+            &config,
+            "listen: 127.0.0.1:9999\nstate_dir: /elsewhere\narchive: true\n",
+        )
+        .unwrap();
+        let new = load(&config).unwrap();
+        assert_eq!(changed(&old, &new), ["listen", "state_dir", "archive"]);
+        assert_eq!(changed(&new, &old), ["listen", "state_dir", "archive"]);
     }
 
     #[test]

@@ -4,22 +4,32 @@
 //! stored, stays on the queue: SQS makes it visible again and, with a redrive policy, moves it
 //! to the queue's own dead-letter queue. Receive errors (the service down, say) back off and
 //! retry, so the source reconnects by itself; they are counted in `trigd_source_errors_total`.
+//!
+//! [`SqsSources`] keeps the pollers as the current rule set declares them: a reload starts new
+//! sources, stops removed ones and restarts changed ones, leaving the others untouched.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName,
+};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::decode::{Message, decode};
 use crate::metrics::Metrics;
-use crate::rules::QueueFormat;
+use crate::rules::{QueueFormat, RuleSet, SourceKind};
 use crate::server::{self, AppState};
 
 /// One SQS source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SqsSource {
     pub name: String,
     pub queue_url: String,
@@ -28,17 +38,186 @@ pub struct SqsSource {
 
 pub use crate::rules::queue_arn;
 
-/// Polls until `stop`.
-pub async fn run(
+/// How a poller is told to end.
+#[derive(Debug, Clone)]
+struct Stop {
+    /// The daemon stops: a receive in flight is abandoned (whatever it had taken comes back
+    /// after the queue's visibility timeout).
+    shutdown: CancellationToken,
+    /// A reload stops or restarts this source (a child of `shutdown`): the batch in hand
+    /// finishes; what a receive in flight still brings is made visible again at once, for the
+    /// poller that takes over, and never deleted.
+    retire: CancellationToken,
+}
+
+/// The running SQS sources, by name.
+pub struct SqsSources {
+    client: aws_sdk_sqs::Client,
+    state: Arc<AppState>,
+    /// The daemon's stop: every poller's `retire` token is a child of it.
+    shutdown: CancellationToken,
+    /// The daemon's tracker, so that a stop waits for the pollers.
+    tasks: TaskTracker,
+    running: HashMap<String, Running>,
+}
+
+/// One source's pollers.
+struct Running {
+    source: SqsSource,
+    concurrency: u32,
+    retire: CancellationToken,
+    /// One token per poller that may still handle a batch (and so delete messages): the
+    /// pollers that take over wait until it is empty.
+    batches: TaskTracker,
+}
+
+/// What [`SqsSources::apply`] did to one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    Started,
+    Stopped,
+    Restarted,
+}
+
+impl Change {
+    /// As logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Started => "started",
+            Change::Stopped => "stopped",
+            Change::Restarted => "restarted",
+        }
+    }
+}
+
+impl SqsSources {
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        state: Arc<AppState>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> SqsSources {
+        SqsSources {
+            client,
+            state,
+            shutdown,
+            tasks,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Runs the SQS sources `rules` declares: starts the new ones, stops the removed ones and
+    /// restarts those whose queue, format or concurrency changed; the others keep running
+    /// untouched. A restarted source's new pollers begin only after the old ones finished the
+    /// batch they had in hand. Returns what changed, by source name, sorted.
+    pub fn apply(&mut self, rules: &RuleSet) -> Vec<(String, Change)> {
+        let declared: HashMap<&str, (SqsSource, u32)> = rules
+            .sources
+            .iter()
+            .filter_map(|s| match &s.kind {
+                SourceKind::Sqs {
+                    queue_url,
+                    format,
+                    concurrency,
+                } => Some((
+                    s.name.as_str(),
+                    (
+                        SqsSource {
+                            name: s.name.clone(),
+                            queue_url: queue_url.clone(),
+                            format: *format,
+                        },
+                        *concurrency,
+                    ),
+                )),
+                _ => None,
+            })
+            .collect();
+        let mut changes = Vec::new();
+        let mut previous = HashMap::new();
+        self.running.retain(|name, run| {
+            let same = declared
+                .get(name.as_str())
+                .is_some_and(|(source, n)| *source == run.source && *n == run.concurrency);
+            if !same {
+                run.retire.cancel();
+                run.batches.close();
+                previous.insert(name.clone(), run.batches.clone());
+            }
+            same
+        });
+        for (name, (source, concurrency)) in declared {
+            if self.running.contains_key(name) {
+                continue;
+            }
+            let after = previous.remove(name);
+            changes.push((
+                name.to_owned(),
+                if after.is_some() {
+                    Change::Restarted
+                } else {
+                    Change::Started
+                },
+            ));
+            let run = self.start(source, concurrency, after);
+            self.running.insert(name.to_owned(), run);
+        }
+        changes.extend(previous.into_keys().map(|name| (name, Change::Stopped)));
+        changes.sort();
+        changes
+    }
+
+    fn start(&self, source: SqsSource, concurrency: u32, after: Option<TaskTracker>) -> Running {
+        let retire = self.shutdown.child_token();
+        let batches = TaskTracker::new();
+        for _ in 0..concurrency {
+            self.tasks.spawn(run(
+                self.client.clone(),
+                source.clone(),
+                Arc::clone(&self.state),
+                Stop {
+                    shutdown: self.shutdown.clone(),
+                    retire: retire.clone(),
+                },
+                batches.token(),
+                after.clone(),
+            ));
+        }
+        Running {
+            source,
+            concurrency,
+            retire,
+            batches,
+        }
+    }
+}
+
+/// Polls until `stop`. `batch` is held while this poller may handle a batch; `after`, the
+/// batches of the pollers this one replaces, which must end before this one receives.
+async fn run(
     client: aws_sdk_sqs::Client,
     source: SqsSource,
     state: Arc<AppState>,
-    stop: CancellationToken,
+    stop: Stop,
+    batch: TaskTrackerToken,
+    after: Option<TaskTracker>,
 ) {
+    if let Some(after) = after {
+        // Waited for even when retired meanwhile: whoever replaces this poller waits on
+        // `batch`, and so on the predecessors too.
+        tokio::select! {
+            biased;
+            () = stop.shutdown.cancelled() => return,
+            () = after.wait() => {}
+        }
+    }
     let region = state.rules.borrow().settings.region.clone();
     let arn = queue_arn(&source.queue_url, &region);
     let mut backoff = Duration::from_secs(1);
     loop {
+        if stop.retire.is_cancelled() {
+            return;
+        }
         let receive = client
             .receive_message()
             .queue_url(&source.queue_url)
@@ -47,9 +226,16 @@ pub async fn run(
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send();
+        tokio::pin!(receive);
         let result = tokio::select! {
-            r = receive => r,
-            () = stop.cancelled() => return,
+            biased;
+            () = stop.shutdown.cancelled() => return,
+            () = stop.retire.cancelled() => {
+                drop(batch);
+                release_late(&client, &source, &state.metrics, receive, &stop.shutdown).await;
+                return;
+            }
+            r = &mut receive => r,
         };
         let messages = match result {
             Ok(out) => {
@@ -62,7 +248,7 @@ pub async fn run(
                 backoff = receive_failed(&state.metrics, &source.name, backoff);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = stop.cancelled() => return,
+                    () = stop.retire.cancelled() => return,
                 }
                 continue;
             }
@@ -72,6 +258,68 @@ pub async fn run(
         }
         handle_batch(&client, &source, &arn, &region, &state, messages).await;
     }
+}
+
+/// After a retired poller's receive in flight returns: its messages are made visible again
+/// at once (`ChangeMessageVisibilityBatch` to 0), unread, for the poller that took over. The
+/// long poll is not abandoned because the queue would still hand it messages and hide them for
+/// the visibility timeout.
+async fn release_late<E>(
+    client: &aws_sdk_sqs::Client,
+    source: &SqsSource,
+    metrics: &Metrics,
+    receive: impl Future<
+        Output = Result<aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput, E>,
+    >,
+    shutdown: &CancellationToken,
+) {
+    let received = tokio::select! {
+        biased;
+        () = shutdown.cancelled() => return,
+        r = receive => r,
+    };
+    let Ok(out) = received else {
+        return;
+    };
+    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = out
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                .visibility_timeout(0)
+                .build()
+                .ok()
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    let count = entries.len();
+    let released = client
+        .change_message_visibility_batch()
+        .queue_url(&source.queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await;
+    let failed = match released {
+        Ok(out) => out.failed().len(),
+        Err(e) => {
+            tracing::warn!(message = "SQS messages received while the source stopped could not be released; they come back after the visibility timeout.", source = %source.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
+            count
+        }
+    };
+    if failed > 0 {
+        metrics.add(
+            "trigd_source_errors_total",
+            &[("source", &source.name), ("operation", "release")],
+            failed as f64,
+        );
+    }
+    tracing::info!(message = "SQS messages received while the source stopped were left on the queue.", source = %source.name, messages = count);
 }
 
 /// The longest wait between failed receives.

@@ -317,7 +317,7 @@ async fn a_missing_queue_is_a_dead_letter_with_the_reason() {
     assert_eq!(d.stop(), 0);
 }
 
-fn s3_notification(keys: &[&str]) -> String {
+pub(crate) fn s3_notification(keys: &[&str]) -> String {
     let records: Vec<Value> = keys
         .iter()
         .map(|k| {

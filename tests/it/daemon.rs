@@ -407,6 +407,77 @@ async fn reload_swaps_good_rules_and_keeps_the_old_ones_on_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_says_which_trigd_yaml_changes_wait_for_a_restart_and_applies_the_rules() {
+    let rec = Recorder::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(&rules, "r.yaml", &http_rule("orders", &rec.url(), ""));
+    let config = dir.path().join("trigd.yaml");
+    std::fs::write(&config, "listen: 127.0.0.1:8787\ngrace_period: 5s\n").unwrap();
+    let d = Daemon::start(
+        &rules,
+        &dir.path().join("state"),
+        &["--config", config.to_str().unwrap()],
+    );
+
+    // Unchanged settings: a plain success.
+    d.hup();
+    d.wait_log("the first reload", |v| v["message"] == "Rules reloaded.");
+
+    // The region and the grace period changed, and a rule was added: the rule applies now,
+    // the settings after a restart, and the reload says so. The listen address changed too,
+    // but `--listen` overrides it, so a restart would not apply it either.
+    std::fs::write(
+        &config,
+        "listen: 127.0.0.1:8788\ngrace_period: 9s\nregion: eu-west-2\n",
+    )
+    .unwrap();
+    write_rules(
+        &rules,
+        "more.yaml",
+        &http_rule("more", &rec.url(), "").replace("[shop]", "[bakery]"),
+    );
+    d.wait_log("the reload of the new rule", |v| {
+        v["message"] == "Rules reloaded." && v["rules"] == 2
+    });
+    d.hup();
+    let warned = d.wait_log("the restart warning", |v| {
+        v["message"] == "trigd.yaml changed; these settings take effect only after a restart."
+    });
+    assert_eq!(warned["settings"], "region, grace_period");
+    assert_eq!(post(&d.url("/events/bakery"), "{}", &[]).await.0, 200);
+    rec.wait_for(1).await;
+
+    // An invalid trigd.yaml refuses the reload whole.
+    std::fs::write(&config, "listen: nowhere\n").unwrap();
+    d.hup();
+    let refused = d.wait_log("the refused reload", |v| {
+        v["message"] == "Reload refused; the previous rules keep running."
+    });
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("`listen` must be"),
+        "{refused}"
+    );
+    let (_, metrics) = get(&d.url("/metrics")).await;
+    assert!(
+        metrics.contains("trigd_reloads_total{result=\"success\"} "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("trigd_reloads_total{result=\"restart_needed\"} "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("trigd_reloads_total{result=\"failure\"} 1\n"),
+        "{metrics}"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pending_deliveries_survive_a_restart() {
     // The target is down: the delivery waits in the outbox across a clean stop.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -15,6 +15,7 @@ mod functions;
 mod harness;
 mod replay;
 mod sns_http;
+mod sqs_reload;
 mod store;
 mod supervision;
 mod targets;
