@@ -124,6 +124,16 @@ impl Pool {
         pool.gauge("trigd_function_environments", 0);
         pool.gauge("trigd_function_waiting", 0);
         tokio::spawn(reap_idle(Arc::downgrade(&pool), pool.stop.clone()));
+        // The interpreter is resolved now, at load, so the first invocation does not wait
+        // for it (it waits only if it comes before this is done).
+        let weak = Arc::downgrade(&pool);
+        tokio::spawn(async move {
+            if let Some(p) = weak.upgrade() {
+                p.interpreter
+                    .get_or_init(|| super::environment::resolve_interpreter(&p.function, &p.setup))
+                    .await;
+            }
+        });
         pool
     }
 
