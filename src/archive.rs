@@ -90,11 +90,6 @@ impl Archive {
         }
     }
 
-    /// Events not archived because the writer fell behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
     /// Flushes what is queued and stops the writer.
     pub fn close(&mut self) {
         self.tx = None;

@@ -68,7 +68,7 @@ const NO_PERMISSIONS: &[&str] = &[
 /// What an SDK error means for a delivery: throttling, 5xx, timeouts and network failures are
 /// retried; a missing resource, missing permissions and invalid requests go to the dead letter.
 /// The only place that reads AWS error codes.
-pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> Outcome
+pub(crate) fn classify<E>(err: &SdkError<E, HttpResponse>) -> Outcome
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

@@ -22,9 +22,10 @@
 //! * [`daemon`]: `trigd run`: start, supervision, reload, bounded stop.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod archive;
-pub mod aws;
+pub(crate) mod aws;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
@@ -42,7 +43,7 @@ pub mod rule_tests;
 pub mod rules;
 pub mod schedule;
 pub mod schema;
-pub mod sd_notify;
+pub(crate) mod sd_notify;
 pub mod server;
 pub mod sources;
 pub mod targets;

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 /// Sends one state line; failures are logged and otherwise ignored (systemd may be gone).
-pub fn notify(state: &str) {
+pub(crate) fn notify(state: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
@@ -26,7 +26,7 @@ pub fn notify(state: &str) {
 
 /// How often to ping the watchdog: half of `$WATCHDOG_USEC`, when systemd asks for it (and
 /// the request is for this process, per `$WATCHDOG_PID`).
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     if let Ok(pid) = std::env::var("WATCHDOG_PID")
         && pid.parse::<u32>().ok() != Some(std::process::id())
     {

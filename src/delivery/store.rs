@@ -260,11 +260,6 @@ impl Outbox {
         })
     }
 
-    /// The state directory this outbox lives in.
-    pub fn state_dir(&self) -> &Path {
-        &self.inner.state_dir
-    }
-
     /// Durably adds deliveries (`INSERT OR IGNORE` on id: the same delivery enqueued twice is
     /// one, and the first copy wins) and, in the same transaction, records a schedule rule's
     /// last fire when given, so that a schedule tick is recorded only with its deliveries.

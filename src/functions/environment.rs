@@ -79,7 +79,7 @@ pub(crate) enum Fate {
 impl Environment {
     /// Starts the runtime process for `f`. Init runs in the background; the first invocation
     /// waits for it.
-    pub async fn start(
+    pub(super) async fn start(
         f: &Function,
         setup: &Setup,
         interpreter: Option<&Path>,
@@ -139,7 +139,7 @@ impl Environment {
     }
 
     /// Runs one invocation. Never fails: every way an invocation can end is an [`Outcome`].
-    pub async fn invoke(
+    pub(super) async fn invoke(
         &mut self,
         f: &Function,
         setup: &Setup,
@@ -314,7 +314,7 @@ impl Environment {
     }
 
     /// Kills the whole process group (the runtime and anything it started).
-    pub fn kill(&self) {
+    pub(super) fn kill(&self) {
         if self.exited.borrow().is_some() && !memory::group_alive(self.pid) {
             return;
         }

@@ -87,7 +87,7 @@ pub(crate) struct Setup {
 
 impl Setup {
     /// The function's ARN, as the context's `invoked_function_arn` shows it.
-    pub fn arn_prefix_for(&self, name: &str) -> Arc<str> {
+    pub(crate) fn arn_prefix_for(&self, name: &str) -> Arc<str> {
         function_arn(&self.region, &self.account, name).into()
     }
 }

@@ -100,7 +100,7 @@ impl Drop for Live {
 }
 
 impl Pool {
-    pub fn new(function: Function, setup: Arc<Setup>, stamp: Option<SystemTime>) -> Arc<Pool> {
+    pub(super) fn new(function: Function, setup: Arc<Setup>, stamp: Option<SystemTime>) -> Arc<Pool> {
         static GENERATION: AtomicU64 = AtomicU64::new(0);
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let dir = setup
@@ -137,11 +137,11 @@ impl Pool {
         pool
     }
 
-    pub fn function(&self) -> &Function {
+    pub(super) fn function(&self) -> &Function {
         &self.function
     }
 
-    pub fn stamp(&self) -> Option<SystemTime> {
+    pub(super) fn stamp(&self) -> Option<SystemTime> {
         self.stamp
     }
 
@@ -159,7 +159,7 @@ impl Pool {
         }
     }
 
-    pub async fn invoke(self: &Arc<Self>, inv: Invocation) -> Outcome {
+    pub(super) async fn invoke(self: &Arc<Self>, inv: Invocation) -> Outcome {
         let waiting = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
         self.gauge("trigd_function_waiting", waiting);
         let permit = self.permits.acquire().await;

@@ -83,7 +83,7 @@ pub(crate) struct RuntimeApi {
 
 impl RuntimeApi {
     /// Binds 127.0.0.1 on a free port and serves the API until dropped.
-    pub async fn start() -> std::io::Result<RuntimeApi> {
+    pub(super) async fn start() -> std::io::Result<RuntimeApi> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (events_tx, events_rx) = mpsc::channel(1);
@@ -123,7 +123,7 @@ impl RuntimeApi {
 
     /// Hands `event` to the runtime (its pending or next `next`); the answer comes on the
     /// returned channel. `None` if the API is gone.
-    pub fn send(&self, event: Event) -> Option<oneshot::Receiver<Answer>> {
+    pub(super) fn send(&self, event: Event) -> Option<oneshot::Receiver<Answer>> {
         let (tx, rx) = oneshot::channel();
         *lock(&self.shared.current) = Some(Current {
             request_id: Arc::clone(&event.request_id),
@@ -135,7 +135,7 @@ impl RuntimeApi {
     }
 
     /// Forgets the current invocation: a late answer for it gets 400, as for an unknown id.
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         lock(&self.shared.current).take();
     }
 }

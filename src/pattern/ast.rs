@@ -116,7 +116,7 @@ impl NumericRange {
 }
 
 /// Case folding used by every `equals-ignore-case` form, applied to both sides.
-pub fn fold_case(s: &str) -> String {
+pub(super) fn fold_case(s: &str) -> String {
     if s.is_ascii() {
         s.to_ascii_lowercase()
     } else {
@@ -136,7 +136,7 @@ impl fmt::Display for Literal {
 }
 
 /// Formats a number the way it would be written in JSON (`300`, not `300.0`).
-pub fn format_number(n: f64) -> String {
+pub(super) fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 {
         format!("{}", n as i64)
     } else {

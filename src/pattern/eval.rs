@@ -7,7 +7,7 @@ use super::ast::{Alt, AnythingBut, Literal, fold_case};
 
 /// A scalar found in an event at some path.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Leaf<'a> {
+pub(super) enum Leaf<'a> {
     Str(&'a str),
     Num(f64),
     Bool(bool),
@@ -15,13 +15,13 @@ pub enum Leaf<'a> {
 }
 
 /// A leaf with its case-folded form computed at most once.
-pub struct LeafView<'a> {
+pub(super) struct LeafView<'a> {
     pub leaf: Leaf<'a>,
     folded: OnceCell<String>,
 }
 
 impl<'a> LeafView<'a> {
-    pub fn new(leaf: Leaf<'a>) -> Self {
+    pub(super) fn new(leaf: Leaf<'a>) -> Self {
         LeafView {
             leaf,
             folded: OnceCell::new(),
@@ -29,7 +29,7 @@ impl<'a> LeafView<'a> {
     }
 
     /// The case-folded string, or `None` for non-strings.
-    pub fn folded(&self) -> Option<&str> {
+    pub(super) fn folded(&self) -> Option<&str> {
         match self.leaf {
             Leaf::Str(s) => Some(self.folded.get_or_init(|| fold_case(s))),
             _ => None,
@@ -41,7 +41,7 @@ impl<'a> LeafView<'a> {
 ///
 /// `Exists(true)` matches every leaf, `Exists(false)` none: absence is decided per condition,
 /// not per leaf.
-pub fn alt_matches(alt: &Alt, view: &LeafView<'_>) -> bool {
+pub(super) fn alt_matches(alt: &Alt, view: &LeafView<'_>) -> bool {
     let leaf = view.leaf;
     match alt {
         Alt::Exact(lit) => literal_eq(lit, leaf),
@@ -59,7 +59,7 @@ pub fn alt_matches(alt: &Alt, view: &LeafView<'_>) -> bool {
 }
 
 /// Exact equality; numbers by value.
-pub fn literal_eq(lit: &Literal, leaf: Leaf<'_>) -> bool {
+pub(super) fn literal_eq(lit: &Literal, leaf: Leaf<'_>) -> bool {
     match (lit, leaf) {
         (Literal::Str(a), Leaf::Str(b)) => a == b,
         (Literal::Num(a), Leaf::Num(b)) => *a == b,

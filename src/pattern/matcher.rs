@@ -193,11 +193,6 @@ impl Matcher {
         });
     }
 
-    /// How many rules were compiled.
-    pub fn rule_count(&self) -> usize {
-        self.rules
-    }
-
     /// Fresh per-event working memory for this matcher; reuse it across events.
     pub fn scratch(&self) -> Scratch {
         Scratch {

@@ -17,18 +17,18 @@ use super::ast::{Alt, Branch, Condition, Pattern};
 use super::eval::{Leaf, LeafView, alt_matches};
 
 /// One step of a trail: array number (in the order arrays are met) and element index.
-pub type Step = (u32, u32);
+pub(super) type Step = (u32, u32);
 
 /// A scalar of a flattened event.
 #[derive(Debug, Clone)]
-pub struct FlatLeaf<'a> {
+pub(super) struct FlatLeaf<'a> {
     pub path: String,
     pub leaf: Leaf<'a>,
     pub trail: Vec<Step>,
 }
 
 /// Flattens an event into its leaves.
-pub fn flatten(event: &Value) -> Vec<FlatLeaf<'_>> {
+pub(super) fn flatten(event: &Value) -> Vec<FlatLeaf<'_>> {
     let mut out = Vec::new();
     let mut arrays = 0;
     walk(event, None, &mut Vec::new(), &mut arrays, &mut out);
@@ -79,7 +79,7 @@ fn walk<'a>(
 }
 
 /// Whether two trails can belong to one match.
-pub fn trails_agree(a: &[Step], b: &[Step]) -> bool {
+pub(super) fn trails_agree(a: &[Step], b: &[Step]) -> bool {
     a.iter()
         .all(|(arr, i)| b.iter().all(|(arr2, j)| arr != arr2 || i == j))
 }

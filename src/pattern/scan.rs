@@ -28,7 +28,7 @@ pub struct EventError {
 /// Paths are compared after splitting on `.`, so the event key `state.status` under `detail`
 /// reaches the same node as the nested keys `state` → `status`, as EventBridge does.
 #[derive(Debug, Default)]
-pub struct PathTrie {
+pub(super) struct PathTrie {
     nodes: Vec<PathNode>,
 }
 
@@ -87,17 +87,17 @@ impl Children {
 }
 
 /// The root of every trie.
-pub const ROOT: u32 = 0;
+pub(super) const ROOT: u32 = 0;
 
 impl PathTrie {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         PathTrie {
             nodes: vec![PathNode::default()],
         }
     }
 
     /// Registers `path` as field `field`, returning the existing field id if it is known.
-    pub fn insert(&mut self, path: &str, field: u32) -> u32 {
+    pub(super) fn insert(&mut self, path: &str, field: u32) -> u32 {
         let mut node = ROOT;
         for seg in path.split('.') {
             node = match self.nodes[node as usize].children.get(seg.as_bytes()) {
@@ -139,20 +139,20 @@ impl PathTrie {
 }
 
 /// Receives the scalars found at named paths.
-pub trait Sink {
+pub(super) trait Sink {
     /// A scalar at the path of `field`; `trail` names the array elements it sits in.
     fn leaf(&mut self, field: u32, leaf: Leaf<'_>, trail: &[Step]);
 }
 
 /// Buffers reused from one scan to the next.
 #[derive(Debug, Default)]
-pub struct ScanScratch {
+pub(super) struct ScanScratch {
     stack: Vec<u8>,
     trail: Vec<Step>,
 }
 
 /// Scans `json`, which must hold one JSON object, reporting named scalars to `sink`.
-pub fn scan(
+pub(super) fn scan(
     json: &str,
     trie: &PathTrie,
     sink: &mut impl Sink,

@@ -17,7 +17,7 @@ use crate::delivery::Delivery;
 use crate::targets::ErrorCode;
 
 /// The `version` every dead-letter file carries; readers refuse others rather than guess.
-pub const DEAD_LETTER_VERSION: u64 = 1;
+pub(super) const DEAD_LETTER_VERSION: u64 = 1;
 
 /// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the instants RFC 3339 can write.
 const RFC3339_MIN_MS: i64 = -62_167_219_200_000;

@@ -71,19 +71,19 @@ impl Proxies {
 
 /// Opens connections for the pooled client (TLS is layered on top by `hyper-rustls`).
 #[derive(Clone)]
-pub struct Connector {
+pub(super) struct Connector {
     tcp: HttpConnector,
     proxies: Proxies,
 }
 
 impl Connector {
-    pub fn new(tcp: HttpConnector, proxies: Proxies) -> Connector {
+    pub(super) fn new(tcp: HttpConnector, proxies: Proxies) -> Connector {
         Connector { tcp, proxies }
     }
 }
 
 /// A connection, and whether it goes to a forwarding proxy.
-pub struct Stream {
+pub(super) struct Stream {
     io: TokioIo<TcpStream>,
     forwarded: bool,
 }
