@@ -100,7 +100,11 @@ impl Drop for Live {
 }
 
 impl Pool {
-    pub(super) fn new(function: Function, setup: Arc<Setup>, stamp: Option<SystemTime>) -> Arc<Pool> {
+    pub(super) fn new(
+        function: Function,
+        setup: Arc<Setup>,
+        stamp: Option<SystemTime>,
+    ) -> Arc<Pool> {
         static GENERATION: AtomicU64 = AtomicU64::new(0);
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let dir = setup
