@@ -9,6 +9,9 @@
 //! * [`config`]: rule files: discovery, a YAML tree with positions, validation with
 //!   diagnostics at `file:line:column`.
 //! * [`rules`]: the validated model every command runs on.
+//! * [`route`]: routing, pure: an event becomes deliveries with their payloads rendered.
+//! * [`intake`]: the one door every source's events go through in the daemon: routed, stored
+//!   in one commit, dead-lettered when unrenderable, archived and counted.
 //! * [`dry_run`], [`rule_tests`], [`next`], [`schema`]: the offline tools behind `trigd match`,
 //!   `test`, `next` and `schema`.
 //! * [`event`]: events in the EventBridge envelope.
@@ -27,11 +30,12 @@ pub mod diff;
 pub mod dry_run;
 pub mod event;
 pub mod functions;
-pub mod ingest;
+pub mod intake;
 pub mod metrics;
 pub mod next;
 pub mod pattern;
 pub mod replay;
+pub mod route;
 pub mod rule_tests;
 pub mod rules;
 pub mod schedule;

@@ -5,7 +5,6 @@
 //! to the queue's own dead-letter queue. Receive errors (the service down, say) back off and
 //! retry, so the source reconnects by itself; they are counted in `trigd_source_errors_total`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
@@ -14,9 +13,9 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::decode::{Message, decode};
+use crate::intake::{Batch, Intake};
 use crate::metrics::Metrics;
 use crate::rules::QueueFormat;
-use crate::server::{self, AppState};
 
 /// One SQS source.
 #[derive(Debug, Clone)]
@@ -38,10 +37,10 @@ pub fn queue_arn(queue_url: &str, region: &str) -> String {
 pub async fn run(
     client: aws_sdk_sqs::Client,
     source: SqsSource,
-    state: Arc<AppState>,
+    intake: Intake,
     stop: CancellationToken,
 ) {
-    let region = state.rules.borrow().settings.region.clone();
+    let region = intake.rules().settings.region.clone();
     let arn = queue_arn(&source.queue_url, &region);
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -65,7 +64,7 @@ pub async fn run(
             Err(e) => {
                 tracing::warn!(message = "Cannot receive from SQS; will retry.", source = %source.name, retry_in_secs = backoff.as_secs(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
                 let wait = backoff;
-                backoff = receive_failed(&state.metrics, &source.name, backoff);
+                backoff = receive_failed(intake.metrics(), &source.name, backoff);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = stop.cancelled() => return,
@@ -76,7 +75,7 @@ pub async fn run(
         if messages.is_empty() {
             continue;
         }
-        handle_batch(&client, &source, &arn, &region, &state, messages).await;
+        handle_batch(&client, &source, &arn, &region, &intake, messages).await;
     }
 }
 
@@ -98,10 +97,10 @@ async fn handle_batch(
     source: &SqsSource,
     arn: &str,
     region: &str,
-    state: &AppState,
+    intake: &Intake,
     messages: Vec<aws_sdk_sqs::types::Message>,
 ) {
-    let rules = state.rules.borrow().clone();
+    let rules = intake.rules();
     let now = Utc::now();
     let mut events = Vec::new();
     // A FIFO queue's message group, per event: its deliveries keep the group's order.
@@ -136,7 +135,7 @@ async fn handle_batch(
                 }
             }
             Err(e) => {
-                state.metrics.inc(
+                intake.metrics().inc(
                     "trigd_events_rejected_total",
                     &[("source", &source.name), ("reason", "undecodable")],
                 );
@@ -144,17 +143,12 @@ async fn handle_batch(
             }
         }
     }
-    let count = events.len();
-    if let Err(r) = server::accept_ordered(state, &rules, events, &groups, now).await {
-        tracing::error!(message = "Events from SQS could not be stored; the messages stay on the queue.", source = %source.name, reason = r.reason);
+    let batch = Batch::new(&source.name, events).ordered(groups);
+    if let Err(e) = intake.accept(&rules, batch, now).await {
+        tracing::error!(message = "Events from SQS could not be stored; the messages stay on the queue.", source = %source.name, error = %e);
         return;
     }
-    state.metrics.add(
-        "trigd_events_received_total",
-        &[("source", &source.name)],
-        count as f64,
-    );
-    delete(client, source, &state.metrics, done).await;
+    delete(client, source, intake.metrics(), done).await;
 }
 
 /// Deletes processed messages; per-entry failures are logged and counted (the message will
