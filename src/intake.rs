@@ -290,3 +290,83 @@ fn route_batch(
     }
     Ok(unmatched)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn rules() -> RuleSet {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            "rules:\n  - name: a\n    pattern: {source: [a]}\n    targets: [{id: t, log: true}]\n";
+        std::fs::write(dir.path().join("r.yaml"), text).unwrap();
+        crate::config::load_rules(dir.path(), crate::rules::Settings::default()).unwrap()
+    }
+
+    fn event(id: &str, source: &str) -> Value {
+        json!({"version": "0", "id": id, "source": source, "detail-type": "x", "detail": {}})
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_stored_in_one_commit_with_its_ordering_keys_and_counted() {
+        let state = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(state.path()).unwrap();
+        let rules = Arc::new(rules());
+        let (_tx, rx) = watch::channel(Arc::clone(&rules));
+        let metrics = Arc::new(Metrics::new());
+        let intake = Intake::new(rx, outbox.clone(), Arc::clone(&metrics), None);
+        let now = Utc::now();
+        let events = vec![event("e1", "a"), event("e2", "a"), event("e3", "z")];
+        let keys = vec![Some("g".to_owned()), Some("g".to_owned())];
+        let commits = outbox.commits();
+        let batch = Batch::new("q", events).ordered(keys);
+        intake.accept(&rules, batch, now).await.unwrap();
+        assert_eq!(outbox.commits(), commits + 1, "one commit for the batch");
+        assert_eq!(outbox.stats().await.unwrap().pending, 2);
+        // The group's head only: its second delivery waits for the first.
+        let due = outbox
+            .due(now.timestamp_millis(), 10, &HashSet::new())
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].event_id, "e1");
+        assert_eq!(due[0].ordering_key.as_deref(), Some("g"));
+        assert_eq!(
+            metrics.get("trigd_events_received_total", &[("source", "q")]),
+            3.0
+        );
+        assert_eq!(
+            metrics.get("trigd_rule_matches_total", &[("rule", "a")]),
+            2.0
+        );
+        assert_eq!(metrics.get("trigd_events_unmatched_total", &[]), 1.0);
+    }
+
+    #[tokio::test]
+    async fn events_passed_on_keep_their_hops_and_are_counted_by_their_source() {
+        let state = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(state.path()).unwrap();
+        let rules = Arc::new(rules());
+        let (_tx, rx) = watch::channel(Arc::clone(&rules));
+        let metrics = Arc::new(Metrics::new());
+        let intake = Intake::new(rx, outbox.clone(), Arc::clone(&metrics), None);
+        let now = Utc::now();
+        let batch = Batch::passed_on(event("e1", "a"), 3);
+        intake.accept(&rules, batch, now).await.unwrap();
+        let due = outbox
+            .due(now.timestamp_millis(), 10, &HashSet::new())
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].hops, 3);
+        assert_eq!(due[0].ordering_key, None);
+        assert_eq!(
+            metrics.get("trigd_events_received_total", &[("source", "a")]),
+            1.0
+        );
+    }
+}
