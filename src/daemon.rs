@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -28,7 +28,7 @@ use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::policy::Backoff;
 use crate::delivery::store::{Outbox, StoreError};
 use crate::event::{scheduled_event, stable_id};
-use crate::ingest::{Routed, add_rule};
+use crate::intake::{Batch, Fire, Intake};
 use crate::metrics::Metrics;
 use crate::rules::{CatchUp, RuleSet, Settings, Trigger};
 use crate::schedule::{ScheduleEntry, TimeBase, Timer};
@@ -205,19 +205,25 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     );
     metrics.set("trigd_rules", &[], rules.rules.len() as f64);
     let (rules_tx, rules_rx) = watch::channel(Arc::clone(&rules));
+    let archive = match &opts.settings.archive {
+        Some(config) => Some(
+            crate::archive::Archive::open(&opts.settings.state_dir, config.clone())
+                .map_err(DaemonError::Archive)?,
+        ),
+        None => None,
+    };
+    // The one door for every source's events.
+    let intake = Intake::new(
+        rules_rx.clone(),
+        outbox.clone(),
+        Arc::clone(&metrics),
+        archive,
+    );
     let state = Arc::new(AppState {
-        rules: rules_rx.clone(),
+        intake: intake.clone(),
         outbox: outbox.clone(),
         metrics: Arc::clone(&metrics),
         phase: AtomicU8::new(Phase::Starting as u8),
-        scratch: Mutex::new(Vec::new()),
-        archive: match &opts.settings.archive {
-            Some(config) => Some(
-                crate::archive::Archive::open(&opts.settings.state_dir, config.clone())
-                    .map_err(DaemonError::Archive)?,
-            ),
-            None => None,
-        },
         sns: crate::sources::sns_http::SnsHttp::new().map_err(DaemonError::SnsClient)?,
     });
 
@@ -250,7 +256,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         outbox.clone(),
         rules_rx.clone(),
         targets,
-        Arc::clone(&metrics),
+        intake.clone(),
         Backoff::default(),
     );
     let grace = opts.settings.grace_period;
@@ -267,7 +273,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         schedules(
             rules_rx.clone(),
             outbox.clone(),
-            Arc::clone(&metrics),
+            intake.clone(),
             stop.clone(),
         ),
     );
@@ -285,7 +291,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     // SQS sources as the rules declare them; the reloader then keeps them in step.
     let mut sqs = crate::sources::sqs::SqsSources::new(
         aws.sqs.clone(),
-        Arc::clone(&state),
+        intake.clone(),
         stop.clone(),
         tasks.clone(),
     );
@@ -452,18 +458,19 @@ fn schedule_id(name: &str) -> u64 {
     })
 }
 
-/// Fires schedule rules: catch-up on start, then the timer, rebuilt on every reload.
+/// Fires schedule rules: catch-up on start, then the timer, rebuilt on every reload. The
+/// outbox is read for the rules' last fires; fires go to the intake.
 async fn schedules(
     mut rules_rx: watch::Receiver<Arc<RuleSet>>,
     outbox: Outbox,
-    metrics: Arc<Metrics>,
+    intake: Intake,
     stop: CancellationToken,
 ) {
     let rules = rules_rx.borrow_and_update().clone();
     let now = Utc::now();
     let marks = load_marks(&outbox, &rules).await;
     for (name, at) in catch_up(&rules, &marks, now) {
-        fire(&rules, &name, at, &outbox, &metrics).await;
+        fire(&rules, &name, at, &intake).await;
     }
     let (timer, handle) = Timer::new(TimeBase::now(), entries(&rules, &marks, now));
     let (tx, mut rx) = mpsc::channel(256);
@@ -475,7 +482,7 @@ async fn schedules(
                 let rules = rules_rx.borrow().clone();
                 if let Some(rule) = rules.rules.iter().find(|r| schedule_id(&r.name) == f.id) {
                     let name = rule.name.clone();
-                    fire(&rules, &name, f.scheduled, &outbox, &metrics).await;
+                    fire(&rules, &name, f.scheduled, &intake).await;
                 }
             }
             Ok(()) = rules_rx.changed() => {
@@ -570,15 +577,9 @@ pub fn catch_up(
     out
 }
 
-/// One fire of a schedule rule: its Scheduled Event's deliveries go to the outbox together
-/// with the rule's last-fire mark, in one transaction.
-async fn fire(
-    rules: &RuleSet,
-    name: &str,
-    scheduled: DateTime<Utc>,
-    outbox: &Outbox,
-    metrics: &Metrics,
-) {
+/// One fire of a schedule rule: its Scheduled Event goes to the intake, which stores its
+/// deliveries together with the rule's last-fire mark, in one transaction.
+async fn fire(rules: &RuleSet, name: &str, scheduled: DateTime<Utc>, intake: &Intake) {
     let Some(rule) = rules.rule(name) else {
         return;
     };
@@ -599,7 +600,6 @@ async fn fire(
     let arn = rules.rule_arn(name);
     let id = stable_id(&format!("{arn}@{}", scheduled.timestamp()));
     let event: Value = scheduled_event(&rules.settings, &arn, scheduled, &id);
-    let text = crate::event::compact(&event);
     let due = match s.jitter {
         Some(window) => {
             let offset = window.mul_f64(rand::random::<f64>());
@@ -607,29 +607,23 @@ async fn fire(
         }
         None => now,
     };
-    let mut routed = Routed::default();
-    add_rule(rules, rule, &event, &text, now, due, &mut routed);
+    let metrics = intake.metrics();
     metrics.inc("trigd_schedule_fires_total", &[("rule", name)]);
     metrics.observe(
         "trigd_schedule_lateness_seconds",
         &[("rule", name)],
         ((now - scheduled).num_milliseconds().max(0) as f64) / 1000.0,
     );
-    let mark = Some((name.to_owned(), scheduled.timestamp_millis()));
-    if let Err(e) = outbox.enqueue(routed.deliveries, mark).await {
-        tracing::error!(message = "A schedule fire could not be stored; it will be caught up on restart.", rule = name, error = %e);
-        return;
-    }
-    for (d, error) in routed.failed {
-        tracing::warn!(message = "Delivery cannot be rendered; dead-lettered.", rule = %d.rule, target = %d.target, %error);
-        let info = crate::delivery::store::DeadLetterInfo {
-            code: crate::targets::ErrorCode::InvalidParameter,
-            error,
-            exhausted: None,
-            at_ms: now.timestamp_millis(),
-        };
-        if let Err(e) = outbox.dead_letter(&d, info).await {
-            tracing::error!(message = "Could not write a dead letter.", error = %e);
+    let fire = Fire {
+        rule,
+        due,
+        mark_ms: scheduled.timestamp_millis(),
+    };
+    match intake.accept(rules, Batch::fire(event, fire), now).await {
+        // Stored with its mark; the intake logged the dead letter it could not write.
+        Ok(()) | Err(crate::intake::IntakeError::DeadLetter(_)) => {}
+        Err(e) => {
+            tracing::error!(message = "A schedule fire could not be stored; it will be caught up on restart.", rule = name, error = %e);
         }
     }
 }

@@ -519,7 +519,7 @@ impl<'a> Plan<'a> {
         match event {
             Ok((value, compact)) => {
                 let ingestion = dry_run::ingestion_time(value, self.opts.now);
-                dry_run::render_rule(set, rule, compact, value, &ingestion)
+                crate::route::render_rule(set, rule, compact, value, &ingestion)
                     .targets
                     .into_iter()
                     .map(|p| (p.id, p.payload))

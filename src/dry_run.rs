@@ -6,29 +6,14 @@ use serde_json::Value;
 
 use crate::config::diag::did_you_mean;
 use crate::pattern::{self, EventError};
-use crate::rules::{Rule, RuleSet, SourceKind, Trigger};
-use crate::transform::RenderContext;
+pub use crate::route::{Matched, Payload, render_rule};
+use crate::rules::{RuleSet, SourceKind, Trigger};
 
 /// The outcome of one event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub matched: Vec<Matched>,
     pub unmatched: Vec<Unmatched>,
-}
-
-/// A rule the event matches, with each target's payload.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Matched {
-    pub rule: String,
-    pub targets: Vec<Payload>,
-}
-
-/// What one target would receive, or why rendering failed (a JSON template that produced
-/// invalid JSON: EventBridge silently drops such deliveries; trigd reports them).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Payload {
-    pub id: String,
-    pub payload: Result<String, String>,
 }
 
 /// A pattern rule the event does not match, with the reason.
@@ -140,36 +125,6 @@ pub fn run_webhook(
     let id = crate::event::stable_id_of(&["webhook ", source, " ", body]);
     let event = crate::event::webhook_event(&rules.settings, source, detail, &id, now);
     run(rules, &crate::event::compact(&event), now)
-}
-
-/// Renders every target of `rule` for an event.
-pub fn render_rule(
-    rules: &RuleSet,
-    rule: &Rule,
-    event_text: &str,
-    event: &Value,
-    ingestion_time: &str,
-) -> Matched {
-    let arn = rules.rule_arn(&rule.name);
-    let ctx = RenderContext {
-        rule_name: &rule.name,
-        rule_arn: &arn,
-        ingestion_time,
-    };
-    Matched {
-        rule: rule.name.clone(),
-        targets: rule
-            .targets
-            .iter()
-            .map(|t| Payload {
-                id: t.id.clone(),
-                payload: t
-                    .input
-                    .render(event_text, event, &ctx)
-                    .map_err(|e| e.to_string()),
-            })
-            .collect(),
-    }
 }
 
 /// The event's own `time` when it has one, else `now`.

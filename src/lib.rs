@@ -6,8 +6,9 @@
 //! * Core, pure: [`pattern`] (event patterns: parsing, the compiled matcher over all rules,
 //!   explanations), [`schedule`] (`rate`/`cron`/`at`, next fires in a time zone, the timer),
 //!   [`transform`] (the four input options), [`rules`] (the validated model: rules, targets,
-//!   sources, functions, ARNs), [`event`] (EventBridge envelopes and stable ids), [`outcome`]
-//!   (what an attempt came to, in EventBridge's error codes).
+//!   sources, functions, ARNs), [`event`] (EventBridge envelopes and stable ids), [`route`]
+//!   (an event's deliveries, payloads rendered), [`outcome`] (what an attempt came to, in
+//!   EventBridge's error codes).
 //! * [`config`]: rule files, test files and trigd.yaml, read with positions into the model;
 //!   every problem at `file:line:column`.
 //! * Services: [`aws`] (SDK clients, AWS error codes), [`functions`] (local Lambda handlers:
@@ -15,7 +16,9 @@
 //!   archive), [`sd_notify`].
 //! * [`targets`]: where deliveries go, one module per kind.
 //! * [`delivery`]: the outbox, the retry policy, the dispatcher, destinations, dead letters.
-//! * [`ingest`]: an event's deliveries, routed and rendered.
+//! * [`intake`]: the one door every source's events go through in the daemon: routed (pure,
+//!   [`route`], in the core), stored in one commit, dead-lettered when unrenderable, archived
+//!   and counted.
 //! * The listener's shell, [`server`], and the offline tools: [`dry_run`] (`trigd match`),
 //!   [`rule_tests`] (`trigd test`), [`next`], [`schema`], [`replay`] and [`diff`].
 //! * [`sources`]: SQS, SNS over HTTP, and their decoding.
@@ -33,12 +36,13 @@ pub mod diff;
 pub mod dry_run;
 pub mod event;
 pub mod functions;
-pub mod ingest;
+pub mod intake;
 pub mod metrics;
 pub mod next;
 pub mod outcome;
 pub mod pattern;
 pub mod replay;
+pub mod route;
 pub mod rule_tests;
 pub mod rules;
 pub mod schedule;

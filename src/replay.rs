@@ -724,7 +724,8 @@ impl MatchContext<'_> {
                     let ingestion = dry_run::ingestion_time(&event, self.opts.now);
                     for &id in ids {
                         let rule = &self.set.rules[self.rules.index[id as usize]];
-                        let m = dry_run::render_rule(self.set, rule, &compact, &event, &ingestion);
+                        let m =
+                            crate::route::render_rule(self.set, rule, &compact, &event, &ingestion);
                         for p in m.targets {
                             let key = format!("{}/{}", m.rule, p.id);
                             match p.payload {

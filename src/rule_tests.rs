@@ -461,9 +461,9 @@ fn scheduled_report(rules: &RuleSet, name: &str, time: DateTime<Utc>) -> dry_run
         let ev = event::scheduled_event(&rules.settings, &arn, time, &id);
         let text = ev.to_string();
         let ingestion = dry_run::ingestion_time(&ev, time);
-        report
-            .matched
-            .push(dry_run::render_rule(rules, rule, &text, &ev, &ingestion));
+        report.matched.push(crate::route::render_rule(
+            rules, rule, &text, &ev, &ingestion,
+        ));
     }
     report
 }

@@ -5,8 +5,8 @@
 //! A 2xx answer means the event's deliveries are durably in the outbox. Bad input gets a 4xx
 //! with a reason, and is counted in `trigd_events_rejected_total{source, reason}`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,14 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
-use crate::delivery::dead_letter_unrendered;
 use crate::delivery::store::Outbox;
 use crate::event::{put_events_event, webhook_event};
-use crate::ingest::{Routed, route_event};
+use crate::intake::{Batch, Intake, IntakeError};
 use crate::metrics::Metrics;
-use crate::pattern::Scratch;
 use crate::rules::{RuleSet, SourceKind};
 
 /// EventBridge's limit on an event (and ours on a request body), in bytes.
@@ -43,15 +40,12 @@ pub enum Phase {
 
 /// Shared by every request.
 pub struct AppState {
-    /// The current rules; swapped whole on reload.
-    pub rules: watch::Receiver<Arc<RuleSet>>,
+    /// Where every source's events go (it holds the current rules).
+    pub intake: Intake,
+    /// For `/metrics` (the outbox's depth).
     pub outbox: Outbox,
     pub metrics: Arc<Metrics>,
     pub phase: AtomicU8,
-    /// Reused matcher working memory (one per concurrent request at most).
-    pub scratch: Mutex<Vec<Scratch>>,
-    /// Where accepted events are recorded for replay, when on.
-    pub archive: Option<crate::archive::Archive>,
     /// SNS over HTTP: signing certificates and recent message ids.
     pub sns: crate::sources::sns_http::SnsHttp,
 }
@@ -171,6 +165,28 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// How an event the intake did not take is answered: 400 for an event the matcher cannot
+/// read, 503 (retry) when the outbox could not store it.
+impl From<IntakeError> for Refusal {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::Malformed(e) => {
+                Refusal::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+            }
+            IntakeError::Store(_) => Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the outbox could not store the event; retry",
+            ),
+            IntakeError::DeadLetter(_) => Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the dead letter could not be stored; retry",
+            ),
+        }
+    }
+}
+
 impl Refusal {
     /// While starting or draining: 503, so the sender retries.
     pub(crate) fn not_running() -> Self {
@@ -281,7 +297,7 @@ async fn webhook(
     if state.phase() != Phase::Running {
         return refuse(&state, &source, Refusal::not_running());
     }
-    let rules = state.rules.borrow().clone();
+    let rules = state.intake.rules();
     if let Err(r) = authorize(&rules, &source, &headers, body.as_ref().ok()) {
         return refuse(&state, &source, r);
     }
@@ -303,20 +319,16 @@ async fn webhook(
     let now = Utc::now();
     let id = uuid::Uuid::new_v4().to_string();
     let event = webhook_event(&rules.settings, &source, detail, &id, now);
-    match accept(&state, &rules, vec![event], now).await {
-        Ok(()) => {
-            state
-                .metrics
-                .inc("trigd_events_received_total", &[("source", &source)]);
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                // A UUID needs no escaping.
-                format!("{{\"id\":\"{id}\"}}"),
-            )
-                .into_response()
-        }
-        Err(r) => refuse(&state, &source, r),
+    let batch = Batch::new(&source, vec![event]);
+    match state.intake.accept(&rules, batch, now).await {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            // A UUID needs no escaping.
+            format!("{{\"id\":\"{id}\"}}"),
+        )
+            .into_response(),
+        Err(e) => refuse(&state, &source, e.into()),
     }
 }
 
@@ -412,105 +424,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Routes events and writes their deliveries to the outbox, durably, in one batch: the intake
-/// shared by every source.
-pub async fn accept(
-    state: &AppState,
-    rules: &RuleSet,
-    events: Vec<Value>,
-    now: DateTime<Utc>,
-) -> Result<(), Refusal> {
-    accept_ordered(state, rules, events, &[], now).await
-}
-
-/// As [`accept`], with an ordering key per event (`keys[i]` for `events[i]`; missing or `None`
-/// for none): the deliveries of events with the same key are attempted in order, per rule and
-/// target (see [`crate::delivery::Delivery::ordering_key`]). FIFO queues pass their message
-/// group.
-pub async fn accept_ordered(
-    state: &AppState,
-    rules: &RuleSet,
-    events: Vec<Value>,
-    keys: &[Option<String>],
-    now: DateTime<Utc>,
-) -> Result<(), Refusal> {
-    let mut scratch = state
-        .scratch
-        .lock()
-        .ok()
-        .and_then(|mut pool| pool.pop())
-        .unwrap_or_else(|| rules.matcher().scratch());
-    let mut all = Routed::default();
-    let mut texts: Vec<String> = Vec::with_capacity(events.len());
-    for (i, event) in events.iter().enumerate() {
-        let text = crate::event::compact(event);
-        match route_event(rules, &mut scratch, event, &text, now) {
-            Ok(mut routed) => {
-                if let Some(Some(key)) = keys.get(i) {
-                    for d in &mut routed.deliveries {
-                        d.ordering_key = Some(key.clone());
-                    }
-                }
-                if routed.rules.is_empty() {
-                    state.metrics.inc("trigd_events_unmatched_total", &[]);
-                }
-                for r in &routed.rules {
-                    state
-                        .metrics
-                        .inc("trigd_rule_matches_total", &[("rule", r)]);
-                }
-                all.deliveries.extend(routed.deliveries);
-                all.failed.extend(routed.failed);
-            }
-            Err(e) => {
-                return Err(Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    e.to_string(),
-                ));
-            }
-        }
-        texts.push(text);
-    }
-    if let Ok(mut pool) = state.scratch.lock() {
-        pool.push(scratch);
-    }
-    let has_work = !all.deliveries.is_empty();
-    if has_work {
-        state
-            .outbox
-            .enqueue(all.deliveries, None)
-            .await
-            .map_err(|e| {
-                tracing::error!(message = "The outbox refused a write.", error = %e);
-                Refusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the outbox could not store the event; retry",
-                )
-            })?;
-    }
-    if let Some(archive) = &state.archive {
-        for t in &texts {
-            archive.record(t);
-        }
-    }
-    for (d, error) in all.failed {
-        let now_ms = now.timestamp_millis();
-        if let Err(e) =
-            dead_letter_unrendered(&state.outbox, &state.metrics, &d, error, now_ms).await
-        {
-            tracing::error!(message = "Could not write a dead letter.", error = %e);
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the dead letter could not be stored; retry",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// `POST /` with `X-Amz-Target: AWSEvents.PutEvents`: AWS SDKs and the AWS CLI send events
 /// here with an endpoint override.
 async fn put_events(
@@ -560,16 +473,14 @@ async fn put_events(
             &format!("Entries must hold 1 to {MAX_PUT_EVENTS_ENTRIES} entries"),
         );
     }
-    let rules = state.rules.borrow().clone();
+    let rules = state.intake.rules();
     let now = Utc::now();
     let mut results = Vec::with_capacity(entries.len());
     let mut events = Vec::new();
-    let mut sources = Vec::new();
     for entry in entries {
         match entry_event(&rules, entry, now) {
-            Ok((id, source, event)) => {
+            Ok((id, event)) => {
                 results.push(json!({"EventId": id}));
-                sources.push(source);
                 events.push(event);
             }
             Err(message) => {
@@ -581,13 +492,14 @@ async fn put_events(
             }
         }
     }
-    if let Err(r) = accept(&state, &rules, events, now).await {
+    // Counted in `trigd_events_received_total` under each entry's `Source`.
+    if let Err(e) = state
+        .intake
+        .accept(&rules, Batch::of_events(events), now)
+        .await
+    {
+        let r = Refusal::from(e);
         return aws_error(r.status, "InternalException", &r.message);
-    }
-    for s in &sources {
-        state
-            .metrics
-            .inc("trigd_events_received_total", &[("source", s)]);
     }
     let failed = results
         .iter()
@@ -605,12 +517,12 @@ async fn put_events(
         .into_response()
 }
 
-/// One PutEvents entry → (event id, source, event).
+/// One PutEvents entry → (event id, event).
 fn entry_event(
     rules: &RuleSet,
     entry: &Value,
     now: DateTime<Utc>,
-) -> Result<(String, String, Value), String> {
+) -> Result<(String, Value), String> {
     let field = |name: &str| {
         entry
             .get(name)
@@ -655,7 +567,7 @@ fn entry_event(
         time,
         &id,
     );
-    Ok((id, source.to_owned(), event))
+    Ok((id, event))
 }
 
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {

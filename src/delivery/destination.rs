@@ -10,8 +10,9 @@
 //!   `<target>#on_success` or `<target>#on_failure` of the same rule. It inherits the parent
 //!   target's retry policy and concurrency, and dead-letters locally like any delivery.
 //! * **To trigd's bus** (`bus: true`): the record becomes the `detail` of an event with
-//!   `source: trigd` and `detail-type: Destination`, routed through the rule set at once, so
-//!   another rule can match it and chain.
+//!   `source: trigd` and `detail-type: Destination`, handed to the intake at once (routed,
+//!   stored, counted and archived as any source's event), so another rule can match it and
+//!   chain.
 //!
 //! **Exactly the same follow-up every time.** The follow-up's event id is derived from the
 //! parent delivery's id and the condition, so its deliveries' ids are stable: if the daemon
@@ -28,7 +29,6 @@ use serde_json::{Value, json};
 
 use super::{Delivery, MAX_HOPS, delivery_id};
 use crate::event::stable_id;
-use crate::ingest::{Routed, route_event};
 use crate::rules::{Destination, RetryPolicy, RuleSet, TargetKind};
 use crate::targets::{ErrorCode, Response, target_arn};
 
@@ -214,12 +214,12 @@ fn as_json(text: &str) -> Value {
 /// The follow-up of one finished delivery: what to store before the delivery is removed.
 #[derive(Debug, Default)]
 pub struct FollowUp {
-    /// Deliveries to enqueue.
+    /// Deliveries to enqueue (a destination target's).
     pub deliveries: Vec<Delivery>,
-    /// Deliveries on the bus whose payload could not be rendered: straight to the dead letter.
-    pub failed: Vec<(Delivery, String)>,
-    /// Rules the bus event matched.
-    pub rules: Vec<String>,
+    /// The event to pass on to trigd's bus (through the intake), with [`FollowUp::hops`].
+    pub bus: Option<Value>,
+    /// How many destinations led to this follow-up.
+    pub hops: u32,
     /// The chain is at [`MAX_HOPS`]: nothing was made.
     pub loop_stopped: bool,
 }
@@ -233,8 +233,11 @@ pub fn follow_up(
     result: &Ending<'_>,
     now: DateTime<Utc>,
 ) -> FollowUp {
-    let mut out = FollowUp::default();
     let hops = d.hops.saturating_add(1);
+    let mut out = FollowUp {
+        hops,
+        ..FollowUp::default()
+    };
     if hops > MAX_HOPS {
         out.loop_stopped = true;
         return out;
@@ -256,7 +259,6 @@ pub fn follow_up(
         "resources": [function_arn],
         "detail": detail,
     });
-    let event_text = crate::event::compact(&event);
     match dest {
         Destination::Target(_) => {
             let target = target_id(&d.target, result.condition.which());
@@ -266,7 +268,7 @@ pub fn follow_up(
                 target,
                 event_id,
                 payload: crate::event::compact(&event["detail"]),
-                event: event_text,
+                event: crate::event::compact(&event),
                 attempts: 0,
                 first_seen_ms: now.timestamp_millis(),
                 next_attempt_ms: now.timestamp_millis(),
@@ -276,27 +278,7 @@ pub fn follow_up(
                 ordering_key: None,
             });
         }
-        Destination::Bus => {
-            let mut scratch = rules.matcher().scratch();
-            // The event was built here from valid JSON: routing it cannot fail on its text.
-            if let Ok(Routed {
-                deliveries,
-                failed,
-                rules: matched,
-            }) = route_event(rules, &mut scratch, &event, &event_text, now)
-            {
-                out.deliveries = deliveries;
-                out.failed = failed;
-                out.rules = matched;
-                for d in out
-                    .deliveries
-                    .iter_mut()
-                    .chain(out.failed.iter_mut().map(|(d, _)| d))
-                {
-                    d.hops = hops;
-                }
-            }
-        }
+        Destination::Bus => out.bus = Some(event),
     }
     out
 }

@@ -25,6 +25,7 @@ use super::destination::{self, Condition};
 use super::policy::{self, Backoff, Decision, Exhausted};
 use super::store::{DeadLetterInfo, Outbox, StoreError};
 use super::{Delivery, MAX_HOPS};
+use crate::intake::{Batch, Intake, IntakeError};
 use crate::metrics::Metrics;
 use crate::rules::{Destination, RuleSet, TargetKind};
 use crate::targets::{Attempt, ErrorCode, Outcome, Targets};
@@ -51,6 +52,8 @@ struct Shared {
     rules: watch::Receiver<Arc<RuleSet>>,
     targets: Arc<Targets>,
     metrics: Arc<Metrics>,
+    /// Where results passed on to trigd's bus go, as every source's events.
+    intake: Intake,
     /// Wakes the dispatch loop when an attempt finished or deliveries left the outbox.
     wake: Notify,
     backoff: Backoff,
@@ -108,7 +111,7 @@ impl Dispatcher {
         outbox: Outbox,
         rules: watch::Receiver<Arc<RuleSet>>,
         targets: Arc<Targets>,
-        metrics: Arc<Metrics>,
+        intake: Intake,
         backoff: Backoff,
     ) -> Self {
         // Deliveries stored from now on come straight to this dispatcher (see
@@ -119,7 +122,8 @@ impl Dispatcher {
                 outbox,
                 rules,
                 targets,
-                metrics,
+                metrics: Arc::clone(intake.metrics()),
+                intake,
                 wake: Notify::new(),
                 backoff,
                 in_flight: Mutex::new(HashSet::new()),
@@ -529,22 +533,25 @@ async fn pass_on(
         );
         return Ok(());
     }
-    for rule in &follow.rules {
-        s.metrics.inc("trigd_rule_matches_total", &[("rule", rule)]);
-    }
     if !follow.deliveries.is_empty() {
         // The writer hands them to the dispatch loop once stored.
         s.outbox.enqueue(follow.deliveries, None).await?;
     }
-    for (failed, error) in follow.failed {
-        super::dead_letter_unrendered(
-            &s.outbox,
-            &s.metrics,
-            &failed,
-            error,
-            now.timestamp_millis(),
-        )
-        .await?;
+    if let Some(event) = follow.bus {
+        // Routed, stored, counted and archived as any source's event.
+        match s
+            .intake
+            .accept(rules, Batch::passed_on(event, follow.hops), now)
+            .await
+        {
+            Ok(()) => {}
+            // Built here from valid JSON; only an answer nested past the matcher's depth
+            // could make it unreadable, and repeating the attempt would not change that.
+            Err(IntakeError::Malformed(e)) => {
+                tracing::warn!(message = "A result cannot be routed on the bus; it is not passed on.", rule = %d.rule, target = %d.target, error = %e);
+            }
+            Err(IntakeError::Store(e) | IntakeError::DeadLetter(e)) => return Err(e),
+        }
     }
     s.metrics.inc(
         "trigd_destinations_total",

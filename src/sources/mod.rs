@@ -1,6 +1,6 @@
 //! Sources: where events come from besides the HTTP listener. Each turns what it receives into
-//! EventBridge events and hands them to the same intake as HTTP (`server::accept`), which
-//! stores their deliveries durably before the source acknowledges anything.
+//! EventBridge events and hands them to the [`crate::intake::Intake`], as every source does,
+//! which stores their deliveries durably before the source acknowledges anything.
 
 pub mod decode;
 pub mod sns_http;

@@ -35,8 +35,9 @@ use super::sns_verify::{
     self, Envelope, MessageType, SnsError, UrlUse, check_age, check_topic, trusted_url,
     verify_signature,
 };
+use crate::intake::Batch;
 use crate::rules::{RuleSet, SourceKind, TrustedHost};
-use crate::server::{AppState, Phase, Refusal, accept, parse_body, refuse};
+use crate::server::{AppState, Phase, Refusal, parse_body, refuse};
 
 /// How long fetching a certificate or confirming a subscription may take. SNS waits 15 s
 /// for an answer.
@@ -219,7 +220,7 @@ pub async fn receive(
     if state.phase() != Phase::Running {
         return refuse(&state, &source, Refusal::not_running());
     }
-    let rules = state.rules.borrow().clone();
+    let rules = state.intake.rules();
     let config = rules.sources.iter().find_map(|s| match &s.kind {
         SourceKind::Sns {
             topic_arns,
@@ -332,11 +333,12 @@ async fn notification(
         return Ok(ok(json!({"id": id, "duplicate": true})));
     }
     let events = sns_event(body, id, &rules.settings, now).map_err(|e| SnsError::Malformed(e.0))?;
-    accept(state, rules, events, now).await?;
-    state.sns.remember(source, id);
     state
-        .metrics
-        .inc("trigd_events_received_total", &[("source", source)]);
+        .intake
+        .accept(rules, Batch::new(source, events), now)
+        .await
+        .map_err(Refusal::from)?;
+    state.sns.remember(source, id);
     Ok(ok(json!({"id": id})))
 }
 

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
@@ -24,9 +23,9 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::decode::{Message, decode};
+use crate::intake::{Batch, Intake};
 use crate::metrics::Metrics;
 use crate::rules::{QueueFormat, RuleSet, SourceKind};
-use crate::server::{self, AppState};
 
 /// One SQS source.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +52,7 @@ struct Stop {
 /// The running SQS sources, by name.
 pub struct SqsSources {
     client: aws_sdk_sqs::Client,
-    state: Arc<AppState>,
+    intake: Intake,
     /// The daemon's stop: every poller's `retire` token is a child of it.
     shutdown: CancellationToken,
     /// The daemon's tracker, so that a stop waits for the pollers.
@@ -93,13 +92,13 @@ impl Change {
 impl SqsSources {
     pub fn new(
         client: aws_sdk_sqs::Client,
-        state: Arc<AppState>,
+        intake: Intake,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> SqsSources {
         SqsSources {
             client,
-            state,
+            intake,
             shutdown,
             tasks,
             running: HashMap::new(),
@@ -174,7 +173,7 @@ impl SqsSources {
             self.tasks.spawn(run(
                 self.client.clone(),
                 source.clone(),
-                Arc::clone(&self.state),
+                self.intake.clone(),
                 Stop {
                     shutdown: self.shutdown.clone(),
                     retire: retire.clone(),
@@ -197,7 +196,7 @@ impl SqsSources {
 async fn run(
     client: aws_sdk_sqs::Client,
     source: SqsSource,
-    state: Arc<AppState>,
+    intake: Intake,
     stop: Stop,
     batch: TaskTrackerToken,
     after: Option<TaskTracker>,
@@ -211,7 +210,7 @@ async fn run(
             () = after.wait() => {}
         }
     }
-    let region = state.rules.borrow().settings.region.clone();
+    let region = intake.rules().settings.region.clone();
     let arn = queue_arn(&source.queue_url, &region);
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -232,7 +231,7 @@ async fn run(
             () = stop.shutdown.cancelled() => return,
             () = stop.retire.cancelled() => {
                 drop(batch);
-                release_late(&client, &source, &state.metrics, receive, &stop.shutdown).await;
+                release_late(&client, &source, intake.metrics(), receive, &stop.shutdown).await;
                 return;
             }
             r = &mut receive => r,
@@ -245,7 +244,7 @@ async fn run(
             Err(e) => {
                 tracing::warn!(message = "Cannot receive from SQS; will retry.", source = %source.name, retry_in_secs = backoff.as_secs(), error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
                 let wait = backoff;
-                backoff = receive_failed(&state.metrics, &source.name, backoff);
+                backoff = receive_failed(intake.metrics(), &source.name, backoff);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = stop.retire.cancelled() => return,
@@ -256,7 +255,7 @@ async fn run(
         if messages.is_empty() {
             continue;
         }
-        handle_batch(&client, &source, &arn, &region, &state, messages).await;
+        handle_batch(&client, &source, &arn, &region, &intake, messages).await;
     }
 }
 
@@ -340,10 +339,10 @@ async fn handle_batch(
     source: &SqsSource,
     arn: &str,
     region: &str,
-    state: &AppState,
+    intake: &Intake,
     messages: Vec<aws_sdk_sqs::types::Message>,
 ) {
-    let rules = state.rules.borrow().clone();
+    let rules = intake.rules();
     let now = Utc::now();
     let mut events = Vec::new();
     // A FIFO queue's message group, per event: its deliveries keep the group's order.
@@ -378,7 +377,7 @@ async fn handle_batch(
                 }
             }
             Err(e) => {
-                state.metrics.inc(
+                intake.metrics().inc(
                     "trigd_events_rejected_total",
                     &[("source", &source.name), ("reason", "undecodable")],
                 );
@@ -386,17 +385,12 @@ async fn handle_batch(
             }
         }
     }
-    let count = events.len();
-    if let Err(r) = server::accept_ordered(state, &rules, events, &groups, now).await {
-        tracing::error!(message = "Events from SQS could not be stored; the messages stay on the queue.", source = %source.name, reason = r.reason);
+    let batch = Batch::new(&source.name, events).ordered(groups);
+    if let Err(e) = intake.accept(&rules, batch, now).await {
+        tracing::error!(message = "Events from SQS could not be stored; the messages stay on the queue.", source = %source.name, error = %e);
         return;
     }
-    state.metrics.add(
-        "trigd_events_received_total",
-        &[("source", &source.name)],
-        count as f64,
-    );
-    delete(client, source, &state.metrics, done).await;
+    delete(client, source, intake.metrics(), done).await;
 }
 
 /// Deletes processed messages; per-entry failures are logged and counted (the message will

@@ -174,11 +174,20 @@ impl Drop for Moto {
 /// `trigd run` on one rule file against this moto, in a temporary directory that lives as
 /// long as the first element.
 pub(crate) fn daemon(moto: &Moto, rules_yaml: &str) -> (tempfile::TempDir, PathBuf, Daemon) {
+    daemon_with(moto, rules_yaml, &[])
+}
+
+/// As [`daemon`], with more `trigd run` arguments.
+pub(crate) fn daemon_with(
+    moto: &Moto,
+    rules_yaml: &str,
+    args: &[&str],
+) -> (tempfile::TempDir, PathBuf, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     write_rules(&rules, "r.yaml", rules_yaml);
     let state = dir.path().join("state");
-    let d = Daemon::start_with_env(&rules, &state, &[], &moto.env());
+    let d = Daemon::start_with_env(&rules, &state, args, &moto.env());
     (dir, state, d)
 }
 
@@ -429,6 +438,33 @@ rules:
     })
     .await;
     assert_eq!(d.stop(), 0);
+}
+
+/// The SQS row of `intake.rs`'s table: counted, dead-lettered and archived as every source,
+/// and the message deleted once its deliveries and dead letter are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqs_messages_are_counted_dead_lettered_and_archived_as_every_source() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let inbox = moto.queue("inbox").await;
+    let text = format!(
+        "sources:\n  inbox:\n    sqs: {{queue_url: {inbox}}}\nrules:\n{}",
+        crate::intake::rules("sqs", "pattern: {source: [aws.sqs]}")
+    );
+    let (_dir, state, d) = daemon_with(&moto, &text, &["--archive"]);
+    sqs.send_message()
+        .queue_url(&inbox)
+        .message_body("just some text")
+        .send()
+        .await
+        .unwrap();
+    crate::intake::assert_taken_in(&d, &state, "sqs", ("inbox", 1.0)).await;
+    wait_for_async("the inbox to be empty", || async {
+        approximate_count(&sqs, &inbox).await == ("0".to_owned(), "0".to_owned())
+    })
+    .await;
+    assert_eq!(d.stop(), 0);
+    crate::intake::assert_archived(&state, &["aws.sqs"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

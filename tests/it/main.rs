@@ -13,6 +13,7 @@ mod destinations;
 mod diagnostics;
 mod functions;
 mod harness;
+mod intake;
 mod replay;
 mod sns_http;
 mod sqs_reload;

@@ -155,10 +155,15 @@ struct Setup {
     rec: Recorder,
     certs: CertServer,
     signer: Signer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn setup() -> Setup {
+    setup_with("", &[]).await
+}
+
+/// As [`setup`], with more rules (`  - name: ...` items) and more `trigd run` arguments.
+async fn setup_with(more_rules: &str, args: &[&str]) -> Setup {
     let signer = Signer::new();
     let certs = CertServer::start(signer.cert_pem.clone()).await;
     let rec = Recorder::start(vec![]).await;
@@ -178,18 +183,18 @@ rules:
     targets:
       - id: hook
         http: {url}
-"#,
+{more_rules}"#,
         port = certs.port,
         url = rec.url()
     );
     write_rules(&rules, "r.yaml", &text);
-    let daemon = Daemon::start(&rules, &dir.path().join("state"), &[]);
+    let daemon = Daemon::start(&rules, &dir.path().join("state"), args);
     Setup {
         daemon,
         rec,
         certs,
         signer,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -198,6 +203,10 @@ fn now_plus(minutes: i64) -> String {
 }
 
 impl Setup {
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
     fn cert_url(&self) -> String {
         self.certs
             .url("127.0.0.1", "/SimpleNotificationService-test.pem")
@@ -315,6 +324,23 @@ async fn signed_notifications_become_events_once() {
     );
     assert_eq!(s.rec.count(), 2);
     assert_eq!(s.daemon.stop(), 0);
+}
+
+/// The SNS row of `intake.rs`'s table: counted, dead-lettered and archived as every source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sns_notifications_are_counted_dead_lettered_and_archived_as_every_source() {
+    let s = setup_with(
+        &crate::intake::rules("sns", "pattern: {source: [aws.sns]}"),
+        &["--archive"],
+    )
+    .await;
+    let msg = s.signed(s.notification("m-1", r#"{"order": 1}"#), 2);
+    let (status, body) = s.post(&msg).await;
+    assert_eq!(status, 200, "{body}");
+    let state = s.state();
+    crate::intake::assert_taken_in(&s.daemon, &state, "sns", ("orders", 1.0)).await;
+    assert_eq!(s.daemon.stop(), 0);
+    crate::intake::assert_archived(&state, &["aws.sns"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,15 +1,32 @@
 //! Routing: an accepted event (or a schedule fire) becomes deliveries, one per matching rule
-//! and target, each with its payload rendered. Pure: no IO, the time comes in.
+//! and target, each with its payload rendered. Pure: no IO, the time comes in. The daemon's
+//! intake routes every live event here; the offline tools (`dry_run`, `replay`, rule tests)
+//! render with [`render_rule`] too, so a dry run shows exactly what a target would receive.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::delivery::{Delivery, delivery_id};
-use crate::dry_run::render_rule;
 use crate::pattern::{EventError, Scratch};
 use crate::rules::{Rule, RuleSet};
+use crate::transform::RenderContext;
 
-/// What an event routes to.
+/// A rule an event matches, with each target's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matched {
+    pub rule: String,
+    pub targets: Vec<Payload>,
+}
+
+/// What one target would receive, or why rendering failed (a JSON template that produced
+/// invalid JSON: EventBridge silently drops such deliveries; trigd reports them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub id: String,
+    pub payload: Result<String, String>,
+}
+
+/// What events route to.
 #[derive(Debug, Default)]
 pub struct Routed {
     /// Deliveries to write to the outbox.
@@ -17,30 +34,30 @@ pub struct Routed {
     /// Deliveries whose payload could not be rendered, with the reason: they go straight to
     /// the dead letter (EventBridge drops them silently).
     pub failed: Vec<(Delivery, String)>,
-    /// Names of the rules that matched.
+    /// Names of the rules that matched (once per event and rule).
     pub rules: Vec<String>,
 }
 
-/// Routes an event through every enabled pattern rule.
+/// Routes an event through every enabled pattern rule, adding its deliveries to `routed`.
 pub fn route_event(
     rules: &RuleSet,
     scratch: &mut Scratch,
     event: &Value,
     event_text: &str,
     now: DateTime<Utc>,
-) -> Result<Routed, EventError> {
+    routed: &mut Routed,
+) -> Result<(), EventError> {
     let mut ids = Vec::new();
     rules.matcher().matches(event_text, scratch, &mut ids)?;
-    let mut routed = Routed::default();
     for id in ids {
         let Some(rule) = rules.rule_index(id).and_then(|i| rules.rules.get(i)) else {
             continue;
         };
         if rule.enabled {
-            add_rule(rules, rule, event, event_text, now, now, &mut routed);
+            add_rule(rules, rule, event, event_text, now, now, routed);
         }
     }
-    Ok(routed)
+    Ok(())
 }
 
 /// The deliveries of one rule for one event; the first attempt is due at `due`.
@@ -81,4 +98,34 @@ pub fn add_rule(
         }
     }
     routed.rules.push(rule.name.clone());
+}
+
+/// Renders every target of `rule` for an event.
+pub fn render_rule(
+    rules: &RuleSet,
+    rule: &Rule,
+    event_text: &str,
+    event: &Value,
+    ingestion_time: &str,
+) -> Matched {
+    let arn = rules.rule_arn(&rule.name);
+    let ctx = RenderContext {
+        rule_name: &rule.name,
+        rule_arn: &arn,
+        ingestion_time,
+    };
+    Matched {
+        rule: rule.name.clone(),
+        targets: rule
+            .targets
+            .iter()
+            .map(|t| Payload {
+                id: t.id.clone(),
+                payload: t
+                    .input
+                    .render(event_text, event, &ctx)
+                    .map_err(|e| e.to_string()),
+            })
+            .collect(),
+    }
 }
