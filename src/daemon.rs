@@ -224,7 +224,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         outbox: outbox.clone(),
         metrics: Arc::clone(&metrics),
         phase: AtomicU8::new(Phase::Starting as u8),
-        sns: crate::sources::sns_http::SnsHttp::new().map_err(DaemonError::SnsClient)?,
     });
 
     let stop = CancellationToken::new();
@@ -238,13 +237,20 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
 
     // The listener stops accepting when `stop_http` fires, after the drain has begun.
     let stop_http = CancellationToken::new();
-    let app = server::router(Arc::clone(&state), opts.settings.max_body_bytes).merge(
-        crate::functions::invoke_api::routes(crate::functions::invoke_api::InvokeApi {
-            host: Arc::clone(&functions),
-            events: Arc::new(outbox.clone()),
-            metrics: Arc::clone(&metrics),
-        }),
-    );
+    let sns = crate::sources::sns_http::SnsHttp::new().map_err(DaemonError::SnsClient)?;
+    let app = server::router(Arc::clone(&state), opts.settings.max_body_bytes)
+        .merge(crate::sources::sns_http::routes(
+            Arc::clone(&state),
+            sns,
+            opts.settings.max_body_bytes,
+        ))
+        .merge(crate::functions::invoke_api::routes(
+            crate::functions::invoke_api::InvokeApi {
+                host: Arc::clone(&functions),
+                events: Arc::new(outbox.clone()),
+                metrics: Arc::clone(&metrics),
+            },
+        ));
     let http_stop = stop_http.clone();
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -256,7 +262,8 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         outbox.clone(),
         rules_rx.clone(),
         targets,
-        intake.clone(),
+        Arc::new(intake.clone()),
+        Arc::clone(&metrics),
         Backoff::default(),
     );
     let grace = opts.settings.grace_period;

@@ -291,6 +291,28 @@ fn route_batch(
     Ok(unmatched)
 }
 
+/// Results passed on to trigd's bus come in as any source's events.
+impl crate::delivery::Bus for Intake {
+    fn pass_on<'a>(
+        &'a self,
+        rules: &'a RuleSet,
+        event: Value,
+        hops: u32,
+        now: DateTime<Utc>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), crate::delivery::BusError>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            use crate::delivery::BusError;
+            match self.accept(rules, Batch::passed_on(event, hops), now).await {
+                Ok(()) => Ok(()),
+                Err(IntakeError::Malformed(e)) => Err(BusError::Unreadable(e.to_string())),
+                Err(IntakeError::Store(e) | IntakeError::DeadLetter(e)) => Err(BusError::Store(e)),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

@@ -6,7 +6,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-use crate::delivery::{Delivery, delivery_id};
+use crate::event::stable_id_of;
 use crate::pattern::{EventError, Scratch};
 use crate::rules::{Rule, RuleSet};
 use crate::transform::RenderContext;
@@ -128,4 +128,70 @@ pub fn render_rule(
             })
             .collect(),
     }
+}
+
+/// A delivery waiting in the outbox: one (event, rule, target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Stable idempotency key derived from rule, target and event id: the same event routed
+    /// twice is the same delivery (see [`delivery_id`]).
+    pub id: String,
+    pub rule: String,
+    /// The target's id within the rule.
+    pub target: String,
+    pub event_id: String,
+    /// The event's JSON text, kept for dead letters and redrive.
+    pub event: String,
+    /// The exact text the target receives.
+    pub payload: String,
+    /// Attempts made so far (0 for a new delivery).
+    pub attempts: u32,
+    /// When the event was accepted, in Unix milliseconds (for `max_event_age`).
+    pub first_seen_ms: i64,
+    /// When the next attempt is due, in Unix milliseconds.
+    pub next_attempt_ms: i64,
+    /// The first and the latest error, when an attempt failed.
+    pub first_error: Option<String>,
+    pub last_error: Option<String>,
+    /// How many destinations (`on_success`/`on_failure`) led here: 0 for an event from a
+    /// source, one more for each result fed back. Capped at [`MAX_HOPS`].
+    pub hops: u32,
+    /// Deliveries of one rule and target with the same key are attempted one at a time, in
+    /// the order they were stored, the next only once the one before it has left the outbox
+    /// (delivered or dead-lettered): a FIFO queue's message group keeps its order through
+    /// trigd. `None` for everything else.
+    pub ordering_key: Option<String>,
+}
+
+#[cfg(test)]
+impl Delivery {
+    /// A new delivery for unit tests: rule `r`, target `t`, event `e` (`{}`, also the
+    /// payload), due at `next_attempt_ms`.
+    pub(crate) fn for_test(id: &str, next_attempt_ms: i64) -> Delivery {
+        Delivery {
+            id: id.to_owned(),
+            rule: "r".to_owned(),
+            target: "t".to_owned(),
+            event_id: "e".to_owned(),
+            event: "{}".to_owned(),
+            payload: "{}".to_owned(),
+            attempts: 0,
+            first_seen_ms: 0,
+            next_attempt_ms,
+            first_error: None,
+            last_error: None,
+            hops: 0,
+            ordering_key: None,
+        }
+    }
+}
+
+/// The longest chain of destinations: a rule whose result, on trigd's bus, matches a rule that
+/// feeds the bus again stops here (Lambda's recursion guard stops at 16 too).
+pub const MAX_HOPS: u32 = 16;
+
+/// The idempotency key of (rule, target, event): also sent to targets (HTTP
+/// `Idempotency-Key`, `TRIGD_DELIVERY_ID`) so they can drop repeats.
+pub fn delivery_id(rule: &str, target: &str, event_id: &str) -> String {
+    stable_id_of(&[rule, "\n", target, "\n", event_id])
 }

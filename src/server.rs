@@ -46,8 +46,6 @@ pub struct AppState {
     pub outbox: Outbox,
     pub metrics: Arc<Metrics>,
     pub phase: AtomicU8,
-    /// SNS over HTTP: signing certificates and recent message ids.
-    pub sns: crate::sources::sns_http::SnsHttp,
 }
 
 impl AppState {
@@ -64,11 +62,11 @@ impl AppState {
     }
 }
 
-/// The router.
+/// The router of the listener's own routes and the webhook and PutEvents sources; the other
+/// sources bring theirs (`sources::sns_http::routes`), and the daemon merges them.
 pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/events/{source}", post(webhook))
-        .route("/sns/{source}", post(crate::sources::sns_http::receive))
         .route("/", post(put_events))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -84,7 +82,7 @@ pub const LINGER_BYTES: usize = 16 * 1024 * 1024;
 pub const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Wraps each request's body in [`Lingering`].
-async fn linger(req: axum::extract::Request) -> axum::extract::Request {
+pub(crate) async fn linger(req: axum::extract::Request) -> axum::extract::Request {
     req.map(|body| axum::body::Body::new(Lingering { body: Some(body) }))
 }
 

@@ -24,8 +24,8 @@ use tokio_util::task::TaskTracker;
 use super::destination::{self, Condition};
 use super::policy::{self, Backoff, Decision, Exhausted};
 use super::store::{DeadLetterInfo, Outbox, StoreError};
+use super::{Bus, BusError};
 use super::{Delivery, MAX_HOPS};
-use crate::intake::{Batch, Intake, IntakeError};
 use crate::metrics::Metrics;
 use crate::rules::{Destination, RuleSet, TargetKind};
 use crate::targets::{Attempt, ErrorCode, Outcome, Targets};
@@ -52,8 +52,8 @@ struct Shared {
     rules: watch::Receiver<Arc<RuleSet>>,
     targets: Arc<Targets>,
     metrics: Arc<Metrics>,
-    /// Where results passed on to trigd's bus go, as every source's events.
-    intake: Intake,
+    /// Where results passed on to trigd's bus go, as every source's events (the intake).
+    bus: Arc<dyn Bus>,
     /// Wakes the dispatch loop when an attempt finished or deliveries left the outbox.
     wake: Notify,
     backoff: Backoff,
@@ -111,7 +111,8 @@ impl Dispatcher {
         outbox: Outbox,
         rules: watch::Receiver<Arc<RuleSet>>,
         targets: Arc<Targets>,
-        intake: Intake,
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
         backoff: Backoff,
     ) -> Self {
         // Deliveries stored from now on come straight to this dispatcher (see
@@ -122,8 +123,8 @@ impl Dispatcher {
                 outbox,
                 rules,
                 targets,
-                metrics: Arc::clone(intake.metrics()),
-                intake,
+                metrics,
+                bus,
                 wake: Notify::new(),
                 backoff,
                 in_flight: Mutex::new(HashSet::new()),
@@ -539,18 +540,14 @@ async fn pass_on(
     }
     if let Some(event) = follow.bus {
         // Routed, stored, counted and archived as any source's event.
-        match s
-            .intake
-            .accept(rules, Batch::passed_on(event, follow.hops), now)
-            .await
-        {
+        match s.bus.pass_on(rules, event, follow.hops, now).await {
             Ok(()) => {}
             // Built here from valid JSON; only an answer nested past the matcher's depth
             // could make it unreadable, and repeating the attempt would not change that.
-            Err(IntakeError::Malformed(e)) => {
+            Err(BusError::Unreadable(e)) => {
                 tracing::warn!(message = "A result cannot be routed on the bus; it is not passed on.", rule = %d.rule, target = %d.target, error = %e);
             }
-            Err(IntakeError::Store(e) | IntakeError::DeadLetter(e)) => return Err(e),
+            Err(BusError::Store(e)) => return Err(e),
         }
     }
     s.metrics.inc(

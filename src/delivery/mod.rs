@@ -10,64 +10,34 @@ pub mod dispatcher;
 pub mod policy;
 pub mod store;
 
-use crate::event::stable_id_of;
 use crate::metrics::Metrics;
 use crate::targets::ErrorCode;
 
-/// A delivery waiting in the outbox: one (event, rule, target).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// Stable idempotency key derived from rule, target and event id: the same event routed
-    /// twice is the same delivery (see [`delivery_id`]).
-    pub id: String,
-    pub rule: String,
-    /// The target's id within the rule.
-    pub target: String,
-    pub event_id: String,
-    /// The event's JSON text, kept for dead letters and redrive.
-    pub event: String,
-    /// The exact text the target receives.
-    pub payload: String,
-    /// Attempts made so far (0 for a new delivery).
-    pub attempts: u32,
-    /// When the event was accepted, in Unix milliseconds (for `max_event_age`).
-    pub first_seen_ms: i64,
-    /// When the next attempt is due, in Unix milliseconds.
-    pub next_attempt_ms: i64,
-    /// The first and the latest error, when an attempt failed.
-    pub first_error: Option<String>,
-    pub last_error: Option<String>,
-    /// How many destinations (`on_success`/`on_failure`) led here: 0 for an event from a
-    /// source, one more for each result fed back. Capped at [`MAX_HOPS`].
-    pub hops: u32,
-    /// Deliveries of one rule and target with the same key are attempted one at a time, in
-    /// the order they were stored, the next only once the one before it has left the outbox
-    /// (delivered or dead-lettered): a FIFO queue's message group keeps its order through
-    /// trigd. `None` for everything else.
-    pub ordering_key: Option<String>,
+pub use crate::route::{Delivery, MAX_HOPS, delivery_id};
+
+/// Where results passed on to trigd's bus (`on_success: {bus: true}`) go: routed, stored,
+/// counted and archived like any source's event. The daemon gives the intake; a trait, so
+/// that this layer does not reach up to the one above it.
+pub trait Bus: Send + Sync {
+    /// Passes `event` on, `hops` destinations deep.
+    fn pass_on<'a>(
+        &'a self,
+        rules: &'a crate::rules::RuleSet,
+        event: serde_json::Value,
+        hops: u32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BusError>> + Send + 'a>>;
 }
 
-#[cfg(test)]
-impl Delivery {
-    /// A new delivery for unit tests: rule `r`, target `t`, event `e` (`{}`, also the
-    /// payload), due at `next_attempt_ms`.
-    pub(crate) fn for_test(id: &str, next_attempt_ms: i64) -> Delivery {
-        Delivery {
-            id: id.to_owned(),
-            rule: "r".to_owned(),
-            target: "t".to_owned(),
-            event_id: "e".to_owned(),
-            event: "{}".to_owned(),
-            payload: "{}".to_owned(),
-            attempts: 0,
-            first_seen_ms: 0,
-            next_attempt_ms,
-            first_error: None,
-            last_error: None,
-            hops: 0,
-            ordering_key: None,
-        }
-    }
+/// Why an event could not be passed on to the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The matcher cannot read it (nested too deep): retrying cannot help.
+    #[error("{0}")]
+    Unreadable(String),
+    /// It could not be stored: the attempt that produced it is repeated later.
+    #[error("the outbox could not store it")]
+    Store(#[source] store::StoreError),
 }
 
 /// Asynchronous invocations of local functions (the Invoke API's `Event`) wait in the
@@ -103,16 +73,6 @@ impl crate::functions::invoke_api::EventQueue for store::Outbox {
                 .map_err(|e| e.to_string())
         })
     }
-}
-
-/// The longest chain of destinations: a rule whose result, on trigd's bus, matches a rule that
-/// feeds the bus again stops here (Lambda's recursion guard stops at 16 too).
-pub const MAX_HOPS: u32 = 16;
-
-/// The idempotency key of (rule, target, event): also sent to targets (HTTP
-/// `Idempotency-Key`, `TRIGD_DELIVERY_ID`) so they can drop repeats.
-pub fn delivery_id(rule: &str, target: &str, event_id: &str) -> String {
-    stable_id_of(&[rule, "\n", target, "\n", event_id])
 }
 
 /// Dead-letters a delivery whose payload could not be rendered (its input transformer made

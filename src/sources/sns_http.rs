@@ -211,14 +211,31 @@ impl From<Refusal> for Failure {
 }
 
 /// `POST /sns/{source}`.
-pub async fn receive(
-    State(state): State<Arc<AppState>>,
+/// What the SNS route needs: the listener's state and the SNS client.
+pub struct SnsState {
+    pub app: Arc<AppState>,
+    /// Signing certificates and recent message ids.
+    pub sns: SnsHttp,
+}
+
+/// `POST /sns/{source}`, to merge into the listener's routes.
+pub fn routes(app: Arc<AppState>, sns: SnsHttp, max_body: usize) -> axum::Router {
+    axum::Router::new()
+        .route("/sns/{source}", axum::routing::post(receive))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_request(crate::server::linger))
+        .with_state(Arc::new(SnsState { app, sns }))
+}
+
+async fn receive(
+    State(st): State<Arc<SnsState>>,
     Path(source): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let state = &st.app;
     if state.phase() != Phase::Running {
-        return refuse(&state, &source, Refusal::not_running());
+        return refuse(state, &source, Refusal::not_running());
     }
     let rules = state.intake.rules();
     let config = rules.sources.iter().find_map(|s| match &s.kind {
@@ -239,7 +256,7 @@ pub async fn receive(
             source
         );
         return refuse(
-            &state,
+            state,
             &source,
             Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -248,11 +265,11 @@ pub async fn receive(
             ),
         );
     };
-    match handle(&state, &rules, &source, &config, &headers, body).await {
+    match handle(&st, &rules, &source, &config, &headers, body).await {
         Ok(response) => response,
         Err(Failure::Intake(r)) => {
             tracing::warn!(message = "SNS message refused.", source, reason = r.reason, error = %r.message);
-            refuse(&state, &source, r)
+            refuse(state, &source, r)
         }
         Err(Failure::Sns(e)) => {
             let status = if e.retryable() {
@@ -264,7 +281,7 @@ pub async fn receive(
             };
             tracing::warn!(message = "SNS message refused.", source, reason = e.reason(), error = %e);
             refuse(
-                &state,
+                state,
                 &source,
                 Refusal::new(status, e.reason(), e.to_string()),
             )
@@ -273,7 +290,7 @@ pub async fn receive(
 }
 
 async fn handle(
-    state: &AppState,
+    st: &SnsState,
     rules: &RuleSet,
     source: &str,
     config: &SourceConfig<'_>,
@@ -294,20 +311,18 @@ async fn handle(
     let envelope = sns_verify::parse(&body, header_type)?;
     let cert_url = trusted_url(&envelope.cert_url, config.trusted, UrlUse::Certificate)
         .ok_or_else(|| SnsError::UntrustedCertHost(envelope.cert_url.clone()))?;
-    let key = state.sns.public_key(&cert_url).await?;
+    let key = st.sns.public_key(&cert_url).await?;
     verify_signature(&envelope, &key)?;
     check_topic(&envelope.topic_arn, config.topic_arns)?;
     let now = Utc::now();
     check_age(envelope.timestamp, now, config.max_age)?;
     match envelope.kind {
-        MessageType::Notification => {
-            notification(state, rules, source, &envelope, &body, now).await
-        }
+        MessageType::Notification => notification(st, rules, source, &envelope, &body, now).await,
         MessageType::SubscriptionConfirmation => {
             let text = envelope.subscribe_url.as_deref().unwrap_or_default();
             let url = trusted_url(text, config.trusted, UrlUse::Subscribe)
                 .ok_or_else(|| SnsError::UntrustedSubscribeUrl(text.to_owned()))?;
-            state.sns.confirm(&url).await?;
+            st.sns.confirm(&url).await?;
             tracing::info!(message = "SNS subscription confirmed.", source, topic = %envelope.topic_arn, host = url.host_str().unwrap_or_default());
             Ok(ok(json!({"confirmed": envelope.topic_arn})))
         }
@@ -320,7 +335,7 @@ async fn handle(
 
 /// A verified notification → its event, into the outbox (once per recent `MessageId`).
 async fn notification(
-    state: &AppState,
+    st: &SnsState,
     rules: &RuleSet,
     source: &str,
     envelope: &Envelope,
@@ -328,17 +343,17 @@ async fn notification(
     now: DateTime<Utc>,
 ) -> Result<Response, Failure> {
     let id = &envelope.message_id;
-    if state.sns.seen(source, id) {
+    if st.sns.seen(source, id) {
         tracing::info!(message = "SNS message already accepted; acknowledged again.", source, message_id = %id);
         return Ok(ok(json!({"id": id, "duplicate": true})));
     }
     let events = sns_event(body, id, &rules.settings, now).map_err(|e| SnsError::Malformed(e.0))?;
-    state
+    st.app
         .intake
         .accept(rules, Batch::new(source, events), now)
         .await
         .map_err(Refusal::from)?;
-    state.sns.remember(source, id);
+    st.sns.remember(source, id);
     Ok(ok(json!({"id": id})))
 }
 

@@ -20,4 +20,5 @@ mod sqs_reload;
 mod store;
 mod supervision;
 mod targets;
+mod tidy;
 mod util;
