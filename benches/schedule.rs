@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::mpsc;
-use trigd::schedule::{FireQueue, ScheduleEntry, ScheduleExpr, TimeBase, Timer};
+use trigd::schedule::ScheduleExpr;
+use trigd::sources::schedule::{FireQueue, ScheduleEntry, TimeBase, Timer};
 
 const N: usize = 100_000;
 

@@ -31,9 +31,9 @@ use crate::event::{scheduled_event, stable_id};
 use crate::intake::{Batch, Fire, Intake};
 use crate::metrics::Metrics;
 use crate::rules::{CatchUp, RuleSet, Settings, Trigger};
-use crate::schedule::{ScheduleEntry, TimeBase, Timer};
 use crate::sd_notify;
 use crate::server::{self, AppState, Phase};
+use crate::sources::schedule::{ScheduleEntry, TimeBase, Timer};
 use crate::targets::Targets;
 
 /// Why the daemon could not start or stopped with an error.

@@ -28,8 +28,8 @@
 //!   02:30 on a spring-forward day in New York.
 //!
 //! [`ScheduleExpr::next_after`] jumps field by field and gives up after 2199, so it is fast even
-//! for expressions that never fire again. [`Timer`] runs a set of schedules on the tokio clock
-//! and emits their fires on a channel.
+//! for expressions that never fire again. Pure: no IO, no clock (the time comes in); the timer
+//! that runs schedules on the tokio clock is the schedule source's, `sources::schedule`.
 
 mod at;
 mod bitset;
@@ -38,7 +38,6 @@ mod cron_parse;
 mod days;
 mod error;
 mod rate;
-mod timer;
 mod tz;
 
 #[cfg(test)]
@@ -53,7 +52,6 @@ use chrono_tz::Tz;
 pub use cron::CronExpr;
 pub use error::{CronField, ScheduleError, ScheduleErrorKind};
 pub use rate::{Rate, RateUnit};
-pub use timer::{Fire, FireQueue, ScheduleEntry, TimeBase, Timer, TimerHandle};
 pub use tz::dst_note;
 
 /// Longest expression AWS accepts, in characters.

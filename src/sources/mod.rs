@@ -3,6 +3,7 @@
 //! which stores their deliveries durably before the source acknowledges anything.
 
 pub mod decode;
+pub mod schedule;
 pub mod sns_http;
 pub mod sns_verify;
 pub mod sqs;

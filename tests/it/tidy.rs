@@ -200,6 +200,47 @@ fn arrows_point_down_and_never_round() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The core reads no clock and does no IO: time and data come in as arguments.
+#[test]
+fn the_core_reads_no_clock_and_does_no_io() {
+    const FORBIDDEN: &[&str] = &[
+        "tokio::",
+        "std::fs",
+        // Addresses are data; sockets are IO.
+        "TcpStream",
+        "TcpListener",
+        "UdpSocket",
+        "std::process",
+        "Utc::now",
+        "Instant::now",
+        "SystemTime",
+        "std::env",
+    ];
+    let src = crate::util::root().join("src");
+    let mut problems = Vec::new();
+    let mut files = vec![src.clone()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let rel = path.strip_prefix(&src).unwrap();
+        if path.extension().is_none_or(|e| e != "rs")
+            || layer_of(&top_module(rel)) != Some(0)
+            || rel.components().any(|c| c.as_os_str() == "tests")
+        {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(&path).unwrap());
+        for f in FORBIDDEN {
+            if code.contains(f) {
+                problems.push(format!("{} uses `{f}`", rel.display()));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 fn reaches(graph: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> bool {
     let mut seen = BTreeSet::new();
     let mut stack = vec![from.to_owned()];

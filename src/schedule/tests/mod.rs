@@ -5,7 +5,6 @@ mod dst;
 mod next;
 mod parse;
 mod prop;
-mod timer;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

@@ -25,7 +25,7 @@ use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use super::ScheduleExpr;
+use crate::schedule::ScheduleExpr;
 
 /// One schedule run by the timer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,3 +275,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,8 +8,17 @@ use chrono_tz::Tz;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::super::{Fire, FireQueue, ScheduleEntry, TimeBase, Timer};
-use super::{expr, utc};
+use super::{Fire, FireQueue, ScheduleEntry, TimeBase, Timer};
+use crate::schedule::ScheduleExpr;
+
+fn expr(text: &str) -> ScheduleExpr {
+    ScheduleExpr::parse(text).unwrap_or_else(|e| panic!("{text}: {e} (offset {})", e.offset))
+}
+
+/// Parses an RFC 3339 UTC instant such as `2024-01-01T12:00:00Z`.
+fn utc(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
 
 /// The simulated start of every test.
 fn start() -> DateTime<Utc> {
