@@ -31,6 +31,23 @@ pub(crate) async fn s3(moto: &Moto, method: reqwest::Method, path: &str, body: &
         .as_u16()
 }
 
+/// Creates `bucket` and has it notify the queue at `queue_url` of every object created.
+pub(crate) async fn bucket_notifying(moto: &Moto, bucket: &str, queue_url: &str) {
+    assert_eq!(
+        s3(moto, reqwest::Method::PUT, &format!("/{bucket}"), "").await,
+        200
+    );
+    let notification = format!(
+        r#"<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><QueueConfiguration><Id>uploads</Id><Queue>{}</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"#,
+        arn(queue_url)
+    );
+    let path = format!("/{bucket}?notification");
+    assert_eq!(
+        s3(moto, reqwest::Method::PUT, &path, &notification).await,
+        200
+    );
+}
+
 /// An object key as a URL path: unreserved bytes and `/` as they are, the rest `%XX`.
 fn key_path(key: &str) -> String {
     key.bytes()
@@ -104,22 +121,8 @@ async fn s3_uploads_reach_an_sqs_target_through_a_notification_queue() {
     let sqs = moto.sqs().await;
     let uploads = moto.queue("uploads").await;
     let thumbs = moto.queue("thumbs").await;
-    assert_eq!(s3(&moto, reqwest::Method::PUT, "/holiday", "").await, 200);
-    let notification = format!(
-        r#"<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><QueueConfiguration><Id>uploads</Id><Queue>{}</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"#,
-        arn(&uploads)
-    );
     // Saving the configuration sends an s3:TestEvent to the queue.
-    assert_eq!(
-        s3(
-            &moto,
-            reqwest::Method::PUT,
-            "/holiday?notification",
-            &notification
-        )
-        .await,
-        200
-    );
+    bucket_notifying(&moto, "holiday", &uploads).await;
     let text = format!(
         r#"
 sources:

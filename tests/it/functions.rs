@@ -22,22 +22,13 @@ struct Fixture {
 
 impl Fixture {
     fn new(files: &[(&str, &str)]) -> Fixture {
-        let dir = rules_dir(files);
+        Fixture::with(rules_dir(files))
+    }
+
+    /// A host over a rules directory already written.
+    fn with(dir: tempfile::TempDir) -> Fixture {
         let state = tempfile::tempdir().unwrap();
-        let rules = trigd::config::load_rules(dir.path(), trigd::rules::Settings::default())
-            .unwrap_or_else(|e| panic!("rules load: {e}"));
-        let host = Host::new(HostOptions {
-            state_dir: state.path().to_owned(),
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-            lambda_endpoint: None,
-            aws_endpoint: None,
-            log: LogSink::Tracing,
-            idle_timeout: Duration::from_secs(60),
-            metrics: None,
-        })
-        .unwrap();
-        host.update(&rules.functions);
+        let host = host_with_idle(dir.path(), state.path(), Duration::from_secs(60));
         Fixture {
             dir,
             _state: state,
@@ -489,9 +480,7 @@ async fn layers_put_libraries_and_tools_on_the_paths() {
         ("layers/new/python/shared_lib.py", "VALUE = 'new'\n"),
         ("layers/new/bin/layer-tool", tool),
     ]);
-    let bin = f.dir.path().join("layers/new/bin/layer-tool");
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    make_executable(f.dir.path(), "layers/new/bin/layer-tool");
     let v = f.ok("layered", json!({})).await;
     assert_eq!(v["lib"], "new", "a later layer wins");
     assert_eq!(v["tool"], "from-the-layer");
@@ -592,31 +581,10 @@ async fn awslambdaric_runs_unchanged_against_the_runtime_api() {
                 ),
             ),
         ]);
-        use std::os::unix::fs::PermissionsExt as _;
         for b in ["fn/bootstrap", "failfn/bootstrap"] {
-            std::fs::set_permissions(dir.path().join(b), std::fs::Permissions::from_mode(0o755))
-                .unwrap();
+            make_executable(dir.path(), b);
         }
-        let state = tempfile::tempdir().unwrap();
-        let rules =
-            trigd::config::load_rules(dir.path(), trigd::rules::Settings::default()).unwrap();
-        let host = Host::new(HostOptions {
-            state_dir: state.path().to_owned(),
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-            lambda_endpoint: None,
-            aws_endpoint: None,
-            log: LogSink::Tracing,
-            idle_timeout: Duration::from_secs(60),
-            metrics: None,
-        })
-        .unwrap();
-        host.update(&rules.functions);
-        Fixture {
-            dir,
-            _state: state,
-            host,
-        }
+        Fixture::with(dir)
     };
     assert_eq!(f.ok("ric", json!({})).await["count"], 1);
     assert_eq!(f.ok("ric", json!({})).await["count"], 2);
@@ -926,24 +894,10 @@ async fn a_rule_delivers_to_a_function_with_retries_and_destinations() {
 /// the Python handler, which reads the object and writes its thumbnail with boto3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_functions_example_makes_thumbnails() {
-    use crate::aws_e2e::{arn, s3};
+    use crate::aws_e2e::{bucket_notifying, s3};
     let moto = crate::aws::Moto::start();
     let uploads = moto.queue("uploads").await;
-    assert_eq!(s3(&moto, reqwest::Method::PUT, "/holiday", "").await, 200);
-    let notification = format!(
-        r#"<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><QueueConfiguration><Id>uploads</Id><Queue>{}</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"#,
-        arn(&uploads)
-    );
-    assert_eq!(
-        s3(
-            &moto,
-            reqwest::Method::PUT,
-            "/holiday?notification",
-            &notification
-        )
-        .await,
-        200
-    );
+    bucket_notifying(&moto, "holiday", &uploads).await;
     // The example as shipped, with moto's queue URL and an interpreter that has boto3.
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
@@ -1026,6 +980,12 @@ fn host_with_idle(dir: &Path, state: &Path, idle: Duration) -> Arc<Host> {
     .unwrap();
     host.update(&rules.functions);
     host
+}
+
+/// Marks a file of a rules directory executable (a bootstrap, a layer's tool, a shim).
+fn make_executable(dir: &Path, file: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn alive(pid: i64) -> bool {
@@ -1185,12 +1145,7 @@ async fn aws_lambda_ric_for_node_runs_unchanged_against_the_runtime_api() {
         ("fn/index.js", NODE_APP),
         ("fn/bootstrap", &bootstrap),
     ]);
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(
-        dir.path().join("fn/bootstrap"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    make_executable(dir.path(), "fn/bootstrap");
     let state = tempfile::tempdir().unwrap();
     let host = host_with_idle(dir.path(), state.path(), Duration::from_secs(60));
     let a = host
@@ -1346,12 +1301,7 @@ async fn an_interpreter_shim_is_resolved_once() {
         ("fn/app.py", APP),
         ("shim/python3", &shim),
     ]);
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(
-        dir.path().join("shim/python3"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    make_executable(dir.path(), "shim/python3");
     let state = tempfile::tempdir().unwrap();
     let host = host_with_idle(dir.path(), state.path(), Duration::from_secs(60));
     let mut tasks = tokio::task::JoinSet::new();
