@@ -19,7 +19,7 @@
 //! * [`intake`]: the one door every source's events go through in the daemon: routed (pure,
 //!   [`route`], in the core), stored in one commit, dead-lettered when unrenderable, archived
 //!   and counted.
-//! * The listener's shell, [`server`], and the offline tools: [`dry_run`] (`trigd match`),
+//! * The listener's shell, [`server`], and the offline [`tools`]: [`dry_run`] (`trigd match`),
 //!   [`rule_tests`] (`trigd test`), [`next`], [`schema`], [`replay`] and [`diff`].
 //! * [`sources`]: SQS, SNS over HTTP, and their decoding.
 //! * [`daemon`]: `trigd run`: start, supervision, reload, bounded stop.
@@ -27,28 +27,26 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+// The tools keep their paths at the crate root (`trigd::dry_run`, ...).
+pub use tools::{diff, dry_run, next, replay, rule_tests, schema};
+
 pub mod archive;
 pub(crate) mod aws;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
-pub mod diff;
-pub mod dry_run;
 pub mod event;
 pub mod functions;
 pub mod intake;
 pub mod metrics;
-pub mod next;
 pub mod outcome;
 pub mod pattern;
-pub mod replay;
 pub mod route;
-pub mod rule_tests;
 pub mod rules;
 pub mod schedule;
-pub mod schema;
 pub(crate) mod sd_notify;
 pub mod server;
 pub mod sources;
 pub mod targets;
+pub mod tools;
 pub mod transform;

@@ -48,13 +48,15 @@ const LAYERS: &[(&str, &[&str])] = &[
             "schema",
             "replay",
             "diff",
+            "tools",
+            "deploy",
             "server",
         ],
     ),
     ("sources", &["sources"]),
-    // Start, serve, stop. Rooms still to come have their layer already: `deploy` (rules to
-    // AWS) sits with the tools, the API trigger (`sources/api`) with the sources.
-    ("daemon", &["daemon", "deploy"]),
+    // Start, serve, stop. (Rooms still to come have their layer already: `deploy`, rules to
+    // AWS, sits with the tools; the API trigger, `sources/api`, with the sources.)
+    ("daemon", &["daemon"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
