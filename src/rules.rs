@@ -454,6 +454,9 @@ pub enum SourceKind {
         /// Environment variable holding the HMAC-SHA256 secret of the body signature.
         hmac_secret_env: Option<String>,
         hmac_header: String,
+        /// `request: true`: the event's `detail` is the whole request (method, path, query,
+        /// headers without secrets, body), not just the body.
+        request: bool,
     },
 }
 

@@ -289,6 +289,7 @@ pub(crate) fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<(Bytes, 
 async fn webhook(
     State(state): State<Arc<AppState>>,
     Path(source): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -299,9 +300,27 @@ async fn webhook(
     if let Err(r) = authorize(&rules, &source, &headers, body.as_ref().ok()) {
         return refuse(&state, &source, r);
     }
-    let (_, detail) = match parse_body(body) {
-        Ok(v) => v,
-        Err(r) => return refuse(&state, &source, r),
+    // `request: true`: the whole request is the detail, the body parsed when it is JSON.
+    let whole_request = rules.sources.iter().find_map(|s| match &s.kind {
+        SourceKind::Webhook {
+            request: true,
+            hmac_header,
+            ..
+        } if s.name == source => Some(hmac_header.as_str()),
+        _ => None,
+    });
+    let detail = match whole_request {
+        Some(signature_header) => match body {
+            Ok(bytes) => request_detail("POST", &uri, &headers, &bytes, signature_header),
+            Err(e) => match parse_body(Err(e)) {
+                Err(r) => return refuse(&state, &source, r),
+                Ok((_, v)) => v,
+            },
+        },
+        None => match parse_body(body) {
+            Ok((_, v)) => v,
+            Err(r) => return refuse(&state, &source, r),
+        },
     };
     if !detail.is_object() {
         return refuse(
@@ -330,6 +349,67 @@ async fn webhook(
     }
 }
 
+/// Headers a `request: true` webhook leaves out of its events: credentials and signatures.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "x-gitlab-token",
+];
+
+/// The `detail` of a `request: true` webhook: `method`, `path`, `query` (repeated keys
+/// comma-joined, as API Gateway's payload 2.0 joins them), `headers` (lower-case names,
+/// repeated ones comma-joined, credentials and the source's signature header left out) and
+/// `body` (parsed when it is JSON, else the text).
+fn request_detail(
+    method: &str,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    signature_header: &str,
+) -> Value {
+    let mut query = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match query.get_mut(k.as_ref()) {
+            Some(Value::String(prev)) => {
+                prev.push(',');
+                prev.push_str(&v);
+            }
+            _ => {
+                query.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+        }
+    }
+    let mut hs = serde_json::Map::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        if SECRET_HEADERS.contains(&name) || name.eq_ignore_ascii_case(signature_header) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes());
+        match hs.get_mut(name) {
+            Some(Value::String(prev)) => {
+                prev.push(',');
+                prev.push_str(&value);
+            }
+            _ => {
+                hs.insert(name.to_owned(), Value::String(value.into_owned()));
+            }
+        }
+    }
+    let body = serde_json::from_slice::<Value>(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+    serde_json::json!({
+        "method": method,
+        "path": uri.path(),
+        "query": query,
+        "headers": hs,
+        "body": body,
+    })
+}
+
 /// Checks a webhook source's name and authentication, when sources are declared.
 fn authorize(
     rules: &RuleSet,
@@ -356,6 +436,7 @@ fn authorize(
         bearer_token_env,
         hmac_secret_env,
         hmac_header,
+        ..
     } = &src.kind
     else {
         return Ok(());

@@ -70,7 +70,12 @@ pub const TRANSFORMER_KEYS: &[&str] = &["input_paths", "input_template"];
 pub const SOURCE_KINDS: &[&str] = &["sqs", "sns", "webhook"];
 pub const SQS_SOURCE_KEYS: &[&str] = &["queue_url", "format", "concurrency"];
 pub const SNS_SOURCE_KEYS: &[&str] = &["topic_arns", "trusted_cert_hosts", "max_age"];
-pub const WEBHOOK_SOURCE_KEYS: &[&str] = &["bearer_token_env", "hmac_secret_env", "hmac_header"];
+pub const WEBHOOK_SOURCE_KEYS: &[&str] = &[
+    "bearer_token_env",
+    "hmac_secret_env",
+    "hmac_header",
+    "request",
+];
 pub const CATCH_UP_KEYS: &[&str] = &["policy", "within"];
 
 /// All keys a target may have.
@@ -1290,10 +1295,15 @@ fn read_source(r: &mut Reporter<'_>, key: &Node, node: &Node) -> Option<Source> 
             let hmac_secret_env = env_name(r, "hmac_secret_env")?;
             let hmac_header =
                 env_name(r, "hmac_header")?.unwrap_or_else(|| "X-Hub-Signature-256".to_owned());
+            let request = match g.get("request") {
+                None => false,
+                Some(n) => reader::boolean(r, n, "`request`")?,
+            };
             SourceKind::Webhook {
                 bearer_token_env,
                 hmac_secret_env,
                 hmac_header,
+                request,
             }
         }
         _ => return None,

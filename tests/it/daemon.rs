@@ -958,3 +958,73 @@ rules:
     );
     assert_eq!(d.stop(), 0);
 }
+
+/// A `request: true` webhook keeps the request: a GitHub push can be routed on its
+/// `X-GitHub-Event` header, and method, path, query and a non-JSON body arrive too, with the
+/// authorization and signature headers left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_with_request_true_keeps_the_request() {
+    let rec = Recorder::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    write_rules(
+        &rules,
+        "r.yaml",
+        &format!(
+            "sources:\n  github:\n    webhook: {{request: true, bearer_token_env: GH_TOKEN}}\n  plain:\n    webhook: {{}}\nrules:\n  - name: pushes\n    pattern: {{source: [github], detail: {{headers: {{x-github-event: [push]}}}}}}\n    targets: [{{id: t, http: \"{}\"}}]\n  - name: plain\n    pattern: {{source: [plain]}}\n    targets: [{{id: t, http: \"{}\"}}]\n",
+            rec.url(),
+            rec.url()
+        ),
+    );
+    let d = Daemon::start_with_env(
+        &rules,
+        &dir.path().join("state"),
+        &[],
+        &[("GH_TOKEN", "s3cret")],
+    );
+    let auth = [
+        ("authorization", "Bearer s3cret"),
+        ("x-github-event", "push"),
+        ("x-hub-signature-256", "sha256=abc"),
+    ];
+    let (status, body) = post(
+        &d.url("/events/github?ref=main&tag=a&tag=b"),
+        r#"{"after": "9f1c2e7"}"#,
+        &auth,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Another event type does not match the rule; a body that is not JSON is kept as text.
+    let issue = [
+        ("authorization", "Bearer s3cret"),
+        ("x-github-event", "issues"),
+    ];
+    assert_eq!(
+        post(&d.url("/events/github"), "not json", &issue).await.0,
+        200
+    );
+    let got = rec.wait_for(1).await;
+    let event: Value = serde_json::from_str(&got[0]).unwrap();
+    let detail = &event["detail"];
+    assert_eq!(detail["method"], "POST");
+    assert_eq!(detail["path"], "/events/github");
+    assert_eq!(detail["query"], json!({"ref": "main", "tag": "a,b"}));
+    assert_eq!(detail["body"], json!({"after": "9f1c2e7"}));
+    assert_eq!(detail["headers"]["x-github-event"], "push");
+    assert!(detail["headers"].get("authorization").is_none(), "{detail}");
+    assert!(
+        detail["headers"].get("x-hub-signature-256").is_none(),
+        "{detail}"
+    );
+    // Authentication still applies, and a source without `request` keeps the body only.
+    assert_eq!(post(&d.url("/events/github"), "{}", &[]).await.0, 401);
+    assert_eq!(
+        post(&d.url("/events/plain"), r#"{"n": 1}"#, &[]).await.0,
+        200
+    );
+    let got = rec.wait_for(2).await;
+    let plain: Value = serde_json::from_str(&got[1]).unwrap();
+    assert_eq!(plain["detail"], json!({"n": 1}));
+    assert_eq!(rec.count(), 2, "the `issues` event matched nothing");
+    assert_eq!(d.stop(), 0);
+}
