@@ -329,18 +329,30 @@ mod tests {
         crate::config::load_rules(dir.path(), crate::rules::Settings::default()).unwrap()
     }
 
-    fn event(id: &str, source: &str) -> Value {
-        json!({"version": "0", "id": id, "source": source, "detail-type": "x", "detail": {}})
-    }
-
-    #[tokio::test]
-    async fn a_batch_is_stored_in_one_commit_with_its_ordering_keys_and_counted() {
+    /// An intake over `rules()` with a fresh outbox (and the directory that holds it).
+    fn fixture() -> (
+        tempfile::TempDir,
+        Outbox,
+        Arc<RuleSet>,
+        Arc<Metrics>,
+        Intake,
+    ) {
         let state = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(state.path()).unwrap();
         let rules = Arc::new(rules());
         let (_tx, rx) = watch::channel(Arc::clone(&rules));
         let metrics = Arc::new(Metrics::new());
         let intake = Intake::new(rx, outbox.clone(), Arc::clone(&metrics), None);
+        (state, outbox, rules, metrics, intake)
+    }
+
+    fn event(id: &str, source: &str) -> Value {
+        json!({"version": "0", "id": id, "source": source, "detail-type": "x", "detail": {}})
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_stored_in_one_commit_with_its_ordering_keys_and_counted() {
+        let (_state, outbox, rules, metrics, intake) = fixture();
         let now = Utc::now();
         let events = vec![event("e1", "a"), event("e2", "a"), event("e3", "z")];
         let keys = vec![Some("g".to_owned()), Some("g".to_owned())];
@@ -370,12 +382,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_passed_on_keep_their_hops_and_are_counted_by_their_source() {
-        let state = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(state.path()).unwrap();
-        let rules = Arc::new(rules());
-        let (_tx, rx) = watch::channel(Arc::clone(&rules));
-        let metrics = Arc::new(Metrics::new());
-        let intake = Intake::new(rx, outbox.clone(), Arc::clone(&metrics), None);
+        let (_state, outbox, rules, metrics, intake) = fixture();
         let now = Utc::now();
         let batch = Batch::passed_on(event("e1", "a"), 3);
         intake.accept(&rules, batch, now).await.unwrap();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::diag::{Diagnostic, did_you_mean};
 use super::yaml::{self, Kind, Node, Pos};
-use super::{LoadError, is_settings_file, is_test_file, yaml_files};
+use super::{LoadError, is_rule_file, read_files};
 
 /// The machine as a `command` target would find it.
 #[derive(Debug, Clone, Copy)]
@@ -30,14 +30,7 @@ pub struct Host<'a> {
 /// order. Files that do not parse are skipped: loading the rules reports them.
 pub fn warnings(root: &Path, host: &Host<'_>) -> Result<Vec<Diagnostic>, LoadError> {
     let mut out = Vec::new();
-    for path in yaml_files(root)? {
-        if is_test_file(&path) || is_settings_file(&path) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
+    for (path, text) in read_files(root, is_rule_file)? {
         let Ok(doc) = yaml::parse(&text) else {
             continue;
         };

@@ -76,6 +76,26 @@ pub fn yaml_files(root: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(out)
 }
 
+/// The YAML files under `root` that `want` keeps, each with its text, in path order.
+pub(crate) fn read_files(
+    root: &Path,
+    want: impl Fn(&Path) -> bool,
+) -> Result<Vec<(PathBuf, String)>, LoadError> {
+    yaml_files(root)?
+        .into_iter()
+        .filter(|p| want(p))
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(source) => Err(LoadError::Io { path, source }),
+        })
+        .collect()
+}
+
+/// Rule files: every YAML file but the rule tests and the daemon's settings.
+pub(crate) fn is_rule_file(path: &Path) -> bool {
+    !is_test_file(path) && !is_settings_file(path)
+}
+
 /// The daemon's settings file, when it sits among the rules, is not a rule file.
 fn is_settings_file(path: &Path) -> bool {
     matches!(
@@ -91,14 +111,7 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
     let mut sources = Vec::new();
     let mut functions = Vec::new();
     let mut function_refs = Vec::new();
-    for path in yaml_files(root)? {
-        if is_test_file(&path) || is_settings_file(&path) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
+    for (path, text) in read_files(root, is_rule_file)? {
         let shown = path.display().to_string();
         let mut r = Reporter::new(&shown, &mut diags);
         let contents = match yaml::parse(&text) {

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::config::diag::{Diagnostic, Diagnostics, Reporter};
 use crate::config::reader::{self, Fields};
 use crate::config::yaml::{self, Kind, Node};
-use crate::config::{LoadError, is_test_file, yaml_files};
+use crate::config::{LoadError, is_test_file, read_files};
 use crate::dry_run;
 use crate::event;
 use crate::next;
@@ -77,14 +77,7 @@ pub struct Outcome {
 pub fn load(root: &Path, rules: &RuleSet) -> Result<Vec<TestCase>, LoadError> {
     let mut diags: Vec<Diagnostic> = Vec::new();
     let mut out = Vec::new();
-    for path in yaml_files(root)? {
-        if !is_test_file(&path) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
+    for (path, text) in read_files(root, is_test_file)? {
         let shown = path.display().to_string();
         let mut r = Reporter::new(&shown, &mut diags);
         match yaml::parse(&text) {
