@@ -38,6 +38,7 @@ pub mod delivery;
 pub mod event;
 pub mod functions;
 pub mod intake;
+pub mod lambda_events;
 pub mod metrics;
 pub mod outcome;
 pub mod pattern;

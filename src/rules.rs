@@ -57,6 +57,9 @@ pub struct RuleSet {
     pub sources: Vec<Source>,
     /// Local functions (`functions:`), by name in file order.
     pub functions: Vec<Function>,
+    /// The functions' triggers (`triggers:`), in file order. A `schedule` trigger is also a
+    /// schedule rule in `rules` (see [`FunctionTriggerKind::Schedule`]).
+    pub triggers: Vec<FunctionTrigger>,
     pub settings: Settings,
     /// One target per function, for invocations that come through the Invoke API with
     /// `InvocationType: Event`: they wait in the outbox as deliveries of [`INVOKE_RULE`].
@@ -95,6 +98,7 @@ impl RuleSet {
             rules,
             sources,
             functions: Vec::new(),
+            triggers: Vec::new(),
             invoke_targets: Vec::new(),
             settings,
             matcher,
@@ -124,6 +128,19 @@ impl RuleSet {
             .collect();
         self.functions = functions;
         self
+    }
+
+    /// With the functions' triggers.
+    pub fn with_triggers(mut self, triggers: Vec<FunctionTrigger>) -> RuleSet {
+        self.triggers = triggers;
+        self
+    }
+
+    /// The triggers that take their events from the source named `source`.
+    pub fn triggers_on<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a FunctionTrigger> {
+        self.triggers
+            .iter()
+            .filter(move |t| t.kind.source() == Some(source))
     }
 
     /// The local function named `name`.
@@ -682,6 +699,99 @@ impl FunctionRuntime {
             FunctionRuntime::Provided(id) => id.clone(),
         }
     }
+}
+
+/// A trigger attached to a local function (`triggers:`), as Lambda's console adds them: the
+/// function receives each event in that trigger's own shape (see [`crate::lambda_events`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionTrigger {
+    /// The function it invokes.
+    pub function: String,
+    pub kind: FunctionTriggerKind,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// The kinds of function triggers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FunctionTriggerKind {
+    /// A route of the HTTP API listener (`api:` in `trigd.yaml`), answered with the function's
+    /// result.
+    Api(ApiRoute),
+    /// An event-source mapping on an `sqs` source: batches, invoked synchronously, deleted on
+    /// success.
+    Sqs(SqsMapping),
+    /// S3 notifications arriving on an `sqs` or `sns` source, as `{"Records": [...]}`,
+    /// invoked asynchronously (through the outbox).
+    S3 { source: String },
+    /// SNS notifications arriving on an `sns` source (or an `sqs` source subscribed to a
+    /// topic), as `{"Records": [{"EventSource": "aws:sns", ...}]}`, invoked asynchronously.
+    Sns { source: String },
+    /// A schedule, as EventBridge Scheduler invokes a function. It runs as the schedule rule
+    /// named `rule` (in [`RuleSet::rules`]), whose one target is the function.
+    Schedule { rule: String },
+}
+
+impl FunctionTriggerKind {
+    /// The source the trigger takes its events from, if any.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            FunctionTriggerKind::Sqs(m) => Some(&m.source),
+            FunctionTriggerKind::S3 { source } | FunctionTriggerKind::Sns { source } => {
+                Some(source)
+            }
+            FunctionTriggerKind::Api(_) | FunctionTriggerKind::Schedule { .. } => None,
+        }
+    }
+
+    /// The key that names the kind in a rule file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FunctionTriggerKind::Api(_) => "api",
+            FunctionTriggerKind::Sqs(_) => "sqs",
+            FunctionTriggerKind::S3 { .. } => "s3",
+            FunctionTriggerKind::Sns { .. } => "sns",
+            FunctionTriggerKind::Schedule { .. } => "schedule",
+        }
+    }
+}
+
+/// An `api` trigger: one route of the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRoute {
+    pub route: crate::lambda_events::RouteKey,
+    pub payload_format: PayloadFormat,
+}
+
+/// API Gateway's payload format versions for Lambda proxy integrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// `1.0`: REST API proxy integration (`httpMethod`, `multiValueHeaders`, ...).
+    V1,
+    /// `2.0`: HTTP API and function URLs (`rawPath`, `cookies`, ...); the default.
+    V2,
+}
+
+/// An `sqs` trigger: Lambda's SQS event-source mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsMapping {
+    /// The `sqs` source whose queue it consumes (rules no longer receive that queue's
+    /// messages).
+    pub source: String,
+    /// 1–10,000 (FIFO queues: 1–10); default 10.
+    pub batch_size: u32,
+    /// How long to gather a batch (`MaximumBatchingWindowInSeconds`), 0–300 s; at least 1 s
+    /// when `batch_size` is over 10.
+    pub batch_window: Duration,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`.
+    pub report_batch_item_failures: bool,
+    /// Filter criteria: a record is handed to the function if it matches any of these (none:
+    /// every record); one that matches none is deleted, as Lambda does.
+    pub filters: Vec<Pattern>,
+    /// Most batches in flight at once (`ScalingConfig.MaximumConcurrency`), at most the
+    /// function's concurrency.
+    pub max_concurrency: u32,
 }
 
 /// What a function's asynchronous retries default to, as in Lambda.

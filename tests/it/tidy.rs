@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "event",
             "outcome",
             "route",
+            "lambda_events",
         ],
     ),
     // Rule files and settings, read into the core model.
