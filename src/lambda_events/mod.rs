@@ -3,5 +3,7 @@
 //! no clock; what a shape needs of the moment (request id, time) comes in as an argument.
 
 pub mod route_key;
+pub mod s3;
+pub mod sns;
 
 pub use route_key::{RouteKey, RouteKeyError, Segment};

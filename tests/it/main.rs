@@ -21,4 +21,5 @@ mod store;
 mod supervision;
 mod targets;
 mod tidy;
+mod triggers;
 mod util;
