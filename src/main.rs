@@ -397,13 +397,33 @@ fn invoke(rules: &Path, function: &str, event: Option<&Path>) -> anyhow::Result<
         eprintln!("trigd: the event is not JSON: {e}");
         return Ok(ExitCode::from(EXIT_ERROR));
     }
-    let state = std::env::temp_dir().join(format!("trigd-invoke-{}", std::process::id()));
+    let outcome = with_host(&set, |host| async move {
+        Ok(host
+            .invoke(function, trigd::functions::Invocation::new(payload))
+            .await?)
+    })?;
+    let (body, code) = match outcome.result {
+        Ok(body) => (body, ExitCode::SUCCESS),
+        Err(e) => (e.body, ExitCode::from(EXIT_FOUND_PROBLEMS)),
+    };
+    print(&format!("{}\n", String::from_utf8_lossy(&body)))?;
+    Ok(code)
+}
+
+/// Runs `f` with a host of the rule set's local functions (state in a temporary directory,
+/// logs to stderr), then stops every environment.
+fn with_host<T, F, Fut>(set: &trigd::rules::RuleSet, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(std::sync::Arc<trigd::functions::Host>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let state = std::env::temp_dir().join(format!("trigd-functions-{}", std::process::id()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = runtime.block_on(async {
+    let result = runtime.block_on(async {
         let host = trigd::functions::Host::new(trigd::functions::HostOptions {
             state_dir: state.clone(),
             region: set.settings.region.clone(),
@@ -415,21 +435,13 @@ fn invoke(rules: &Path, function: &str, event: Option<&Path>) -> anyhow::Result<
             metrics: None,
         })?;
         host.update(&set.functions);
-        let outcome = host
-            .invoke(function, trigd::functions::Invocation::new(payload))
-            .await?;
+        let result = f(std::sync::Arc::clone(&host)).await;
         host.shutdown();
-        anyhow::Ok(outcome)
+        result
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     let _ = std::fs::remove_dir_all(&state);
-    let outcome = outcome?;
-    let (body, code) = match outcome.result {
-        Ok(body) => (body, ExitCode::SUCCESS),
-        Err(e) => (e.body, ExitCode::from(EXIT_FOUND_PROBLEMS)),
-    };
-    print(&format!("{}\n", String::from_utf8_lossy(&body)))?;
-    Ok(code)
+    result
 }
 
 /// EX_USAGE: the configuration is invalid; nothing was started.
@@ -873,7 +885,13 @@ fn test(rules: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let outcomes = rule_tests::run(&set, &tests, Utc::now());
+    let mut outcomes = rule_tests::run(&set, &tests, Utc::now());
+    if tests.iter().any(|t| t.function.is_some()) {
+        let tests = &tests;
+        outcomes.extend(with_host(&set, |host| async move {
+            Ok(rule_tests::run_functions(&host, tests).await)
+        })?);
+    }
     let color = std::io::stdout().is_terminal();
     let (ok, fail) = if color {
         ("\x1b[32mok\x1b[0m  ", "\x1b[31mFAIL\x1b[0m")

@@ -10,6 +10,11 @@
 //!       matched: [resize-images]
 //!       payloads:
 //!         resize-images/resize: {"object": {"key": "a.jpg"}}
+//!   - name: the API answers
+//!     function: hello                # feeds the event to a local function (run for real)
+//!     event_file: events/api.json    # e.g. saved from `trigd event api-gateway-v2`
+//!     expect:
+//!       result: {statusCode: 200, body: hello}   # or `error: Runtime.ExitError` (errorType)
 //! ```
 
 use std::path::Path;
@@ -27,8 +32,15 @@ use crate::next;
 use crate::rules::{RuleSet, Trigger};
 
 const FILE_KEYS: &[&str] = &["tests"];
-const TEST_KEYS: &[&str] = &["name", "event", "event_file", "schedule", "expect"];
-const EXPECT_KEYS: &[&str] = &["matched", "payloads"];
+const TEST_KEYS: &[&str] = &[
+    "name",
+    "event",
+    "event_file",
+    "schedule",
+    "function",
+    "expect",
+];
+const EXPECT_KEYS: &[&str] = &["matched", "payloads", "result", "error"];
 const SCHEDULE_KEYS: &[&str] = &["rule", "time"];
 
 /// One test case.
@@ -40,6 +52,8 @@ pub struct TestCase {
     pub matched: Option<Vec<String>>,
     /// `(rule, target id, expected)`.
     pub payloads: Vec<(String, String, Expected)>,
+    /// A function test: the event goes to this local function, run for real.
+    pub function: Option<FunctionExpect>,
     pub file: String,
     pub line: usize,
 }
@@ -51,6 +65,16 @@ pub enum TestInput {
     Event(String),
     /// A schedule rule's fire at an instant.
     Scheduled { rule: String, time: DateTime<Utc> },
+}
+
+/// What a function test expects of the invocation.
+#[derive(Debug, Clone)]
+pub struct FunctionExpect {
+    pub function: String,
+    /// The handler's result.
+    pub result: Option<Expected>,
+    /// The error's `errorType` (the invocation must fail).
+    pub error: Option<String>,
 }
 
 /// An expected payload.
@@ -156,14 +180,52 @@ fn read_test(r: &mut Reporter<'_>, node: &Node, path: &Path, rules: &RuleSet) ->
             None
         }
     };
-    let (matched, payloads) = match f.get("expect") {
-        Some(e) => read_expect(r, e, rules)?,
+    let function = match f.get("function") {
+        None => None,
+        Some(n) => {
+            let name = reader::nonempty(r, n, "`function`")?;
+            if rules.function(name).is_none() {
+                let names: Vec<&str> = rules.functions.iter().map(|f| f.name.as_str()).collect();
+                let hint = match crate::config::diag::did_you_mean(name, &names) {
+                    Some(s) => format!("; did you mean `{s}`?"),
+                    None => format!("; declared functions: {}", names.join(", ")),
+                };
+                r.error(n.pos, format!("no function is named `{name}`{hint}"));
+            }
+            if f.has("schedule") {
+                r.error(
+                    n.pos,
+                    "a function test feeds an `event` or `event_file`; to test a schedule trigger, feed its input (or `trigd event scheduled`)",
+                );
+            }
+            Some(name.to_owned())
+        }
+    };
+    let Some(e) = f.get("expect") else {
+        let what = if function.is_some() {
+            "`result` or `error`"
+        } else {
+            "`matched` and/or `payloads`"
+        };
+        r.error(node.pos, format!("a test needs `expect:` with {what}"));
+        return None;
+    };
+    let (matched, payloads, function) = match function {
+        Some(name) => {
+            let (result, error) = read_function_expect(r, e)?;
+            (
+                None,
+                Vec::new(),
+                Some(FunctionExpect {
+                    function: name,
+                    result,
+                    error,
+                }),
+            )
+        }
         None => {
-            r.error(
-                node.pos,
-                "a test needs `expect:` with `matched` and/or `payloads`",
-            );
-            return None;
+            let (m, p) = read_expect(r, e, rules)?;
+            (m, p, None)
         }
     };
     if r.count() != before {
@@ -174,6 +236,7 @@ fn read_test(r: &mut Reporter<'_>, node: &Node, path: &Path, rules: &RuleSet) ->
         input: input?,
         matched,
         payloads,
+        function,
         file: r.file().to_owned(),
         line: node.pos.line,
     })
@@ -254,10 +317,70 @@ fn unknown_rule(name: &str, rules: &RuleSet) -> String {
     }
 }
 
+/// An expected value: a string is compared as text, anything else as JSON.
+fn expected(r: &mut Reporter<'_>, v: &Node) -> Option<Expected> {
+    match &v.kind {
+        Kind::Str(s) => Some(Expected::Text(s.clone())),
+        _ => match v.to_json() {
+            Ok(j) => Some(Expected::Json(j)),
+            Err(e) => {
+                r.error(e.pos, e.message);
+                None
+            }
+        },
+    }
+}
+
+/// A function test's `expect`: `result` or `error`.
+fn read_function_expect(
+    r: &mut Reporter<'_>,
+    node: &Node,
+) -> Option<(Option<Expected>, Option<String>)> {
+    let f = Fields::new(r, node, "`expect`", EXPECT_KEYS)?;
+    for key in f.present(&["matched", "payloads"]) {
+        if let Some(k) = f.key_node(key) {
+            r.error(
+                k.pos,
+                format!("`{key}` is for rule tests; a function test expects `result` or `error`"),
+            );
+        }
+    }
+    let result = match f.get("result") {
+        Some(v) => Some(expected(r, v)?),
+        None => None,
+    };
+    let error = match f.get("error") {
+        Some(v) => Some(reader::nonempty(r, v, "`error` (an errorType)")?.to_owned()),
+        None => None,
+    };
+    match (&result, &error) {
+        (None, None) => {
+            r.error(
+                node.pos,
+                "a function test's `expect` needs `result` (the handler's return value) or `error` (its errorType)",
+            );
+            None
+        }
+        (Some(_), Some(_)) => {
+            r.error(node.pos, "`expect` has `result` or `error`, not both");
+            None
+        }
+        _ => Some((result, error)),
+    }
+}
+
 type Expectations = (Option<Vec<String>>, Vec<(String, String, Expected)>);
 
 fn read_expect(r: &mut Reporter<'_>, node: &Node, rules: &RuleSet) -> Option<Expectations> {
     let f = Fields::new(r, node, "`expect`", EXPECT_KEYS)?;
+    for key in f.present(&["result", "error"]) {
+        if let Some(k) = f.key_node(key) {
+            r.error(
+                k.pos,
+                format!("`{key}` is for function tests: add `function: NAME` to the test"),
+            );
+        }
+    }
     let matched = match f.get("matched") {
         None => None,
         Some(m) => {
@@ -311,15 +434,8 @@ fn read_expect(r: &mut Reporter<'_>, node: &Node, rules: &RuleSet) -> Option<Exp
                 }
                 Some(_) => {}
             }
-            let expected = match &v.kind {
-                Kind::Str(s) => Expected::Text(s.clone()),
-                _ => match v.to_json() {
-                    Ok(j) => Expected::Json(j),
-                    Err(e) => {
-                        r.error(e.pos, e.message);
-                        continue;
-                    }
-                },
+            let Some(expected) = expected(r, v) else {
+                continue;
             };
             payloads.push((rule.to_owned(), target.to_owned(), expected));
         }
@@ -331,9 +447,50 @@ fn read_expect(r: &mut Reporter<'_>, node: &Node, rules: &RuleSet) -> Option<Exp
     Some((matched, payloads))
 }
 
-/// Runs every test.
+/// Runs every test but the function tests (see [`run_functions`]), in order.
 pub fn run(rules: &RuleSet, tests: &[TestCase], now: DateTime<Utc>) -> Vec<Outcome> {
-    tests.iter().map(|t| run_one(rules, t, now)).collect()
+    tests
+        .iter()
+        .filter(|t| t.function.is_none())
+        .map(|t| run_one(rules, t, now))
+        .collect()
+}
+
+/// Runs the function tests, in order: each event goes to its function on `host` (the real
+/// handler, in its runtime), and the result or error is compared.
+pub async fn run_functions(host: &crate::functions::Host, tests: &[TestCase]) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for test in tests {
+        let (Some(want), TestInput::Event(event)) = (&test.function, &test.input) else {
+            continue;
+        };
+        let mut failures = Vec::new();
+        let invocation = crate::functions::Invocation::new(event.clone().into_bytes());
+        match host.invoke(&want.function, invocation).await {
+            Err(e) => failures.push(format!("{} could not be invoked: {e}", want.function)),
+            Ok(o) => match (o.result, &want.result, &want.error) {
+                (Ok(body), Some(expected), _) => {
+                    let got = String::from_utf8_lossy(&body);
+                    if let Some(diff) = compare(expected, &got) {
+                        failures.push(format!("result differs (- expected, + actual)\n{diff}"));
+                    }
+                }
+                (Ok(body), None, _) => failures.push(format!(
+                    "expected error {}, but the handler returned {}",
+                    want.error.as_deref().unwrap_or_default(),
+                    String::from_utf8_lossy(&body)
+                )),
+                (Err(e), _, Some(error)) if &e.error_type == error => {}
+                (Err(e), _, Some(error)) => failures.push(format!(
+                    "expected error {error}, but the handler failed with {}",
+                    e.summary()
+                )),
+                (Err(e), _, None) => failures.push(format!("the handler failed: {}", e.summary())),
+            },
+        }
+        out.push(outcome(test, failures));
+    }
+    out
 }
 
 fn run_one(rules: &RuleSet, test: &TestCase, now: DateTime<Utc>) -> Outcome {

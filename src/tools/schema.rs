@@ -463,6 +463,10 @@ pub fn tests() -> Value {
                 ),
             ),
             (
+                "function",
+                json!({"type": "string", "description": "A function test: the event goes to this local function, run for real"}),
+            ),
+            (
                 "expect",
                 object(
                     props(&[
@@ -473,6 +477,14 @@ pub fn tests() -> Value {
                         (
                             "payloads",
                             json!({"type": "object", "description": "rule/target-id: expected payload (JSON compared as JSON; a string compared exactly)"}),
+                        ),
+                        (
+                            "result",
+                            json!({"description": "A function test: the handler's result (JSON compared as JSON; a string compared exactly)"}),
+                        ),
+                        (
+                            "error",
+                            json!({"type": "string", "description": "A function test: the error's errorType (Runtime.ExitError, Sandbox.Timedout, ValueError, ...)"}),
                         ),
                     ]),
                     &[],

@@ -250,3 +250,60 @@ async fn schedule_triggers_invoke_with_their_input_or_the_scheduled_event() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+#[test]
+fn trigd_test_feeds_a_function_and_checks_its_result_or_error() {
+    let s = setup("      - api: {route: GET /hello}\n", "");
+    std::fs::write(
+        s.rules.join("record/shout.py"),
+        "def handler(event, context):\n    if event.get('fail'):\n        raise KeyError('no')\n    return {'statusCode': 200, 'body': event['text'].upper()}\n",
+    )
+    .unwrap();
+    let functions = "functions:\n  shout:\n    runtime: python3.12\n    handler: shout.handler\n    code: record\n";
+    write_rules(&s.rules, "shout.yaml", functions);
+    let tests = |cases: &str| {
+        write_rules(&s.rules, "shout.test.yaml", &format!("tests:\n{cases}"));
+        run_in(&s.rules, &["test", "."], None)
+    };
+    let ok = tests(
+        "  - name: shouts\n    function: shout\n    event: {text: hi}\n    expect:\n      result: {statusCode: 200, body: HI}\n  - name: fails\n    function: shout\n    event: {fail: true}\n    expect:\n      error: KeyError\n",
+    );
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("2 passed, 0 failed"), "{}", ok.stdout);
+
+    let bad = tests(
+        "  - name: wrong result\n    function: shout\n    event: {text: hi}\n    expect:\n      result: {statusCode: 200, body: hi}\n  - name: wrong error\n    function: shout\n    event: {fail: true}\n    expect:\n      error: ValueError\n  - name: no error\n    function: shout\n    event: {text: a}\n    expect:\n      error: KeyError\n",
+    );
+    assert_eq!(bad.code, 1, "{}\n{}", bad.stdout, bad.stderr);
+    assert!(bad.stdout.contains("0 passed, 3 failed"), "{}", bad.stdout);
+    assert!(bad.stdout.contains("result differs"), "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("-   \"body\": \"hi\""),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("expected error ValueError, but the handler failed with KeyError"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout
+            .contains("expected error KeyError, but the handler returned"),
+        "{}",
+        bad.stdout
+    );
+
+    // Mistakes are reported where they are written.
+    let wrong = tests(
+        "  - name: typo\n    function: shot\n    event: {}\n    expect: {result: 1}\n  - name: mixed\n    function: shout\n    event: {}\n    expect: {matched: [x]}\n  - name: rule test\n    event: {}\n    expect: {error: E}\n",
+    );
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    for want in [
+        "shout.test.yaml:3:15: no function is named `shot`; did you mean `shout`?",
+        "`matched` is for rule tests; a function test expects `result` or `error`",
+        "`error` is for function tests: add `function: NAME` to the test",
+    ] {
+        assert!(wrong.stderr.contains(want), "{want} in:\n{}", wrong.stderr);
+    }
+}
