@@ -538,6 +538,8 @@ fn decode_body(body: String, base64: Option<&Value>) -> Result<Vec<u8>, Malforme
 pub enum GatewayError {
     /// No route matches: 404 `{"message":"Not Found"}`.
     NotFound,
+    /// The request's body could not be read: 400 `{"message":"Bad Request"}`.
+    BadRequest,
     /// The body is over 10 MB: 413 `{"message":"Request Entity Too Large"}`.
     TooLarge,
     /// The function failed or its result is malformed: 502, `{"message":"Internal server
@@ -555,6 +557,7 @@ impl GatewayError {
     pub fn status(self) -> u16 {
         match self {
             GatewayError::NotFound => 404,
+            GatewayError::BadRequest => 400,
             GatewayError::TooLarge => 413,
             GatewayError::Integration { .. } => 502,
             GatewayError::Timeout => 504,
@@ -564,6 +567,7 @@ impl GatewayError {
     pub fn message(self) -> &'static str {
         match self {
             GatewayError::NotFound => "Not Found",
+            GatewayError::BadRequest => "Bad Request",
             GatewayError::TooLarge => "Request Entity Too Large",
             GatewayError::Integration { v1: true } => "Internal server error",
             GatewayError::Integration { v1: false } => "Internal Server Error",
@@ -1011,6 +1015,11 @@ mod tests {
             );
         };
         check(GatewayError::NotFound, 404, r#"{"message":"Not Found"}"#);
+        check(
+            GatewayError::BadRequest,
+            400,
+            r#"{"message":"Bad Request"}"#,
+        );
         check(
             GatewayError::TooLarge,
             413,
