@@ -234,14 +234,12 @@ fn resource(key: &RouteKey) -> String {
     }
 }
 
-/// A short stable id for a route (`requestContext.resourceId`).
-fn resource_id(key: &RouteKey) -> String {
-    let hash = key
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+/// A short stable id derived from `text` (`resourceId` from the route, `deploymentId` from
+/// the API's id).
+fn short_id(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
     format!("{:06x}", hash & 0xff_ffff)
 }
 
@@ -283,6 +281,7 @@ pub fn event_v1(req: &Request<'_>, route: &Matched<'_>, ctx: &Context<'_>) -> Va
         "requestContext": {
             "accountId": ctx.account_id,
             "apiId": ctx.api_id,
+            "deploymentId": short_id(ctx.api_id),
             "domainName": domain,
             "domainPrefix": domain_prefix(domain),
             "extendedRequestId": ctx.request_id,
@@ -306,7 +305,7 @@ pub fn event_v1(req: &Request<'_>, route: &Matched<'_>, ctx: &Context<'_>) -> Va
             "requestId": ctx.request_id,
             "requestTime": request_time(ctx.time),
             "requestTimeEpoch": ctx.time.timestamp_millis(),
-            "resourceId": resource_id(route.key),
+            "resourceId": short_id(&route.key.to_string()),
             "resourcePath": resource,
             "stage": STAGE,
         },
@@ -1049,5 +1048,64 @@ mod tests {
             [("a", "1"), ("b", "/+x"), ("c", ""), ("", "v")]
                 .map(|(a, b)| (a.to_owned(), b.to_owned()))
         );
+    }
+
+    /// The keys of an object and of its objects, as `a.b` paths.
+    fn paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        if let Value::Object(m) = v {
+            for (k, v) in m {
+                let p = format!("{prefix}{k}");
+                paths(v, &format!("{p}."), out);
+                out.insert(p);
+            }
+        }
+    }
+
+    /// `trigd event api-gateway-v2|v1` print what the listener sends (v1's sample is a REST
+    /// API's, which has no `version`).
+    #[test]
+    fn trigd_events_samples_have_the_shapes_sent() {
+        let h = headers(&[
+            ("host", "abc.example.com"),
+            ("user-agent", "curl/8.5.0"),
+            ("cookie", "session=abc123"),
+            ("content-type", "application/json"),
+        ]);
+        let req = request("POST", "/orders/1234", "verbose=true", &h, b"{}");
+        let k = key("POST /orders/{orderId}");
+        let params = [("orderId".to_owned(), "1234".to_owned())];
+        let m = Matched {
+            key: &k,
+            params: &params,
+        };
+        for (ours, sample) in [
+            (
+                event_v2(&req, &m, &ctx()),
+                include_str!("../functions/events/api-gateway-v2.json"),
+            ),
+            (
+                event_v1(&req, &m, &ctx()),
+                include_str!("../functions/events/api-gateway-v1.json"),
+            ),
+        ] {
+            let sample: Value = serde_json::from_str(sample).unwrap();
+            let (mut a, mut b) = (Default::default(), Default::default());
+            paths(&ours, "", &mut a);
+            paths(&sample, "", &mut b);
+            // Header and parameter names are data, not shape.
+            let shape = |s: &std::collections::BTreeSet<String>| -> Vec<String> {
+                s.iter()
+                    .filter(|p| {
+                        !["headers.", "multiValueHeaders.", "Parameters."]
+                            .iter()
+                            .any(|d| p.contains(d))
+                    })
+                    .cloned()
+                    .collect()
+            };
+            let mut ours = shape(&a);
+            ours.retain(|p| p != "version" || sample.get("version").is_some());
+            assert_eq!(ours, shape(&b));
+        }
     }
 }
