@@ -308,11 +308,18 @@ async fn answer(
     let invocation = Invocation::new(event.to_string());
     let integration =
         |why: String| Answer::gateway(GatewayError::Integration { v1 }, route.clone(), Some(why));
-    let outcome = match api.host.invoke(selected.function, invocation).await {
-        Ok(o) => o,
-        Err(InvokeError::NotFound(name)) => {
+    // The invocation runs in a task of its own and is awaited here: a client that goes away
+    // drops this future, not the invocation, which ends as on Lambda (within the function's
+    // timeout) and leaves its environment warm and its pool's counts right.
+    let host = Arc::clone(&api.host);
+    let function = selected.function.to_owned();
+    let invoked = tokio::spawn(async move { host.invoke(&function, invocation).await }).await;
+    let outcome = match invoked {
+        Ok(Ok(o)) => o,
+        Ok(Err(InvokeError::NotFound(name))) => {
             return integration(format!("function `{name}` is not loaded"));
         }
+        Err(e) => return integration(format!("the invocation failed: {e}")),
     };
     let result = match outcome.result {
         Ok(result) => result,
