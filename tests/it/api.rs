@@ -555,3 +555,144 @@ async fn routes_follow_the_rules_the_intake_holds() {
     let (status, _) = g.json(g.client.get(g.url("/items/1"))).await;
     assert_eq!(status, 200);
 }
+
+/// The rule file of the daemon tests: one function behind `routes`.
+fn daemon_rules(routes: &[&str]) -> String {
+    let mut text = functions_file(&[python_function("hello", "app.hello", "")]);
+    text.push_str("    triggers:\n");
+    for r in routes {
+        text.push_str(&format!("      - api: {{route: {r}}}\n"));
+    }
+    text
+}
+
+const HELLO: &str = "def hello(event, ctx):\n    return {'statusCode': 200, 'body': 'hello from ' + event['rawPath']}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_api_triggers_logs_each_request_and_follows_reloads() {
+    let dir = rules_dir(&[
+        ("functions.yaml", &daemon_rules(&["GET /hello"])),
+        ("fn/app.py", HELLO),
+    ]);
+    let state = tempfile::tempdir().unwrap();
+    let d =
+        crate::harness::Daemon::start(dir.path(), state.path(), &["--api-listen", "127.0.0.1:0"]);
+    let ready = d.wait_log("the ready line", |v| v["message"] == "trigd is ready.");
+    let api = ready["api"].as_str().expect("the API listener's address");
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("http://{api}/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["apigw-requestid"].to_str().unwrap().to_owned();
+    assert_eq!(r.text().await.unwrap(), "hello from /hello");
+    // One access line per request, with what an operator looks for.
+    let line = d.wait_log("the access line", |v| {
+        v["message"] == "API request." && v["request_id"] == id.as_str()
+    });
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/hello");
+    assert_eq!(line["route"], "GET /hello");
+    assert_eq!(line["status"], 200);
+    assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+    assert_eq!(line["level"], "INFO", "{line}");
+    // The control listener does not serve the routes, and counts them.
+    let r = client.get(d.url("/hello")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains(r#"trigd_api_requests_total{route="GET /hello",status="200"} 1"#),
+        "{metrics}"
+    );
+    // A reload brings a new route.
+    std::fs::write(
+        dir.path().join("functions.yaml"),
+        daemon_rules(&["GET /hello", "GET /bye/{who}"]),
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
+    loop {
+        let r = client
+            .get(format!("http://{api}/bye/you"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            assert_eq!(r.text().await.unwrap(), "hello from /bye/you");
+            break;
+        }
+        assert_eq!(r.status(), 404);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reload never brought the route"
+        );
+        d.wait_log("a reload", |v| v["message"] == "Rules reloaded.");
+    }
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn an_api_address_in_use_ends_the_start_naming_it() {
+    let dir = rules_dir(&[
+        ("functions.yaml", &daemon_rules(&["GET /hello"])),
+        ("fn/app.py", HELLO),
+    ]);
+    let state = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    // `timeout`: should the bind wrongly succeed, the daemon would run on.
+    let out = std::process::Command::new("timeout")
+        .arg("20")
+        .arg(env!("CARGO_BIN_EXE_trigd"))
+        .args(["run"])
+        .arg(dir.path())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            &addr,
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_ne!(out.status.code(), Some(124), "it ran on: {stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_does_not_cancel_the_invocation() {
+    let g = Gateway::start(None).await;
+    let (_, first) = g.json(g.client.get(g.url("/busy"))).await;
+    // The handler sleeps 0.2 s; the client gives up long before.
+    let gave_up = g
+        .client
+        .get(g.url("/busy"))
+        .timeout(Duration::from_millis(50))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+    let success = [("function", "busy"), ("outcome", "success")];
+    let deadline = tokio::time::Instant::now() + crate::harness::DEADLINE;
+    while g.metrics.get("trigd_function_invocations_total", &success) < 2.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the abandoned invocation never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its environment stayed warm: the next request runs in one of the two already started.
+    let (_, next) = g.json(g.client.get(g.url("/busy"))).await;
+    let started = g
+        .metrics
+        .get("trigd_function_cold_starts_total", &[("function", "busy")]);
+    assert!(started <= 2.0, "{started} cold starts");
+    assert!(next["pid"].is_i64() && first["pid"].is_i64());
+}
