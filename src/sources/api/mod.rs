@@ -189,7 +189,7 @@ async fn handle(
     answer
         .headers
         .push(("apigw-requestid".into(), request_id.clone()));
-    let response = match build(&answer) {
+    let response = match build(&mut answer) {
         Ok(r) => r,
         Err(why) => {
             // A header the function set cannot be sent: a malformed result.
@@ -198,7 +198,7 @@ async fn handle(
             answer
                 .headers
                 .push(("apigw-requestid".into(), request_id.clone()));
-            build(&answer).unwrap_or_else(|_| Response::new(Body::empty()))
+            build(&mut answer).unwrap_or_else(|_| Response::new(Body::empty()))
         }
     };
     let latency = start.elapsed();
@@ -212,27 +212,16 @@ async fn handle(
         &[("route", &answer.route)],
         latency.as_secs_f64(),
     );
-    match &answer.error {
-        None => tracing::info!(
-            message = "API request.",
-            method,
-            path = raw_path,
-            route = answer.route,
-            status = status.as_u16(),
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            request_id
-        ),
-        Some(error) => tracing::info!(
-            message = "API request.",
-            method,
-            path = raw_path,
-            route = answer.route,
-            status = status.as_u16(),
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            request_id,
-            error
-        ),
-    }
+    tracing::info!(
+        message = "API request.",
+        method,
+        path = raw_path,
+        route = answer.route,
+        status = status.as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        request_id,
+        error = answer.error.as_deref()
+    );
     response
 }
 
@@ -377,9 +366,9 @@ fn protocol(v: Version) -> &'static str {
 /// Headers the listener sets itself from the body it sends.
 const FRAMING: &[&str] = &["content-length", "transfer-encoding", "connection"];
 
-/// The HTTP response; `Err` names a header that cannot be sent.
-fn build(answer: &Answer) -> Result<Response, String> {
-    let mut response = Response::new(Body::from(answer.body.clone()));
+/// The HTTP response (taking the answer's body); `Err` names a header that cannot be sent.
+fn build(answer: &mut Answer) -> Result<Response, String> {
+    let mut response = Response::new(Body::from(std::mem::take(&mut answer.body)));
     *response.status_mut() = StatusCode::from_u16(answer.status)
         .map_err(|_| format!("status {} is not an HTTP status", answer.status))?;
     let headers = response.headers_mut();
@@ -425,7 +414,7 @@ mod tests {
             error: None,
             v1: false,
         };
-        let r = build(&answer(&[
+        let r = build(&mut answer(&[
             ("content-length", "99"),
             ("x-a", "1"),
             ("x-a", "2"),
@@ -433,7 +422,7 @@ mod tests {
         .unwrap();
         assert!(r.headers().get("content-length").is_none());
         assert_eq!(r.headers().get_all("x-a").iter().count(), 2);
-        assert!(build(&answer(&[("bad name", "1")])).is_err());
-        assert!(build(&answer(&[("x-a", "line\nbreak")])).is_err());
+        assert!(build(&mut answer(&[("bad name", "1")])).is_err());
+        assert!(build(&mut answer(&[("x-a", "line\nbreak")])).is_err());
     }
 }
