@@ -886,6 +886,40 @@ mod tests {
     }
 
     #[test]
+    fn the_api_listener_runs_when_asked_or_when_there_are_api_triggers() {
+        let bare = RuleSet::new(Vec::new(), Vec::new(), Settings::default());
+        let with_route =
+            RuleSet::new(Vec::new(), Vec::new(), Settings::default()).with_triggers(vec![
+                crate::rules::FunctionTrigger {
+                    function: "f".into(),
+                    kind: FunctionTriggerKind::Api(crate::rules::ApiRoute {
+                        route: crate::lambda_events::RouteKey::Default,
+                        payload_format: crate::rules::PayloadFormat::V2,
+                    }),
+                    file: "f.yaml".into(),
+                    line: 1,
+                    column: 1,
+                },
+            ]);
+        let unset = DaemonSettings::default();
+        assert_eq!(api_settings(&unset, &bare), None);
+        assert_eq!(
+            api_settings(&unset, &with_route),
+            Some(ApiSettings::default()),
+            "sam's port"
+        );
+        let set = DaemonSettings {
+            api: Some(ApiSettings {
+                listen: "127.0.0.1:4000".parse().unwrap(),
+                cors: None,
+            }),
+            ..DaemonSettings::default()
+        };
+        assert_eq!(api_settings(&set, &bare), set.api);
+        assert_eq!(api_settings(&set, &with_route), set.api);
+    }
+
+    #[test]
     fn schedule_ids_are_stable_and_distinct() {
         assert_eq!(schedule_id("a"), schedule_id("a"));
         assert_ne!(schedule_id("a"), schedule_id("b"));
