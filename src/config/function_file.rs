@@ -27,6 +27,7 @@ pub const FUNCTION_KEYS: &[&str] = &[
     "interpreter",
     "max_retry_attempts",
     "max_event_age",
+    "triggers",
 ];
 
 /// Runtimes named in messages (any `python3.N` and `nodejsN.x` is accepted).
@@ -66,8 +67,16 @@ const RESERVED: &[&str] = &[
 /// Lambda's limit on a function's variables: 4 KB, names and values together.
 const ENVIRONMENT_LIMIT: usize = 4 * 1024;
 
+/// A file's functions and their triggers.
+#[derive(Debug, Default)]
+pub struct Functions {
+    pub functions: Vec<Function>,
+    pub triggers: super::trigger_file::Triggers,
+}
+
 /// Reads `functions:`, a mapping of names to functions. `dir` is the rule file's directory.
-pub fn read(r: &mut Reporter<'_>, node: &Node, dir: &Path) -> Vec<Function> {
+pub fn read(r: &mut Reporter<'_>, node: &Node, dir: &Path) -> Functions {
+    let mut out = Functions::default();
     let Kind::Map(entries) = &node.kind else {
         r.error(
             node.pos,
@@ -76,12 +85,26 @@ pub fn read(r: &mut Reporter<'_>, node: &Node, dir: &Path) -> Vec<Function> {
                 node.type_name()
             ),
         );
-        return Vec::new();
+        return out;
     };
-    entries
-        .iter()
-        .filter_map(|(k, v)| read_function(r, k, v, dir))
-        .collect()
+    for (k, v) in entries {
+        let Some(function) = read_function(r, k, v, dir) else {
+            continue;
+        };
+        let triggers = match &v.kind {
+            Kind::Map(fields) => fields
+                .iter()
+                .find(|(k, _)| k.as_str() == Some("triggers"))
+                .map(|(_, t)| super::trigger_file::read(r, t, &function)),
+            _ => None,
+        };
+        if let Some(t) = triggers {
+            out.triggers.triggers.extend(t.triggers);
+            out.triggers.rules.extend(t.rules);
+        }
+        out.functions.push(function);
+    }
+    out
 }
 
 fn read_function(r: &mut Reporter<'_>, key: &Node, node: &Node, dir: &Path) -> Option<Function> {

@@ -7,6 +7,7 @@ pub mod function_file;
 pub mod reader;
 pub mod rule_file;
 pub mod settings;
+pub mod trigger_file;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,7 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
     let mut rules = Vec::new();
     let mut sources = Vec::new();
     let mut functions = Vec::new();
+    let mut triggers = Vec::new();
     let mut function_refs = Vec::new();
     for (path, text) in read_files(root, is_rule_file)? {
         let shown = path.display().to_string();
@@ -127,6 +129,7 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
         rules.extend(contents.rules);
         sources.extend(contents.sources);
         functions.extend(contents.functions);
+        triggers.extend(contents.triggers);
         function_refs.extend(
             contents
                 .function_refs
@@ -183,10 +186,13 @@ pub fn load_rules(root: &Path, settings: Settings) -> Result<RuleSet, LoadError>
         |s| (&s.name, &s.file, s.line, s.column),
         "source",
     );
+    trigger_file::check(&mut diags, &triggers, &sources);
     if !diags.is_empty() {
         return Err(LoadError::Invalid(Diagnostics(diags)));
     }
-    Ok(RuleSet::new(rules, sources, settings).with_functions(functions))
+    Ok(RuleSet::new(rules, sources, settings)
+        .with_functions(functions)
+        .with_triggers(triggers))
 }
 
 /// Names must be unique across files.

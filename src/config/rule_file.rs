@@ -93,6 +93,8 @@ pub struct FileContents {
     pub rules: Vec<Rule>,
     pub sources: Vec<Source>,
     pub functions: Vec<crate::rules::Function>,
+    /// The functions' triggers; a `schedule` trigger's rule is in `rules`.
+    pub triggers: Vec<crate::rules::FunctionTrigger>,
     /// Each `function:` target, checked once every file is read (a function may be declared
     /// in another file).
     pub function_refs: Vec<FunctionRef>,
@@ -129,7 +131,10 @@ pub fn read(
         }
     }
     if let Some(functions) = f.get("functions") {
-        out.functions = super::function_file::read(r, functions, dir);
+        let read = super::function_file::read(r, functions, dir);
+        out.functions = read.functions;
+        out.triggers = read.triggers.triggers;
+        out.rules.extend(read.triggers.rules);
     }
     out.function_refs = function_refs(f.get("rules"));
     if let Some(sources) = f.get("sources") {
@@ -377,7 +382,7 @@ fn locate(root: &Node, path: &[PathSeg]) -> Pos {
     node.pos
 }
 
-fn read_schedule(r: &mut Reporter<'_>, node: &Node, f: &Fields<'_>) -> Option<Schedule> {
+pub(super) fn read_schedule(r: &mut Reporter<'_>, node: &Node, f: &Fields<'_>) -> Option<Schedule> {
     let before = r.count();
     let text = reader::string(r, node, "`schedule`")?;
     let expr = match ScheduleExpr::parse(text) {

@@ -41,7 +41,7 @@ pub enum Kind {
     Map(Vec<(Node, Node)>),
 }
 
-/// A syntax error.
+/// A syntax error. `message` carries a hint for the usual cause where one is known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct YamlError {
@@ -134,12 +134,22 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     let mut builder = Builder::default();
     let mut docs = 0;
     for item in Parser::new_from_str(text) {
-        let (event, span) = item.map_err(|e| YamlError {
-            pos: Pos {
-                line: e.marker().line(),
-                column: e.marker().col() + 1,
-            },
-            message: e.info().to_owned(),
+        let (event, span) = item.map_err(|e| {
+            let info = e.info();
+            // The usual cause: `{route: GET /items/{id}}`, where YAML ends the flow mapping
+            // at the first `}`.
+            let hint = if info.contains("flow mapping") || info.contains("flow sequence") {
+                "; inside `{...}` or `[...]`, a value holding `{`, `}`, `[`, `]` or `,` must be quoted, e.g. `{route: \"GET /items/{id}\"}`"
+            } else {
+                ""
+            };
+            YamlError {
+                pos: Pos {
+                    line: e.marker().line(),
+                    column: e.marker().col() + 1,
+                },
+                message: format!("{info}{hint}"),
+            }
         })?;
         if let Event::DocumentStart(_) = event {
             docs += 1;

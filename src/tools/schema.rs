@@ -8,6 +8,7 @@ use crate::config::rule_file::{
     CATCH_UP_KEYS, RESERVED_VARIABLES, RETRY_KEYS, SNS_SOURCE_KEYS, SQS_SOURCE_KEYS, TARGET_KINDS,
     TARGET_OPTIONS, WEBHOOK_SOURCE_KEYS,
 };
+use crate::config::trigger_file::{API_KEYS, SCHEDULE_KEYS, SQS_KEYS};
 
 const DRAFT: &str = "http://json-schema.org/draft-07/schema#";
 
@@ -183,13 +184,16 @@ fn target() -> Value {
     schema
 }
 
-fn rule() -> Value {
-    let catch_up = json!({
+fn catch_up() -> Value {
+    json!({
         "anyOf": [
             {"enum": ["skip", "once"]},
             object(props(&[(CATCH_UP_KEYS[0], json!({"enum": ["skip", "once"]})), (CATCH_UP_KEYS[1], duration())]), &[], "Catch-up policy"),
         ]
-    });
+    })
+}
+
+fn rule() -> Value {
     let mut schema = object(
         props(&[
             ("name", name_schema("Rule name, unique across files")),
@@ -209,7 +213,7 @@ fn rule() -> Value {
             ("start", json!({"type": "string", "format": "date-time"})),
             ("end", json!({"type": "string", "format": "date-time"})),
             ("jitter", duration()),
-            ("catch_up", catch_up),
+            ("catch_up", catch_up()),
             ("enabled", json!({"type": "boolean"})),
             (
                 "targets",
@@ -294,6 +298,99 @@ pub fn rules() -> Value {
     })
 }
 
+/// One of a function's `triggers:`.
+fn trigger() -> Value {
+    let source = || json!({"type": "string", "description": "A source under `sources:`"});
+    let kinds = [
+        (
+            "api",
+            object(
+                props(&[
+                    (
+                        API_KEYS[0],
+                        json!({"type": "string", "pattern": "^(\\$default|(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) /.*)$", "description": "An HTTP API route key: GET /hello, ANY /items/{id}, GET /files/{proxy+}, $default"}),
+                    ),
+                    (
+                        API_KEYS[1],
+                        json!({"type": "string", "enum": ["1.0", "2.0"], "description": "Payload format: 2.0 (HTTP API, the default) or 1.0 (REST API proxy)"}),
+                    ),
+                ]),
+                &["route"],
+                "A route of the HTTP API listener (`api:` in trigd.yaml)",
+            ),
+        ),
+        (
+            "sqs",
+            object(
+                props(&[
+                    (SQS_KEYS[0], source()),
+                    (
+                        SQS_KEYS[1],
+                        json!({"type": "integer", "minimum": 1, "maximum": 10000}),
+                    ),
+                    (SQS_KEYS[2], duration()),
+                    (SQS_KEYS[3], json!({"type": "boolean"})),
+                    (
+                        SQS_KEYS[4],
+                        json!({"type": "array", "maxItems": 5, "items": {"type": ["object", "string"]}, "description": "Filter criteria: event patterns matched against each record"}),
+                    ),
+                    (
+                        SQS_KEYS[5],
+                        json!({"type": "integer", "minimum": 2, "maximum": 1000}),
+                    ),
+                ]),
+                &["source"],
+                "Lambda's SQS event-source mapping",
+            ),
+        ),
+        (
+            "s3",
+            object(
+                props(&[("source", source())]),
+                &["source"],
+                "S3 notifications from an sqs or sns source",
+            ),
+        ),
+        (
+            "sns",
+            object(
+                props(&[("source", source())]),
+                &["source"],
+                "SNS notifications from an sns or sqs source",
+            ),
+        ),
+        (
+            "schedule",
+            object(
+                props(&[
+                    (
+                        SCHEDULE_KEYS[0],
+                        json!({"type": "string", "pattern": "^(rate|cron|at)\\(.*\\)$"}),
+                    ),
+                    ("timezone", json!({"type": "string"})),
+                    ("start", json!({"type": "string", "format": "date-time"})),
+                    ("end", json!({"type": "string", "format": "date-time"})),
+                    ("jitter", duration()),
+                    ("catch_up", catch_up()),
+                    (
+                        "input",
+                        json!({"description": "The payload; default: the Scheduled Event"}),
+                    ),
+                    ("enabled", json!({"type": "boolean"})),
+                ]),
+                &["expression"],
+                "A schedule, as EventBridge Scheduler invokes a function",
+            ),
+        ),
+    ];
+    json!({
+        "oneOf": kinds
+            .into_iter()
+            .map(|(k, v)| object(props(&[(k, v)]), &[k], "A trigger"))
+            .collect::<Vec<_>>()
+    })
+}
+
 /// A local function (`functions:`).
 fn function() -> Value {
     object(
@@ -337,6 +434,10 @@ fn function() -> Value {
                 json!({"type": "integer", "minimum": 0, "maximum": 2}),
             ),
             ("max_event_age", duration()),
+            (
+                "triggers",
+                json!({"type": "array", "items": trigger(), "description": "What invokes the function, each event in that trigger's own shape (as Lambda's console adds triggers)"}),
+            ),
         ]),
         &["runtime", "code"],
         "A local function: a Lambda handler trigd runs itself",
@@ -396,6 +497,7 @@ pub fn tests() -> Value {
 mod tests {
     use super::*;
     use crate::config::rule_file::{RULE_KEYS, target_keys};
+    use crate::config::trigger_file::{API_KEYS, SCHEDULE_KEYS, SQS_KEYS};
 
     fn keys_of(v: &Value) -> Vec<String> {
         v["properties"]
@@ -425,5 +527,32 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(function_props, want);
+        // Every trigger kind, with the keys its reader accepts.
+        let kinds = trigger()["oneOf"].as_array().cloned().unwrap_or_default();
+        let mut names = Vec::new();
+        for kind in &kinds {
+            let (name, inner) = kind["properties"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap();
+            let mut got = keys_of(inner);
+            got.sort();
+            let mut want: Vec<String> = match name.as_str() {
+                "api" => API_KEYS.to_vec(),
+                "sqs" => SQS_KEYS.to_vec(),
+                "s3" | "sns" => crate::config::trigger_file::SOURCE_KEYS.to_vec(),
+                "schedule" => SCHEDULE_KEYS.to_vec(),
+                other => panic!("unknown trigger kind {other}"),
+            }
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+            want.sort();
+            assert_eq!(got, want, "{name}");
+            names.push(name.clone());
+        }
+        assert_eq!(names, crate::config::trigger_file::TRIGGER_KINDS);
     }
 }

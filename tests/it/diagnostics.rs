@@ -82,3 +82,8 @@ fn json_format() {
             .contains("Empty arrays are not allowed")
     );
 }
+
+#[test]
+fn function_triggers() {
+    check_snapshot("triggers", "triggers");
+}
