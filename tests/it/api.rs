@@ -561,7 +561,7 @@ fn daemon_rules(routes: &[&str]) -> String {
     let mut text = functions_file(&[python_function("hello", "app.hello", "")]);
     text.push_str("    triggers:\n");
     for r in routes {
-        text.push_str(&format!("      - api: {{route: {r}}}\n"));
+        text.push_str(&format!("      - api: {{route: \"{r}\"}}\n"));
     }
     text
 }
