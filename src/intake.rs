@@ -9,7 +9,10 @@
 //! 4. dead-letters the deliveries whose payload cannot be rendered (counted in
 //!    `trigd_dead_letters_total{code="INVALID_PARAMETER"}`);
 //! 5. counts `trigd_events_received_total{source}`, `trigd_rule_matches_total{rule}` and
-//!    `trigd_events_unmatched_total`.
+//!    `trigd_events_unmatched_total`;
+//! 6. for the `s3` and `sns` triggers of functions on the source, stores the asynchronous
+//!    invocations its messages make, in Lambda's shapes, in the same commit
+//!    (`trigd_trigger_invocations_total{source}`).
 //!
 //! The same for every source. A source may acknowledge what it received (an HTTP 2xx, an SQS
 //! delete) only once [`Intake::accept`] returned `Ok`; on an error nothing is counted as
@@ -26,7 +29,7 @@ use crate::delivery::dead_letter_unrendered;
 use crate::delivery::store::{Outbox, StoreError};
 use crate::metrics::Metrics;
 use crate::pattern::{EventError, Scratch};
-use crate::route::{Routed, add_rule, route_event};
+use crate::route::{Received, Routed, add_rule, route_event, route_triggers};
 use crate::rules::{Rule, RuleSet};
 
 /// The intake; cheap to clone (one shared state).
@@ -77,6 +80,9 @@ pub struct Batch<'a> {
     pub hops: u32,
     /// A schedule fire: its events go to this rule only.
     pub fire: Option<Fire<'a>>,
+    /// The messages as the source received them, for the `s3` and `sns` triggers of
+    /// functions on the source ([`crate::route::route_triggers`]).
+    pub received: Vec<Received<'a>>,
 }
 
 /// A schedule fire: its event goes to `rule` alone (not through the matcher), its first
@@ -107,7 +113,14 @@ impl<'a> Batch<'a> {
             ordering_keys: Vec::new(),
             hops: 0,
             fire: None,
+            received: Vec::new(),
         }
+    }
+
+    /// With the messages as received, for function triggers on the source.
+    pub fn with_received(mut self, received: Vec<Received<'a>>) -> Batch<'a> {
+        self.received = received;
+        self
     }
 
     /// With an ordering key per event.
@@ -195,6 +208,14 @@ impl Intake {
             pool.push(scratch);
         }
         let unmatched = unmatched.map_err(IntakeError::Malformed)?;
+        let triggered = match batch.source {
+            Some(source) => batch
+                .received
+                .iter()
+                .map(|r| route_triggers(rules, source, r, now, &mut routed))
+                .sum(),
+            None => 0,
+        };
         let mark = batch.fire.map(|f| (f.rule.name.clone(), f.mark_ms));
         if !routed.deliveries.is_empty() || mark.is_some() {
             inner
@@ -242,6 +263,13 @@ impl Intake {
         }
         if unmatched > 0 {
             m.add("trigd_events_unmatched_total", &[], unmatched as f64);
+        }
+        if let (Some(source), true) = (batch.source, triggered > 0) {
+            m.add(
+                "trigd_trigger_invocations_total",
+                &[("source", source)],
+                triggered as f64,
+            );
         }
         Ok(())
     }

@@ -32,6 +32,11 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Accepted events that matched no rule.",
     ),
     (
+        "trigd_trigger_invocations_total",
+        "counter",
+        "Asynchronous function invocations stored for the s3 and sns triggers on a source.",
+    ),
+    (
         "trigd_source_errors_total",
         "counter",
         "Failed calls of a source to its service (an SQS receive or delete), by source and operation.",

@@ -7,8 +7,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::event::stable_id_of;
+use crate::lambda_events::{s3, sns};
 use crate::pattern::{EventError, Scratch};
-use crate::rules::{Rule, RuleSet};
+use crate::rules::{FunctionTriggerKind, INVOKE_RULE, Rule, RuleSet};
 use crate::transform::RenderContext;
 
 /// A rule an event matches, with each target's payload.
@@ -98,6 +99,105 @@ pub fn add_rule(
         }
     }
     routed.rules.push(rule.name.clone());
+}
+
+/// A message as its source received it, for the `s3` and `sns` triggers of functions, which
+/// take it in Lambda's shape rather than as an EventBridge event.
+#[derive(Debug, Clone, Copy)]
+pub enum Received<'a> {
+    /// An SQS message's body: an S3 notification, or an SNS envelope (which may carry an S3
+    /// notification).
+    Sqs { message_id: &'a str, body: &'a str },
+    /// A verified SNS notification received over HTTP, and the subscription that sent it.
+    Sns {
+        envelope: &'a Value,
+        subscription_arn: Option<&'a str>,
+    },
+}
+
+/// The asynchronous invocations that `received`, from the source named `source`, makes for
+/// the `s3` and `sns` triggers on that source: deliveries of [`INVOKE_RULE`] to each function,
+/// one per S3 record or SNS notification, as Lambda invokes a function from S3 and SNS. Their
+/// ids derive from the message, so a message received twice is stored once. Returns how many
+/// were added; a message that holds nothing a trigger takes adds none (an S3 test event, a
+/// raw message on an `sns` trigger).
+pub fn route_triggers(
+    rules: &RuleSet,
+    source: &str,
+    received: &Received<'_>,
+    now: DateTime<Utc>,
+    routed: &mut Routed,
+) -> usize {
+    let mut triggers = rules.triggers_on(source).peekable();
+    if triggers.peek().is_none() {
+        return 0;
+    }
+    // What the message holds: an SNS envelope, and an S3 notification (on its own, or as an
+    // SNS message).
+    let (id, parsed, subscription) = match *received {
+        Received::Sqs { message_id, body } => {
+            (message_id, serde_json::from_str::<Value>(body).ok(), None)
+        }
+        Received::Sns {
+            envelope,
+            subscription_arn,
+        } => (
+            envelope["MessageId"].as_str().unwrap_or_default(),
+            Some(envelope.clone()),
+            subscription_arn,
+        ),
+    };
+    let Some(parsed) = parsed else {
+        return 0;
+    };
+    let envelope = sns::is_notification(&parsed).then_some(&parsed);
+    let inner: Option<Value> = envelope
+        .and_then(|e| e["Message"].as_str())
+        .and_then(|m| serde_json::from_str(m).ok());
+    let s3_records = s3::records(&parsed).or_else(|| inner.as_ref().and_then(s3::records));
+    let mut added = 0;
+    for t in triggers {
+        let events: Vec<Value> = match (&t.kind, envelope, s3_records) {
+            (FunctionTriggerKind::S3 { .. }, _, Some(records)) => {
+                records.iter().map(s3::invocation).collect()
+            }
+            (FunctionTriggerKind::Sns { .. }, Some(envelope), _) => {
+                let arn = match subscription {
+                    Some(arn) => arn.to_owned(),
+                    // Through a queue the subscription is not known: one stable per source.
+                    None => format!(
+                        "{}:{}",
+                        envelope["TopicArn"].as_str().unwrap_or_default(),
+                        stable_id_of(&["trigd:", source])
+                    ),
+                };
+                vec![sns::invocation(envelope, &arn)]
+            }
+            _ => Vec::new(),
+        };
+        for (i, event) in events.iter().enumerate() {
+            let event_id =
+                stable_id_of(&[t.kind.name(), ":", source, ":", id, ":", &i.to_string()]);
+            let text = crate::event::compact(event);
+            routed.deliveries.push(Delivery {
+                id: delivery_id(INVOKE_RULE, &t.function, &event_id),
+                rule: INVOKE_RULE.to_owned(),
+                target: t.function.clone(),
+                event_id,
+                event: text.clone(),
+                payload: text,
+                attempts: 0,
+                first_seen_ms: now.timestamp_millis(),
+                next_attempt_ms: now.timestamp_millis(),
+                first_error: None,
+                last_error: None,
+                hops: 0,
+                ordering_key: None,
+            });
+            added += 1;
+        }
+    }
+    added
 }
 
 /// Renders every target of `rule` for an event.

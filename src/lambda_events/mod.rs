@@ -4,5 +4,7 @@
 
 pub mod api;
 pub mod route_key;
+pub mod s3;
+pub mod sns;
 
 pub use route_key::{RouteKey, RouteKeyError, Segment};

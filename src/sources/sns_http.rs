@@ -36,6 +36,7 @@ use super::sns_verify::{
     verify_signature,
 };
 use crate::intake::Batch;
+use crate::route::Received;
 use crate::rules::{RuleSet, SourceKind, TrustedHost};
 use crate::server::{AppState, Phase, Refusal, parse_body, refuse};
 
@@ -317,7 +318,12 @@ async fn handle(
     let now = Utc::now();
     check_age(envelope.timestamp, now, config.max_age)?;
     match envelope.kind {
-        MessageType::Notification => notification(st, rules, source, &envelope, &body, now).await,
+        MessageType::Notification => {
+            let subscription = headers
+                .get("x-amz-sns-subscription-arn")
+                .and_then(|v| v.to_str().ok());
+            notification(st, rules, source, &envelope, &body, subscription, now).await
+        }
         MessageType::SubscriptionConfirmation => {
             let text = envelope.subscribe_url.as_deref().unwrap_or_default();
             let url = trusted_url(text, config.trusted, UrlUse::Subscribe)
@@ -340,6 +346,7 @@ async fn notification(
     source: &str,
     envelope: &Envelope,
     body: &Value,
+    subscription_arn: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Response, Failure> {
     let id = &envelope.message_id;
@@ -350,7 +357,14 @@ async fn notification(
     let events = sns_event(body, id, &rules.settings, now).map_err(|e| SnsError::Malformed(e.0))?;
     st.app
         .intake
-        .accept(rules, Batch::new(source, events), now)
+        .accept(
+            rules,
+            Batch::new(source, events).with_received(vec![Received::Sns {
+                envelope: body,
+                subscription_arn,
+            }]),
+            now,
+        )
         .await
         .map_err(Refusal::from)?;
     st.sns.remember(source, id);

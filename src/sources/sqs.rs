@@ -25,6 +25,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use super::decode::{Message, decode};
 use crate::intake::{Batch, Intake};
 use crate::metrics::Metrics;
+use crate::route::Received;
 use crate::rules::{QueueFormat, RuleSet, SourceKind};
 
 /// One SQS source.
@@ -348,6 +349,8 @@ async fn handle_batch(
     // A FIFO queue's message group, per event: its deliveries keep the group's order.
     let mut groups = Vec::new();
     let mut done = Vec::new();
+    // As received, for function triggers on the source.
+    let mut received = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let group = m
             .attributes()
@@ -370,6 +373,10 @@ async fn handle_batch(
         };
         match decode(&msg, source.format, &rules.settings, now) {
             Ok(evs) => {
+                received.push(Received::Sqs {
+                    message_id: msg.message_id,
+                    body: msg.body,
+                });
                 groups.extend(std::iter::repeat_n(group, evs.len()));
                 events.extend(evs);
                 if let Some(handle) = m.receipt_handle() {
@@ -385,7 +392,9 @@ async fn handle_batch(
             }
         }
     }
-    let batch = Batch::new(&source.name, events).ordered(groups);
+    let batch = Batch::new(&source.name, events)
+        .ordered(groups)
+        .with_received(received);
     if let Err(e) = intake.accept(&rules, batch, now).await {
         tracing::error!(message = "Events from SQS could not be stored; the messages stay on the queue.", source = %source.name, error = %e);
         return;

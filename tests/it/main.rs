@@ -22,4 +22,5 @@ mod store;
 mod supervision;
 mod targets;
 mod tidy;
+mod triggers;
 mod util;
