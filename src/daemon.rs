@@ -1,8 +1,9 @@
 //! `trigd run`: wires the parts together and owns their lifetimes.
 //!
 //! Start: load and validate rules and settings (problems end the start before anything is
-//! bound), open the outbox, bind the listener, start the dispatcher, the schedules, the SQS
-//! sources and the reloader, then report READY. Run: reload on SIGHUP or a change under the
+//! bound), open the outbox, bind the listener (and the HTTP API listener, when `api:` is set
+//! or the rules have `api` triggers), start the dispatcher, the schedules, the SQS sources and
+//! the reloader, then report READY. Run: reload on SIGHUP or a change under the
 //! rules directory (a bad rule set is refused whole and the old one keeps running; SQS sources
 //! follow the new set; `trigd.yaml` changes are reported as waiting for a restart). Stop (SIGTERM/SIGINT):
 //! refuse new events (503), stop schedules, let deliveries in flight finish within the grace
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::diag::Diagnostics;
-use crate::config::settings::DaemonSettings;
+use crate::config::settings::{ApiSettings, DaemonSettings};
 use crate::config::{self, LoadError};
 use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::policy::Backoff;
@@ -30,7 +31,7 @@ use crate::delivery::store::{Outbox, StoreError};
 use crate::event::{scheduled_event, stable_id};
 use crate::intake::{Batch, Fire, Intake};
 use crate::metrics::Metrics;
-use crate::rules::{CatchUp, RuleSet, Settings, Trigger};
+use crate::rules::{CatchUp, FunctionTriggerKind, RuleSet, Settings, Trigger};
 use crate::sd_notify;
 use crate::server::{self, AppState, Phase};
 use crate::sources::schedule::{ScheduleEntry, TimeBase, Timer};
@@ -162,20 +163,51 @@ pub fn load_rules(dir: &Path, settings: &DaemonSettings) -> Result<RuleSet, Daem
     }
 }
 
+/// Whether the rules have `api` triggers, which the HTTP API listener serves.
+fn has_api_triggers(rules: &RuleSet) -> bool {
+    rules
+        .triggers
+        .iter()
+        .any(|t| matches!(t.kind, FunctionTriggerKind::Api(_)))
+}
+
+/// The HTTP API listener's settings: `api:` as written, else the default address when the
+/// rules have `api` triggers, else none (nothing is bound).
+fn api_settings(settings: &DaemonSettings, rules: &RuleSet) -> Option<ApiSettings> {
+    settings
+        .api
+        .clone()
+        .or_else(|| has_api_triggers(rules).then(ApiSettings::default))
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, DaemonError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, source })
+}
+
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let rules = Arc::new(load_rules(&opts.rules_dir, &opts.settings)?);
     let outbox = Outbox::open(&opts.settings.state_dir)?;
-    let listener = tokio::net::TcpListener::bind(opts.settings.listen)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            addr: opts.settings.listen,
-            source,
-        })?;
+    let listener = bind(opts.settings.listen).await?;
     let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
         addr: opts.settings.listen,
         source,
     })?;
+    let api_settings = api_settings(&opts.settings, &rules);
+    let api_listener = match &api_settings {
+        Some(a) => {
+            let l = bind(a.listen).await?;
+            let local = l.local_addr().map_err(|source| DaemonError::Bind {
+                addr: a.listen,
+                source,
+            })?;
+            Some((l, local))
+        }
+        None => None,
+    };
+    let api_addr = api_listener.as_ref().map(|(_, a)| *a);
     // Always built, so a reload may add AWS targets: the region is explicit and credentials
     // resolve on first use, so this touches no network.
     let aws =
@@ -251,11 +283,34 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
                 metrics: Arc::clone(&metrics),
             },
         ));
+    // The HTTP API listener stops with the main one: requests in flight are answered.
+    let api = match (api_listener, &api_settings) {
+        (Some((l, _)), Some(settings)) => Some((
+            l,
+            Arc::new(crate::sources::api::Api::new(
+                intake.clone(),
+                Arc::clone(&functions),
+                Arc::clone(&metrics),
+                settings,
+            )),
+        )),
+        _ => None,
+    };
     let http_stop = stop_http.clone();
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await
+        let api_stop = http_stop.clone();
+        let main = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await });
+        let api = async move {
+            match api {
+                Some((l, api)) => {
+                    crate::sources::api::serve(l, api, async move { api_stop.cancelled().await })
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(main.into_future(), api).map(|_| ())
     });
 
     let dispatcher = Dispatcher::new(
@@ -312,6 +367,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
                 settings_file: opts.settings_file.clone(),
                 rules_tx,
                 sqs,
+                api_listening: api_addr.is_some(),
             },
             Arc::clone(&metrics),
             Triggers {
@@ -361,6 +417,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     tracing::info!(
         message = "trigd is ready.",
         listen = %addr,
+        api = api_addr.map(|a| a.to_string()),
         rules = rules.rules.len(),
         state_dir = %opts.settings.state_dir.display()
     );
@@ -653,6 +710,8 @@ struct Reload {
     settings_file: Option<(PathBuf, DaemonSettings)>,
     rules_tx: watch::Sender<Arc<RuleSet>>,
     sqs: crate::sources::sqs::SqsSources,
+    /// Whether the HTTP API listener runs (it is bound at start only).
+    api_listening: bool,
 }
 
 /// How a reload ended, as counted in `trigd_reloads_total{result}`.
@@ -715,6 +774,11 @@ impl Reload {
             tracing::info!(message = "SQS source changed by the reload.", source = %source, change = change.as_str());
         }
         tracing::info!(message = "Rules reloaded.", reason, rules = count);
+        if !self.api_listening && has_api_triggers(&new) {
+            tracing::warn!(
+                message = "The rules now have api triggers, but the HTTP API listener was not started; restart trigd to serve them."
+            );
+        }
         if pending.is_empty() {
             return ReloadResult::Success;
         }
@@ -819,6 +883,40 @@ mod tests {
         // Nothing missed.
         let recent = HashMap::from([("tick".to_owned(), at("2026-11-23T11:55:00Z"))]);
         assert_eq!(catch_up(&rules("once"), &recent, now), vec![]);
+    }
+
+    #[test]
+    fn the_api_listener_runs_when_asked_or_when_there_are_api_triggers() {
+        let bare = RuleSet::new(Vec::new(), Vec::new(), Settings::default());
+        let with_route =
+            RuleSet::new(Vec::new(), Vec::new(), Settings::default()).with_triggers(vec![
+                crate::rules::FunctionTrigger {
+                    function: "f".into(),
+                    kind: FunctionTriggerKind::Api(crate::rules::ApiRoute {
+                        route: crate::lambda_events::RouteKey::Default,
+                        payload_format: crate::rules::PayloadFormat::V2,
+                    }),
+                    file: "f.yaml".into(),
+                    line: 1,
+                    column: 1,
+                },
+            ]);
+        let unset = DaemonSettings::default();
+        assert_eq!(api_settings(&unset, &bare), None);
+        assert_eq!(
+            api_settings(&unset, &with_route),
+            Some(ApiSettings::default()),
+            "sam's port"
+        );
+        let set = DaemonSettings {
+            api: Some(ApiSettings {
+                listen: "127.0.0.1:4000".parse().unwrap(),
+                cors: None,
+            }),
+            ..DaemonSettings::default()
+        };
+        assert_eq!(api_settings(&set, &bare), set.api);
+        assert_eq!(api_settings(&set, &with_route), set.api);
     }
 
     #[test]

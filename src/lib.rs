@@ -21,7 +21,8 @@
 //!   and counted.
 //! * The listener's shell, [`server`], and the offline [`tools`]: [`dry_run`] (`trigd match`),
 //!   [`rule_tests`] (`trigd test`), [`next`], [`schema`], [`replay`] and [`diff`].
-//! * [`sources`]: SQS, SNS over HTTP, and their decoding.
+//! * [`sources`]: SQS, SNS over HTTP, and their decoding; the HTTP API listener of the
+//!   functions' `api` triggers.
 //! * [`daemon`]: `trigd run`: start, supervision, reload, bounded stop.
 
 #![forbid(unsafe_code)]

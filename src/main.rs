@@ -113,6 +113,11 @@ enum Command {
         /// Listen address [default: 127.0.0.1:8787].
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// The HTTP API listener's address, for the functions' `api` triggers [default:
+        /// `api.listen` in trigd.yaml, else 127.0.0.1:3000 when the rules have `api`
+        /// triggers].
+        #[arg(long)]
+        api_listen: Option<std::net::SocketAddr>,
         /// Where the outbox and dead letters live [default: ./.trigd-state].
         #[arg(long)]
         state_dir: Option<PathBuf>,
@@ -338,10 +343,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rules,
             config,
             listen,
+            api_listen,
             state_dir,
             log_format,
             archive,
-        } => run_daemon(rules, config, listen, state_dir, log_format, archive),
+        } => run_daemon(
+            rules,
+            config,
+            Listen {
+                main: listen,
+                api: api_listen,
+            },
+            state_dir,
+            log_format,
+            archive,
+        ),
         Command::Archive { action, state_dir } => archive_cmd(action, &state_dir),
         Command::Dlq { action, state_dir } => dlq(action, &state_dir),
         Command::Send { event, url } => send(&event, &url),
@@ -447,10 +463,16 @@ where
 /// EX_USAGE: the configuration is invalid; nothing was started.
 const EXIT_CONFIG: u8 = 64;
 
+/// Listen addresses given on the command line.
+struct Listen {
+    main: Option<std::net::SocketAddr>,
+    api: Option<std::net::SocketAddr>,
+}
+
 fn run_daemon(
     rules: PathBuf,
     config: Option<PathBuf>,
-    listen: Option<std::net::SocketAddr>,
+    listen: Listen,
     state_dir: Option<PathBuf>,
     log_format: LogFormat,
     archive: bool,
@@ -471,8 +493,11 @@ fn run_daemon(
         None => trigd::config::settings::DaemonSettings::default(),
     };
     let settings_file = config.map(|path| (path, settings.clone()));
-    if let Some(l) = listen {
+    if let Some(l) = listen.main {
         settings.listen = l;
+    }
+    if let Some(l) = listen.api {
+        settings.api.get_or_insert_with(Default::default).listen = l;
     }
     if let Some(d) = state_dir {
         settings.state_dir = d;

@@ -129,6 +129,16 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Invocations waiting for a free environment, by function.",
     ),
     (
+        "trigd_api_requests_total",
+        "counter",
+        "Requests to the HTTP API listener, by route key (`-`: none matched; `$cors-preflight`: answered by the gateway) and status.",
+    ),
+    (
+        "trigd_api_request_duration_seconds",
+        "histogram",
+        "From a request to the HTTP API listener to its answer, by route key.",
+    ),
+    (
         "trigd_invoke_api_refused_total",
         "counter",
         "Invoke API requests refused, by Lambda error type.",

@@ -24,6 +24,21 @@ pub fn start_trigd(
     rust_log: &str,
     keep: fn(&str) -> bool,
 ) -> (Child, String, mpsc::Receiver<String>) {
+    let (child, ready, lines) = start_trigd_with(rules, state, rust_log, &[], keep);
+    let addr = ready["listen"].as_str().unwrap_or_default().to_owned();
+    (child, addr, lines)
+}
+
+/// As [`start_trigd`], with more arguments for `trigd run`; returns the "trigd is ready." log
+/// line (its `listen`, and `api` when the HTTP API listener runs).
+#[allow(dead_code)] // Not every bench that includes this file calls it directly.
+pub fn start_trigd_with(
+    rules: &Path,
+    state: &Path,
+    rust_log: &str,
+    extra: &[&str],
+    keep: fn(&str) -> bool,
+) -> (Child, serde_json::Value, mpsc::Receiver<String>) {
     // `TRIGD_BENCH_BIN` runs another build of trigd (to compare two builds back to back).
     let bin =
         std::env::var("TRIGD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_trigd").to_owned());
@@ -38,6 +53,7 @@ pub fn start_trigd(
             "--state-dir",
         ])
         .arg(state)
+        .args(extra)
         .env("RUST_LOG", rust_log)
         .envs(
             std::env::var("TRIGD_BENCH_DAEMON_WORKERS")
@@ -57,16 +73,16 @@ pub fn start_trigd(
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                 && v["message"] == "trigd is ready."
             {
-                let _ = ready_tx.send(v["listen"].as_str().unwrap_or_default().to_owned());
+                let _ = ready_tx.send(v);
             } else if keep(&line) {
                 let _ = lines_tx.send(line);
             }
         }
     });
-    let addr = ready_rx
+    let ready = ready_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("trigd ready");
-    (child, addr, lines_rx)
+    (child, ready, lines_rx)
 }
 
 /// User + system CPU time of a process, from /proc.

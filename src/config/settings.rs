@@ -23,7 +23,26 @@ pub const KEYS: &[&str] = &[
     "grace_period",
     "archive",
     "defaults",
+    "api",
 ];
+
+/// Keys of the `api:` section.
+pub const API_KEYS: &[&str] = &["listen", "cors"];
+
+/// Keys of `api.cors`, as HTTP API's `CorsConfiguration` names them.
+pub const CORS_KEYS: &[&str] = &[
+    "allow_origins",
+    "allow_methods",
+    "allow_headers",
+    "expose_headers",
+    "max_age",
+    "allow_credentials",
+];
+
+/// Where the HTTP API listener listens when `api:` does not say (`sam local start-api`'s
+/// port).
+pub const DEFAULT_API_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 3000);
 
 /// Keys of the `defaults:` section.
 pub const DEFAULTS_KEYS: &[&str] = &["retry", "concurrency"];
@@ -48,6 +67,44 @@ pub struct DaemonSettings {
     pub archive: Option<ArchiveConfig>,
     /// Retry policy and concurrency of targets that do not set their own.
     pub defaults: Defaults,
+    /// The HTTP API listener (`api:`); `None` when `trigd.yaml` does not set it, and then it
+    /// listens on [`DEFAULT_API_LISTEN`] if the rules have `api` triggers.
+    pub api: Option<ApiSettings>,
+}
+
+/// The HTTP API listener, which serves the functions' `api` triggers on an address of its
+/// own, apart from the daemon's listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    /// CORS as an HTTP API configures it; `None`: no CORS headers, preflights go to routes.
+    pub cors: Option<Cors>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            listen: DEFAULT_API_LISTEN,
+            cors: None,
+        }
+    }
+}
+
+/// HTTP API's `CorsConfiguration`: the gateway answers preflights itself and adds these
+/// headers to responses for an allowed origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cors {
+    /// Origins (`https://example.com`, `https://*.example.com`, or `*`).
+    pub allow_origins: Vec<String>,
+    /// Methods (`GET`, ..., or `*`).
+    pub allow_methods: Vec<String>,
+    /// Request headers (lower case, or `*`).
+    pub allow_headers: Vec<String>,
+    /// Response headers a browser may read.
+    pub expose_headers: Vec<String>,
+    /// Seconds a browser may cache a preflight's answer.
+    pub max_age: Option<u32>,
+    pub allow_credentials: bool,
 }
 
 impl Default for DaemonSettings {
@@ -62,6 +119,7 @@ impl Default for DaemonSettings {
             grace_period: Duration::from_secs(30),
             archive: None,
             defaults: Defaults::default(),
+            api: None,
         }
     }
 }
@@ -80,6 +138,7 @@ pub fn changed(old: &DaemonSettings, new: &DaemonSettings) -> Vec<&'static str> 
         grace_period,
         archive,
         defaults,
+        api,
     } = old;
     [
         ("listen", *listen != new.listen),
@@ -91,6 +150,7 @@ pub fn changed(old: &DaemonSettings, new: &DaemonSettings) -> Vec<&'static str> 
         ("grace_period", *grace_period != new.grace_period),
         ("archive", *archive != new.archive),
         ("defaults", *defaults != new.defaults),
+        ("api", *api != new.api),
     ]
     .into_iter()
     .filter_map(|(key, differs)| differs.then_some(key))
@@ -195,7 +255,82 @@ fn read(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<DaemonSettings> {
             s.defaults.concurrency = c as u32;
         }
     }
+    if let Some(n) = f.get("api") {
+        s.api = read_api(r, n);
+    }
     Some(s)
+}
+
+/// `api: {listen, cors}`.
+fn read_api(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<ApiSettings> {
+    let mut api = ApiSettings::default();
+    let f = Fields::new(r, node, "`api`", API_KEYS)?;
+    if let Some(n) = f.get("listen") {
+        match reader::string(r, n, "`api.listen`").map(str::parse::<SocketAddr>) {
+            Some(Ok(a)) => api.listen = a,
+            Some(Err(_)) => r.error(
+                n.pos,
+                "`api.listen` must be an address and port such as 127.0.0.1:3000",
+            ),
+            None => {}
+        }
+    }
+    if let Some(n) = f.get("cors") {
+        api.cors = Some(read_cors(r, n)?);
+    }
+    Some(api)
+}
+
+/// `api.cors`, checked as API Gateway checks a `CorsConfiguration`.
+fn read_cors(r: &mut Reporter<'_>, node: &yaml::Node) -> Option<Cors> {
+    let mut cors = Cors::default();
+    let f = Fields::new(r, node, "`api.cors`", CORS_KEYS)?;
+    let list = |r: &mut Reporter<'_>, key: &str| -> Option<Vec<String>> {
+        let n = f.get(key)?;
+        reader::string_list(r, n, &format!("`api.cors.{key}`"))
+    };
+    cors.allow_origins = list(r, "allow_origins").unwrap_or_default();
+    cors.allow_methods = list(r, "allow_methods")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect();
+    cors.allow_headers = list(r, "allow_headers")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    cors.expose_headers = list(r, "expose_headers").unwrap_or_default();
+    if let Some(n) = f.get("max_age") {
+        cors.max_age = reader::integer(r, n, "`api.cors.max_age`", 0..=86_400).map(|v| v as u32);
+    }
+    if let Some(n) = f.get("allow_credentials") {
+        cors.allow_credentials = reader::boolean(r, n, "`api.cors.allow_credentials`")?;
+    }
+    if let Some(n) = f.get("allow_methods")
+        && let Some(m) = cors
+            .allow_methods
+            .iter()
+            .find(|m| *m != "*" && !crate::lambda_events::route_key::METHODS.contains(&m.as_str()))
+    {
+        r.error(
+            n.pos,
+            format!(
+                "`{m}` is not a method for `api.cors.allow_methods`; use {} or `*`",
+                crate::lambda_events::route_key::METHODS.join(", ")
+            ),
+        );
+    }
+    if cors.allow_credentials
+        && cors.allow_origins.iter().any(|o| o == "*")
+        && let Some(n) = f.get("allow_origins")
+    {
+        r.error(
+            n.pos,
+            "`api.cors.allow_origins` cannot be `*` with `allow_credentials: true` (browsers refuse it, and API Gateway too); list the origins",
+        );
+    }
+    Some(cors)
 }
 
 /// `archive: true`, or a mapping of limits and an optional pattern.
@@ -314,5 +449,59 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("trigd.yaml:3:3: unknown key `concurency` in `defaults`; did you mean `concurrency`?"), "{text}");
+    }
+
+    #[test]
+    fn api_reads_its_listener_and_cors() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("trigd.yaml");
+        std::fs::write(
+            &config,
+            "api:\n  listen: 127.0.0.1:3001\n  cors:\n    allow_origins: [https://a.example, 'https://*.b.example']\n    allow_methods: [get, POST]\n    allow_headers: [Content-Type]\n    expose_headers: [X-Id]\n    max_age: 600\n    allow_credentials: true\n",
+        )
+        .unwrap();
+        let s = load(&config).unwrap();
+        let api = s.api.clone().unwrap();
+        assert_eq!(api.listen, "127.0.0.1:3001".parse().unwrap());
+        assert_eq!(
+            api.cors,
+            Some(Cors {
+                allow_origins: vec!["https://a.example".into(), "https://*.b.example".into()],
+                allow_methods: vec!["GET".into(), "POST".into()],
+                allow_headers: vec!["content-type".into()],
+                expose_headers: vec!["X-Id".into()],
+                max_age: Some(600),
+                allow_credentials: true,
+            })
+        );
+        assert_eq!(changed(&DaemonSettings::default(), &s), ["api"]);
+        // `api: {}` listens on sam's port.
+        std::fs::write(&config, "api: {}\n").unwrap();
+        assert_eq!(load(&config).unwrap().api, Some(ApiSettings::default()));
+        assert_eq!(DaemonSettings::default().api, None);
+    }
+
+    #[test]
+    fn api_problems_say_what_to_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("trigd.yaml");
+        std::fs::write(
+            &config,
+            "api:\n  listen: localhost\n  cors:\n    allow_origins: ['*']\n    allow_methods: [FETCH]\n    max_age: 100000\n    allow_credentials: true\n    allow_origin: [x]\n",
+        )
+        .unwrap();
+        let Err(LoadError::Invalid(d)) = load(&config) else {
+            panic!("must be refused")
+        };
+        let text = d.to_string();
+        for expected in [
+            "trigd.yaml:2:11: `api.listen` must be an address and port",
+            "trigd.yaml:5:20: `FETCH` is not a method",
+            "trigd.yaml:6:14: `api.cors.max_age` must be between 0 and 86400",
+            "trigd.yaml:4:20: `api.cors.allow_origins` cannot be `*` with `allow_credentials: true`",
+            "trigd.yaml:8:5: unknown key `allow_origin` in `api.cors`; did you mean `allow_origins`?",
+        ] {
+            assert!(text.contains(expected), "{expected}\n{text}");
+        }
     }
 }

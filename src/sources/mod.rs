@@ -2,6 +2,7 @@
 //! EventBridge events and hands them to the [`crate::intake::Intake`], as every source does,
 //! which stores their deliveries durably before the source acknowledges anything.
 
+pub mod api;
 pub mod decode;
 pub mod schedule;
 pub mod sns_http;

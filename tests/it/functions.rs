@@ -66,13 +66,13 @@ impl Fixture {
     }
 }
 
-fn python_function(name: &str, handler: &str, extra: &str) -> String {
+pub(crate) fn python_function(name: &str, handler: &str, extra: &str) -> String {
     format!("  {name}:\n    runtime: python3.12\n    handler: {handler}\n    code: fn\n{extra}")
 }
 
 /// The Python of this machine, named as a pinned interpreter: the test runs whatever version
 /// is installed while the rule names python3.12.
-fn functions_file(functions: &[String]) -> String {
+pub(crate) fn functions_file(functions: &[String]) -> String {
     let python = which("python3");
     let mut out = String::from("functions:\n");
     for f in functions {

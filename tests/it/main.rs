@@ -4,6 +4,7 @@
 // Tests may unwrap: a panic is a test failure with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
 mod aws;
 mod aws_e2e;
 mod cli;
