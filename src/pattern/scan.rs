@@ -554,7 +554,8 @@ impl<'a> Scanner<'a, '_> {
         Ok(v)
     }
 
-    /// Skips a string whose opening quote was consumed, validating escapes.
+    /// Skips a string whose opening quote was consumed, validating it as [`Self::string`]
+    /// does (escapes, surrogate pairs, control characters) without building it.
     #[inline]
     fn skip_string(&mut self) -> Result<(), EventError> {
         loop {
@@ -565,17 +566,10 @@ impl<'a> Scanner<'a, '_> {
                     return Ok(());
                 }
                 Some(b'\\') => {
+                    // Validated as a named string's escapes are: a lone surrogate is refused
+                    // here too, so that a skipped value is no less checked than a read one.
                     self.pos += 1;
-                    match self.peek() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.pos += 1;
-                        }
-                        Some(b'u') => {
-                            self.pos += 1;
-                            self.hex4()?;
-                        }
-                        _ => return Err(self.fail("invalid escape in a string")),
-                    }
+                    self.escape()?;
                 }
                 Some(_) => return Err(self.fail("control character in a string")),
                 None => return Err(self.fail("unterminated string")),
