@@ -231,7 +231,8 @@ fn plain_end(b: &[u8], mut i: usize) -> usize {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// The first control character (below 0x20) in `b[from..to]`, if any.
+/// The first control character (below 0x20) in `b[from..to]`, if any, byte by byte: for the
+/// rare word that has one, and the tail.
 #[cold]
 #[inline(never)]
 fn first_control_slow(b: &[u8], from: usize, to: usize) -> Option<usize> {
@@ -244,6 +245,7 @@ fn first_control(b: &[u8], from: usize, to: usize) -> Option<usize> {
     let span = &b[from..to];
     let mut words = span.chunks_exact(8);
     for (n, w) in words.by_ref().enumerate() {
+        // `chunks_exact` gives eight bytes; the fallback is never used.
         let x = u64::from_le_bytes(w.try_into().unwrap_or([0xFF; 8]));
         // Nonzero when a byte is below 0x20 (exact for whether any is; bytes of 0x80 and
         // above, UTF-8's, never borrow into a flag).
@@ -279,6 +281,7 @@ const THREES: u64 = 0x3030_3030_3030_3030;
 #[inline(always)]
 fn fraction_digits(b: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = b.get(i..i + 8) {
+        // Eight bytes by the slice's range; the fallback (all non-digits) is never used.
         let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         let flags =
             ((x & HIGH_NIBBLES) ^ THREES) | ((x.wrapping_add(ONES * 6) & HIGH_NIBBLES) ^ THREES);
@@ -434,7 +437,7 @@ fn skip_key(b: &[u8], i: usize) -> Result<usize, EventError> {
 /// Iterative: the open containers are a stack of bits (set for an object), so that no value,
 /// however deep, costs a call per level or an allocation.
 fn skip_value(b: &[u8], mut i: usize, room: usize) -> Result<usize, EventError> {
-    let mut objects = [0u64; MAX_DEPTH / 64];
+    let mut objects = [0u64; MAX_DEPTH.div_ceil(64)];
     let mut depth = 0usize;
     loop {
         // Expecting a value.
