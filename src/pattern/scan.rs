@@ -119,7 +119,8 @@ impl PathTrie {
     #[inline]
     fn step(&self, node: u32, key: &[u8]) -> Option<u32> {
         let children = &self.nodes[node as usize].children;
-        if memchr::memchr(b'.', key).is_none() {
+        // Keys are short: a plain search beats a call into memchr's SIMD search here.
+        if !key.contains(&b'.') {
             return children.get(key);
         }
         let mut cur = node;
