@@ -90,6 +90,56 @@ fn run(name: &str, patterns: &[Pattern], events: &[String], runs: usize) -> f64 
     median
 }
 
+/// Events per second of `f` over all events, as [`run`] measures the matcher.
+fn floor(name: &str, events: &[String], runs: usize, f: impl Fn(&str) -> bool) {
+    let pass = || events.iter().filter(|e| f(e)).count();
+    let want = pass();
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        assert_eq!(pass(), want);
+        rates.push(events.len() as f64 / start.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "{name:<26}            {:>10.0} events/s",
+        rates[rates.len() / 2]
+    );
+}
+
+/// The end of the object or array at the start of `text` as a non-validating matcher finds
+/// it (quamina's way): memchr3 for a quote or the container's own brackets, memchr2 for the
+/// end of each string. For comparison only: trigd validates what it skips.
+fn bracket_count_end(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (open, close) = match b.first()? {
+        b'{' => (b'{', b'}'),
+        b'[' => (b'[', b']'),
+        _ => return None,
+    };
+    let (mut i, mut depth) = (1, 1usize);
+    loop {
+        let at = i + memchr::memchr3(b'"', open, close, &b[i..])?;
+        i = at + 1;
+        if b[at] == b'"' {
+            loop {
+                let q = i + memchr::memchr2(b'"', b'\\', &b[i..])?;
+                i = q + if b[q] == b'"' { 1 } else { 2 };
+                if b[q] == b'"' {
+                    break;
+                }
+            }
+        } else if b[at] == open {
+            depth += 1;
+        } else {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i);
+            }
+        }
+    }
+}
+
 fn main() {
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let runs: usize = std::env::var("TRIGD_BENCH_RUNS")
@@ -104,6 +154,20 @@ fn main() {
         }
         let patterns: Vec<Pattern> = pats.iter().map(|p| parse(p).expect("valid")).collect();
         run(&name, &patterns, &events, runs);
+    }
+    if filter.as_ref().is_none_or(|f| "FLOOR".contains(f.as_str())) {
+        // What skipping costs without validating, on the same events: a substring search (the
+        // floor for any matcher), and finding each event's end by counting brackets.
+        let finder = memchr::memmem::Finder::new(r#""MAPBLKLOT": "1430022""#);
+        floor("FLOOR_MEMMEM", &events, runs, |e| {
+            finder.find(e.as_bytes()).is_some()
+        });
+        // The matcher with a rule on a field no event has: every byte validated and skipped.
+        let absent = parse(&serde_json::json!({"absent": ["x"]})).expect("valid");
+        run("FLOOR_VALIDATE_ALL", &[absent], &events, runs);
+        floor("FLOOR_BRACKET_COUNT", &events, runs, |e| {
+            bracket_count_end(e) == Some(e.len())
+        });
     }
     if filter
         .as_ref()

@@ -997,6 +997,12 @@ fn malformed_events_are_refused() {
         "{\"b\":-}",
         "{\"b\":\"\\x\"}",
         "{\"a\":\"\\ud800\"}",
+        // Lone surrogates in a skipped string (`b` is named by no pattern): refused as in a
+        // named one. Until issue 17 the skipper checked only the four hex digits.
+        "{\"b\":\"\\ud800\"}",
+        "{\"b\":\"\\udc00\"}",
+        "{\"b\":\"\\ud800\\u0041\"}",
+        "{\"b\":[{\"c\":\"\\ud83d x\"}]}",
         "{\"b\":{\"c\":1,}}",
         "{\"b\":\"a\u{1}b\"}",
         "{'a':1}",
@@ -1104,11 +1110,15 @@ fn arb_scalar() -> impl Strategy<Value = Value> {
             Just("X"),
             Just("yx"),
             Just(""),
-            Just("10.0.0.1")
+            Just("10.0.0.1"),
+            // Escaped when the event is written out: quotes, backslashes, control characters
+            // (`\u0001`), and a character outside the BMP.
+            Just("\"x\\y\n\u{1}\u{e9}\u{1F600}]}")
         ]
         .prop_map(|s| Value::String(s.to_owned())),
         (-3i32..4).prop_map(|n| serde_json::json!(n)),
         Just(serde_json::json!(1.5)),
+        Just(serde_json::json!(-2.5e-7)),
         any::<bool>().prop_map(Value::Bool),
         Just(Value::Null),
     ]
@@ -1204,7 +1214,9 @@ proptest! {
 }
 
 #[test]
-fn word_at_a_time_skipping_agrees_with_serde_at_every_offset() {
+fn string_and_number_skipping_agrees_with_serde_at_every_offset() {
+    // Lengths past the scanner's short-string loop, so that both ways of finding a string's
+    // end (a byte loop, then memchr and a check for control characters) meet every special.
     let pat = parse(&serde_json::json!({"k": [{"exists": true}]})).unwrap();
     let m = Matcher::new([&pat]);
     let mut s = m.scratch();
@@ -1212,7 +1224,7 @@ fn word_at_a_time_skipping_agrees_with_serde_at_every_offset() {
     let specials = [
         "\"", "\\\\", "\\n", "\\u00e9", "\u{1}", "\t", "é", "\\", "\\x",
     ];
-    for len in 0..20 {
+    for len in 0..40 {
         for at in 0..=len {
             for sp in specials {
                 let body: String = (0..len)
@@ -1247,6 +1259,151 @@ fn word_at_a_time_skipping_agrees_with_serde_at_every_offset() {
                 let serde = serde_json::from_str::<serde_json::Map<String, Value>>(&text).is_ok();
                 assert_eq!(ours, serde, "{text:?}");
             }
+        }
+    }
+}
+
+// ---- The skipping paths: values no pattern names are stepped over and validated. ----
+
+/// Skipped values of every shape the scanner has a path for: escapes in strings (quotes,
+/// backslashes, `\uXXXX`, surrogate pairs, brackets inside strings), nested arrays of objects,
+/// numbers in every form, literals, and whitespace between every token.
+const SKIPPED_VALUES: &[&str] = &[
+    r#""a\"b""#,
+    r#""\\""#,
+    r#""\\\"""#,
+    r#""x\\""#,
+    r#""\u00e9\u00E9 \ud83d\ude00 \u0022 \u005c""#,
+    r#""\/\b\f\n\r\t""#,
+    r#""}],{[ \" ]""#,
+    "\"é ü 😀\"",
+    r#"[[{"x": -122.42, "y": 37.8e-3, "z": 0}, {"x": 1E+2, "y": [[], {}]}], [], [[]], {}]"#,
+    r#"{"a": {"b": {"c": [1, [2, [3, {"d": "\"}"}]]]}}, "e": []}"#,
+    "-0",
+    "0.5",
+    "-1.25e10",
+    "1E-7",
+    "-0.0e+0",
+    "123456789012345678901234567890",
+    "12345678901234567.123456789012345678e-12",
+    "[true, false, null, [true], {\"t\": false}]",
+    " \t\n\r[ 1 ,\n{ \"a\" : [ ] , \"b\" :\t\"c\" } ,\r\"\\\\\" ] \n",
+];
+
+#[test]
+fn skipped_values_of_every_shape_are_stepped_over_exactly() {
+    for value in SKIPPED_VALUES {
+        // Before and after the named field, and one level down.
+        check(
+            r#"{"k":["x"]}"#,
+            &format!(r#"{{"skip":{value},"k":"x"}}"#),
+            true,
+        );
+        check(
+            r#"{"k":["x"]}"#,
+            &format!(r#"{{"k":"x","skip":{value}}}"#),
+            true,
+        );
+        check(
+            r#"{"k":["y"]}"#,
+            &format!(r#"{{"skip":{value},"k":"x"}}"#),
+            false,
+        );
+        check(
+            r#"{"d":{"k":["x"]}}"#,
+            &format!(r#"{{"d":{{"skip":{value},"k":"x","more":{value}}}}}"#),
+            true,
+        );
+        // A named path into the value walks its objects and skips what it does not name.
+        check(
+            r#"{"skip":{"zz":[{"exists":false}]},"k":["x"]}"#,
+            &format!(r#"{{"skip":{value},"k":"x"}}"#),
+            true,
+        );
+    }
+}
+
+/// Whether the matcher and serde_json agree that `text` is (in)valid, and when it is valid,
+/// whether the matcher agrees with the reference evaluator.
+#[track_caller]
+fn agrees_on_validity(m: &Matcher, pat: &Pattern, text: &str) {
+    let mut s = m.scratch();
+    let mut out = Vec::new();
+    let ours = m.matches(text, &mut s, &mut out);
+    match serde_json::from_str::<serde_json::Map<String, Value>>(text) {
+        Ok(map) => {
+            assert!(ours.is_ok(), "refused valid {text:?}: {ours:?}");
+            let want = reference_matches(pat, &Value::Object(map));
+            assert_eq!(
+                !out.is_empty(),
+                want,
+                "compiled and reference disagree: {text:?}"
+            );
+        }
+        Err(e) => assert!(ours.is_err(), "accepted invalid {text:?} ({e})"),
+    }
+}
+
+#[test]
+fn malformed_skipped_values_are_refused_at_every_byte() {
+    // One value with every path of the skipper, corrupted and truncated at each of its bytes.
+    let value = r#"[{"x": -122.42e+1, "y": [0.5, 1E-7, true, false, null], "s": "a\"\\\u00e9\ud83d\ude00/]}"}, [[], {}], -0]"#;
+    let patterns = [
+        // The value is skipped whole.
+        r#"{"k":["x"]}"#,
+        // The scanner walks into the value's objects for `n` and skips their other members.
+        r#"{"skip":{"n":[{"exists":false}]},"k":["x"]}"#,
+    ];
+    let replacements = [
+        b'"', b'\\', b',', b':', b'[', b']', b'{', b'}', b' ', b'0', b'-', b'+', b'.', b'e', b'x',
+        b'u', b'/', 0x01, b'\n',
+    ];
+    for pattern in patterns {
+        let pat = parse(&serde_json::from_str::<Value>(pattern).unwrap()).unwrap();
+        let m = Matcher::new([&pat]);
+        let event = |v: &[u8]| {
+            let mut e = br#"{"skip":"#.to_vec();
+            e.extend_from_slice(v);
+            e.extend_from_slice(br#","k":"x"}"#);
+            String::from_utf8(e).ok()
+        };
+        let whole = event(value.as_bytes()).unwrap();
+        agrees_on_validity(&m, &pat, &whole);
+        for at in 0..value.len() {
+            // The value cut short, the event going on after it; and the event cut there.
+            if let Some(text) = event(&value.as_bytes()[..at]) {
+                agrees_on_validity(&m, &pat, &text);
+            }
+            if let Some(text) = whole.get(..r#"{"skip":"#.len() + at) {
+                agrees_on_validity(&m, &pat, text);
+            }
+            for &r in &replacements {
+                let mut v = value.as_bytes().to_vec();
+                v[at] = r;
+                if let Some(text) = event(&v) {
+                    agrees_on_validity(&m, &pat, &text);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn numbers_in_skipped_values_follow_the_json_grammar() {
+    let pat = parse(&serde_json::json!({"k": ["x"]})).unwrap();
+    let m = Matcher::new([&pat]);
+    for number in [
+        "0", "-0", "7", "-7", "10", "0.0", "-0.5", "1.25", "1e5", "1E5", "1e+5", "1e-5",
+        "-1.5E-07", "00", "01", "-01", "+1", "1.", ".5", "-.5", "1e", "1e+", "1E-", "1.e5", "1.5e",
+        "--1", "1-", "1.5.5", "1e5e5", "1e5.5", "0x10", "-", "1 2", "Infinity", "NaN",
+    ] {
+        for text in [
+            format!(r#"{{"skip":{number},"k":"x"}}"#),
+            format!(r#"{{"skip":[{number}],"k":"x"}}"#),
+            format!(r#"{{"skip":{{"n":{number}}},"k":"x"}}"#),
+            format!(r#"{{"k":"x","skip":{number}}}"#),
+        ] {
+            agrees_on_validity(&m, &pat, &text);
         }
     }
 }

@@ -116,7 +116,7 @@ impl Default for Options {
 }
 
 /// Bytes requested from the input per read.
-const READ_CHUNK: u64 = 64 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a replay stopped. Bad lines do not stop it: they are counted and reported.
 #[derive(Debug, thiserror::Error)]
@@ -469,9 +469,21 @@ fn read_batches(
     }
 }
 
-/// Appends up to [`READ_CHUNK`] bytes; 0 at the end of the input.
+/// Appends up to [`READ_CHUNK`] bytes with one read; 0 at the end of the input.
+///
+/// One `read` into a buffer of the whole chunk: `read_to_end` on a reader without a size hint
+/// (ours is boxed) reads 8 KiB, then 16, then 32, so that each chunk took four system calls.
 fn read_some(source: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
-    source.by_ref().take(READ_CHUNK).read_to_end(buf)
+    let start = buf.len();
+    buf.resize(start + READ_CHUNK, 0);
+    let read = loop {
+        match source.read(&mut buf[start..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => break other,
+        }
+    };
+    buf.truncate(start + *read.as_ref().unwrap_or(&0));
+    read
 }
 
 /// Reads and drops the rest of a line; what follows its newline goes to `carry`. Returns
