@@ -283,7 +283,8 @@ fn trigd_test_feeds_a_function_and_checks_its_result_or_error() {
         bad.stdout
     );
     assert!(
-        bad.stdout.contains("expected error ValueError, but the handler failed with KeyError"),
+        bad.stdout
+            .contains("expected error ValueError, but the handler failed with KeyError"),
         "{}",
         bad.stdout
     );
