@@ -358,6 +358,16 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         tasks.clone(),
     );
     sqs.apply(&rules);
+    // sqs triggers (Lambda's event-source mappings) likewise.
+    let mut sqs_triggers = crate::sources::sqs_trigger::SqsTriggers::new(
+        aws.sqs.clone(),
+        Arc::clone(&functions),
+        Arc::clone(&metrics),
+        opts.settings.region.clone(),
+        stop.clone(),
+        tasks.clone(),
+    );
+    sqs_triggers.apply(&rules);
     sup.spawn(
         "the reloader",
         reloader(
@@ -367,6 +377,8 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
                 settings_file: opts.settings_file.clone(),
                 rules_tx,
                 sqs,
+                sqs_triggers,
+                functions: Arc::clone(&functions),
                 api_listening: api_addr.is_some(),
             },
             Arc::clone(&metrics),
@@ -378,26 +390,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
             stop.clone(),
         ),
     );
-    // Local functions follow reloads: changed ones get fresh environments.
-    {
-        let mut rules_rx = rules_rx.clone();
-        let functions = Arc::clone(&functions);
-        let stop = stop.clone();
-        sup.spawn("the functions' reloader", async move {
-            loop {
-                tokio::select! {
-                    changed = rules_rx.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let rules = rules_rx.borrow_and_update().clone();
-                        functions.update(&rules.functions);
-                    }
-                    () = stop.cancelled() => return,
-                }
-            }
-        });
-    }
     let watchdog = sd_notify::watchdog_interval();
     if let Some(every) = watchdog {
         let stop = stop.clone();
@@ -710,6 +702,9 @@ struct Reload {
     settings_file: Option<(PathBuf, DaemonSettings)>,
     rules_tx: watch::Sender<Arc<RuleSet>>,
     sqs: crate::sources::sqs::SqsSources,
+    sqs_triggers: crate::sources::sqs_trigger::SqsTriggers,
+    /// The local functions: updated before the triggers that invoke them start.
+    functions: Arc<crate::functions::Host>,
     /// Whether the HTTP API listener runs (it is bound at start only).
     api_listening: bool,
 }
@@ -769,9 +764,13 @@ impl Reload {
         };
         let count = new.rules.len();
         metrics.set("trigd_rules", &[], count as f64);
+        self.functions.update(&new.functions);
         self.rules_tx.send_replace(Arc::clone(&new));
         for (source, change) in self.sqs.apply(&new) {
             tracing::info!(message = "SQS source changed by the reload.", source = %source, change = change.as_str());
+        }
+        for (trigger, change) in self.sqs_triggers.apply(&new) {
+            tracing::info!(message = "sqs trigger changed by the reload.", trigger = %trigger, change = change.as_str());
         }
         tracing::info!(message = "Rules reloaded.", reason, rules = count);
         if !self.api_listening && has_api_triggers(&new) {
