@@ -81,6 +81,7 @@ struct Fatal {
 /// The daemon's long-running tasks. Each runs on its own; a watcher per task reports it when
 /// it ends (returns or panics) before the daemon asked it to stop, and the daemon then stops
 /// with an error rather than run on with a part missing.
+#[derive(Clone)]
 struct Supervisor {
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -113,6 +114,27 @@ impl Supervisor {
         move |cause| {
             let _ = fatal.send(Fatal { task, cause });
         }
+    }
+}
+
+/// Pollers (SQS sources and triggers) end by themselves when a reload retires them; one that
+/// panics is a task the daemon cannot run without.
+impl crate::sources::pollers::Spawn for Supervisor {
+    fn spawn(&self, name: &str, task: crate::sources::pollers::PollerTask) {
+        let handle = tokio::spawn(task);
+        let stop = self.stop.clone();
+        let fatal = self.fatal.clone();
+        let task = format!("the poller of {name}");
+        self.tasks.spawn(async move {
+            if let Err(e) = handle.await
+                && !stop.is_cancelled()
+            {
+                let _ = fatal.send(Fatal {
+                    task,
+                    cause: ended_because(e),
+                });
+            }
+        });
     }
 }
 
@@ -351,11 +373,12 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         }
     };
     // SQS sources as the rules declare them; the reloader then keeps them in step.
+    let pollers: Arc<dyn crate::sources::pollers::Spawn> = Arc::new(sup.clone());
     let mut sqs = crate::sources::sqs::SqsSources::new(
         aws.sqs.clone(),
         intake.clone(),
         stop.clone(),
-        tasks.clone(),
+        Arc::clone(&pollers),
     );
     sqs.apply(&rules);
     // sqs triggers (Lambda's event-source mappings) likewise.
@@ -365,7 +388,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         Arc::clone(&metrics),
         opts.settings.region.clone(),
         stop.clone(),
-        tasks.clone(),
+        pollers,
     );
     sqs_triggers.apply(&rules);
     sup.spawn(
@@ -848,6 +871,29 @@ fn watch_dir(dir: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_poller_that_panics_is_fatal_and_one_that_ends_is_not() {
+        use crate::sources::pollers::Spawn;
+        let (fatal, mut reports) = mpsc::unbounded_channel();
+        let sup = Supervisor {
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            fatal,
+        };
+        Spawn::spawn(&sup, "orders", Box::pin(async {}));
+        Spawn::spawn(
+            &sup,
+            "uploads",
+            Box::pin(async { panic!("a poller's bug") }),
+        );
+        sup.tasks.close();
+        sup.tasks.wait().await;
+        let report = reports.try_recv().unwrap();
+        assert_eq!(report.task, "the poller of uploads");
+        assert_eq!(report.cause, "it panicked: a poller's bug");
+        assert!(reports.try_recv().is_err(), "only the panic is reported");
+    }
 
     fn rules(catch_up: &str) -> RuleSet {
         let dir = tempfile::tempdir().unwrap();

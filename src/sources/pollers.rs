@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,6 +22,22 @@ pub struct Stop {
     /// finishes; what a receive in flight still brings is made visible again at once, for the
     /// poller that takes over, and never deleted.
     pub retire: CancellationToken,
+}
+
+/// A poller's task.
+pub type PollerTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Where pollers run: the daemon's supervisor (which reports a poller that panics), or, for
+/// tests, a plain [`TaskTracker`]. Pollers end by themselves when retired or stopped.
+pub trait Spawn: Send + Sync {
+    /// Runs `task`, the poller named `name`.
+    fn spawn(&self, name: &str, task: PollerTask);
+}
+
+impl Spawn for TaskTracker {
+    fn spawn(&self, _name: &str, task: PollerTask) {
+        TaskTracker::spawn(self, task);
+    }
 }
 
 /// What one poller is handed: its stop, and its place in the handover.
@@ -73,8 +91,8 @@ impl Change {
 pub struct Pollers<S> {
     /// The daemon's stop: every entry's `retire` token is a child of it.
     shutdown: CancellationToken,
-    /// The daemon's tracker, so that a stop waits for the pollers.
-    tasks: TaskTracker,
+    /// Where the pollers run.
+    spawner: Arc<dyn Spawn>,
     running: HashMap<String, Running<S>>,
 }
 
@@ -85,10 +103,10 @@ struct Running<S> {
 }
 
 impl<S: PartialEq> Pollers<S> {
-    pub fn new(shutdown: CancellationToken, tasks: TaskTracker) -> Pollers<S> {
+    pub fn new(shutdown: CancellationToken, spawner: Arc<dyn Spawn>) -> Pollers<S> {
         Pollers {
             shutdown,
-            tasks,
+            spawner,
             running: HashMap::new(),
         }
     }
@@ -138,7 +156,7 @@ impl<S: PartialEq> Pollers<S> {
                     batch: batches.token(),
                     after: after.clone(),
                 };
-                self.tasks.spawn(spawn(&spec, lease));
+                self.spawner.spawn(&name, Box::pin(spawn(&spec, lease)));
             }
             self.running.insert(
                 name,
@@ -158,14 +176,13 @@ impl<S: PartialEq> Pollers<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test]
     async fn apply_starts_stops_and_restarts_only_what_changed() {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let mut pollers: Pollers<u32> = Pollers::new(shutdown.clone(), tasks.clone());
+        let mut pollers: Pollers<u32> = Pollers::new(shutdown.clone(), Arc::new(tasks.clone()));
         let started = Arc::new(AtomicUsize::new(0));
         let mut apply = |declared: Vec<(&str, u32)>| {
             let started = Arc::clone(&started);
@@ -236,7 +253,7 @@ mod tests {
     async fn a_restarted_entry_waits_for_the_batch_in_hand() {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let mut pollers: Pollers<u32> = Pollers::new(shutdown.clone(), tasks.clone());
+        let mut pollers: Pollers<u32> = Pollers::new(shutdown.clone(), Arc::new(tasks.clone()));
         let (hold_tx, hold_rx) = tokio::sync::oneshot::channel::<()>();
         let hold = std::sync::Mutex::new(Some(hold_rx));
         let (began_tx, mut began_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();

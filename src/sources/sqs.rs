@@ -9,6 +9,7 @@
 //! sources, stops removed ones and restarts changed ones, leaving the others untouched.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
@@ -18,11 +19,10 @@ use aws_sdk_sqs::types::{
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::decode::{Message, decode};
 pub use super::pollers::Change;
-use super::pollers::{Lease, Pollers};
+use super::pollers::{Lease, Pollers, Spawn};
 use crate::intake::{Batch, Intake};
 use crate::metrics::Metrics;
 use crate::route::Received;
@@ -50,12 +50,12 @@ impl SqsSources {
         client: aws_sdk_sqs::Client,
         intake: Intake,
         shutdown: CancellationToken,
-        tasks: TaskTracker,
+        spawner: Arc<dyn Spawn>,
     ) -> SqsSources {
         SqsSources {
             client,
             intake,
-            pollers: Pollers::new(shutdown, tasks),
+            pollers: Pollers::new(shutdown, spawner),
         }
     }
 

@@ -30,9 +30,8 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::pollers::{Change, Lease, Pollers};
+use super::pollers::{Change, Lease, Pollers, Spawn};
 use super::sqs::{delete, release, release_late};
 use crate::functions::{Host, Invocation, InvokeError};
 use crate::lambda_events::sqs as lambda;
@@ -86,7 +85,7 @@ impl SqsTriggers {
         metrics: Arc<Metrics>,
         region: String,
         shutdown: CancellationToken,
-        tasks: TaskTracker,
+        spawner: Arc<dyn Spawn>,
     ) -> SqsTriggers {
         SqsTriggers {
             shared: Arc::new(Shared {
@@ -95,7 +94,7 @@ impl SqsTriggers {
                 metrics,
                 region,
             }),
-            pollers: Pollers::new(shutdown, tasks),
+            pollers: Pollers::new(shutdown, spawner),
         }
     }
 
