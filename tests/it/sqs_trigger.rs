@@ -62,18 +62,24 @@ impl Setup {
         std::fs::create_dir_all(rules.join("orders")).unwrap();
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(rules.join("orders/app.py"), HANDLER).unwrap();
-        let text = format!(
-            "sources:\n  orders:\n    sqs: {{queue_url: \"{queue_url}\"}}\nfunctions:\n  orders:\n    runtime: python3.12\n    handler: app.handler\n    code: orders\n    timeout: 60\n    environment: {{OUT: \"{}\", GO: \"{}\"}}\n    triggers:\n      - sqs: {{source: orders{trigger}}}\n",
-            out.display(),
-            go.display()
-        );
-        write_rules(&rules, "r.yaml", &text);
-        Setup {
+        let s = Setup {
             dir,
             rules,
             out,
             go,
-        }
+        };
+        s.write(queue_url, trigger);
+        s
+    }
+
+    /// (Re)writes the rule file with this trigger.
+    fn write(&self, queue_url: &str, trigger: &str) {
+        let text = format!(
+            "sources:\n  orders:\n    sqs: {{queue_url: \"{queue_url}\"}}\nfunctions:\n  orders:\n    runtime: python3.12\n    handler: app.handler\n    code: orders\n    timeout: 60\n    environment: {{OUT: \"{}\", GO: \"{}\"}}\n    triggers:\n      - sqs: {{source: orders{trigger}}}\n",
+            self.out.display(),
+            self.go.display()
+        );
+        write_rules(&self.rules, "r.yaml", &text);
     }
 
     fn start(&self, moto: &Moto) -> Daemon {
@@ -509,5 +515,34 @@ async fn a_crash_in_the_middle_of_a_batch_loses_nothing() {
         set,
         sent.iter().copied().collect::<HashSet<_>>(),
         "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_restarts_a_changed_trigger_and_leaves_nothing_behind() {
+    let moto = Moto::start();
+    let sqs = moto.sqs().await;
+    let (queue, _) = queue_with_dlq(&moto, "orders", 30, None).await;
+    let s = Setup::new(&queue, ", filter: [{body: [one]}]");
+    let d = s.start(&moto);
+    send(&sqs, &queue, &["one"]).await;
+    assert_eq!(s.bodies(1), ["one"]);
+    s.write(&queue, ", filter: [{body: [two]}]");
+    d.hup();
+    d.wait_log("the trigger restarted", |v| {
+        v["message"] == "sqs trigger changed by the reload."
+            && v["trigger"] == "orders<-orders"
+            && v["change"] == "restarted"
+    });
+    send(&sqs, &queue, &["one", "two"]).await;
+    assert_eq!(s.bodies(2), ["one", "two"]);
+    drained(&sqs, &queue).await;
+    // The new filter dropped the second `one`.
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains(
+            "trigd_sqs_trigger_messages_total{function=\"orders\",source=\"orders\",outcome=\"filtered\"} 1\n"
+        ),
+        "{metrics}"
     );
 }
