@@ -116,14 +116,7 @@ async fn run(client: aws_sdk_sqs::Client, source: SqsSource, intake: Intake, mut
         if stop.retire.is_cancelled() {
             return;
         }
-        let receive = client
-            .receive_message()
-            .queue_url(&source.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(20)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send();
+        let receive = receive(&client, &source.queue_url, 10, 20).send();
         tokio::pin!(receive);
         let result = tokio::select! {
             biased;
@@ -156,6 +149,23 @@ async fn run(client: aws_sdk_sqs::Client, source: SqsSource, intake: Intake, mut
         }
         handle_batch(&client, &source, &arn, &region, &intake, messages).await;
     }
+}
+
+/// A long poll for up to `max` messages (1–10), waiting up to `wait` seconds (0–20), with
+/// every system attribute and message attribute.
+pub(super) fn receive(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: i32,
+    wait: i32,
+) -> aws_sdk_sqs::operation::receive_message::builders::ReceiveMessageFluentBuilder {
+    client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(max)
+        .wait_time_seconds(wait)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
 }
 
 /// After a retired poller's receive in flight returns: its messages are made visible again

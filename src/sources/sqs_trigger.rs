@@ -26,13 +26,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::pollers::{Change, Lease, Pollers, Spawn};
-use super::sqs::{delete, release, release_late};
+use super::sqs::{delete, receive, release, release_late};
 use crate::functions::{Host, Invocation, InvokeError};
 use crate::lambda_events::sqs as lambda;
 use crate::metrics::Metrics;
@@ -201,15 +200,7 @@ async fn run(
                     }
                 }
             };
-            let receive = shared
-                .client
-                .receive_message()
-                .queue_url(&t.queue_url)
-                .max_number_of_messages(want as i32)
-                .wait_time_seconds(wait)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .message_attribute_names("All")
-                .send();
+            let receive = receive(&shared.client, &t.queue_url, want as i32, wait).send();
             tokio::pin!(receive);
             let result = tokio::select! {
                 biased;
