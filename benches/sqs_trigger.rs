@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench --bench sqs_trigger`. Needs moto's server (`MOTO_SERVER`, or
 //! `.venv-moto/bin/moto_server` as `scripts/test` installs it) and `python3`.
-//! `TRIGD_BENCH_MESSAGES` (default 2,000) messages are put on a queue; then:
+//! `TRIGD_BENCH_MESSAGES` (default 500; moto's receive slows as its queue grows) messages are put on a queue; then:
 //! 1. **moto alone**: the bench's own two pollers receive 10 at a time and delete each batch
 //!    (`DeleteMessageBatch`) until the queue is empty: the emulator's ceiling for this loop;
 //! 2. **trigd**: the same number again, handled by the release `trigd` (a child process) with
@@ -128,7 +128,7 @@ async fn main() {
     let n: usize = std::env::var("TRIGD_BENCH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+        .unwrap_or(500);
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -194,7 +194,7 @@ async fn main() {
     let (mut trigd, ready, _logs) = start_trigd_env(
         &rules,
         &dir.path().join("state"),
-        "warn",
+        "warn,trigd::daemon=info",
         &[],
         &[
             ("AWS_ENDPOINT_URL", &url),
