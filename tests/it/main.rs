@@ -14,6 +14,7 @@ mod destinations;
 mod diagnostics;
 mod functions;
 mod harness;
+mod instances;
 mod intake;
 mod replay;
 mod sns_http;
