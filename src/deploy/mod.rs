@@ -1,0 +1,54 @@
+//! `trigd deploy` and `trigd export`: the same rule files on AWS's managed engine
+//! (EventBridge rules and targets on one bus, EventBridge Scheduler schedules), applied
+//! idempotently, or written as a CloudFormation/SAM template.
+//!
+//! A room of its own: it reads the validated model ([`crate::rules`]) and the rule files
+//! ([`crate::config`]); nothing depends on it.
+//!
+//! * [`source`]: what the model drops and deploy needs (patterns as written, target
+//!   positions), read again from the rule files.
+//! * [`desired`] (pure): the rule set as AWS resources in AWS's field names, normalised, plus
+//!   every finding (undeployable features at `file:line:column`, quotas, ranges).
+//! * [`plan`] (pure): desired against actual, field by field; its text and JSON forms.
+//! * [`remote`]: reads what AWS holds (owned resources and same-named conflicts) through the
+//!   SDK, and applies a plan: upserts in dependency order, then deletions (targets first).
+//! * [`export`] (pure): the deterministic CloudFormation or SAM template.
+
+pub mod desired;
+pub mod export;
+pub mod plan;
+pub mod remote;
+pub mod source;
+
+pub use desired::{Context, Desired, Finding, Severity};
+pub use plan::{Actual, Plan};
+pub use source::{Origin, RuleSources};
+
+/// The kinds of resources deploy manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// An EventBridge rule with its targets.
+    Rule,
+    /// An EventBridge Scheduler schedule.
+    Schedule,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Rule => "rule",
+            Kind::Schedule => "schedule",
+        }
+    }
+}
+
+/// One resource, desired or read: its fields in AWS's names, normalised (JSON held as parsed
+/// values, defaults filled in), so that equal means "no change".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub kind: Kind,
+    pub name: String,
+    pub spec: serde_json::Value,
+    /// Where it is written (desired resources).
+    pub origin: Option<Origin>,
+}

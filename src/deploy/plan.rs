@@ -1,0 +1,364 @@
+//! The plan, pure: the desired resources against those read from AWS, field by field, as
+//! creates, updates (with each changed field's old and new value), deletes and conflicts; and
+//! its text and JSON forms.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::desired::{Desired, Finding, RULES_PER_BUS_QUOTA, Severity};
+use super::{Kind, Resource};
+
+/// Who a resource found on AWS belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Tagged by trigd for this deployment.
+    Us,
+    /// Tagged by trigd for another deployment.
+    OtherDeployment(String),
+    /// Not tagged by trigd.
+    Foreign,
+}
+
+/// A resource read from AWS, normalised like the desired ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Existing {
+    pub resource: Resource,
+    pub owner: Owner,
+}
+
+/// What AWS holds, as far as the plan needs it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Actual {
+    /// Rules on the bus with a name trigd wants, or owned by this deployment; schedules of the
+    /// deployment's group.
+    pub resources: Vec<Existing>,
+    /// Whether the deployment's schedule group exists (owned by it).
+    pub group_exists: bool,
+    /// How many rules the bus holds in all (for the quota).
+    pub rules_on_bus: usize,
+}
+
+/// One field that differs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldChange {
+    /// Dotted path in AWS's field names (`Targets.q.RetryPolicy.MaximumRetryAttempts`).
+    pub path: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// What the plan does with one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Create,
+    Update(Vec<FieldChange>),
+    Delete,
+    /// A resource with the name trigd wants that trigd may not change: why.
+    Conflict(String),
+}
+
+/// One line of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub kind: Kind,
+    pub name: String,
+    pub action: Action,
+    /// The desired resource (creates and updates).
+    pub desired: Option<Resource>,
+    /// The resource as read (updates and deletes).
+    pub actual: Option<Resource>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    /// The deployment's schedule group must be created first.
+    pub create_group: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl Plan {
+    /// Creates, updates and deletes (conflicts are not changes: they are errors).
+    pub fn change_count(&self) -> (usize, usize, usize) {
+        let mut n = (0, 0, 0);
+        for c in &self.changes {
+            match c.action {
+                Action::Create => n.0 += 1,
+                Action::Update(_) => n.1 += 1,
+                Action::Delete => n.2 += 1,
+                Action::Conflict(_) => {}
+            }
+        }
+        n
+    }
+
+    pub fn has_changes(&self) -> bool {
+        let (a, b, c) = self.change_count();
+        a + b + c > 0 || self.create_group
+    }
+
+    pub fn conflicts(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Conflict(_)))
+            .count()
+    }
+
+    /// True when the plan holds errors: conflicts, or error findings (undeployable ones
+    /// unless skipped).
+    pub fn has_errors(&self, skip_undeployable: bool) -> bool {
+        self.conflicts() > 0
+            || self.findings.iter().any(|f| {
+                f.severity == Severity::Error
+                    || (f.severity == Severity::Undeployable && !skip_undeployable)
+            })
+    }
+}
+
+/// Diffs `desired` against `actual`.
+pub fn diff(desired: &Desired, actual: &Actual) -> Plan {
+    let mut plan = Plan {
+        findings: desired.findings.clone(),
+        ..Plan::default()
+    };
+    let find = |kind: Kind, name: &str| {
+        actual
+            .resources
+            .iter()
+            .find(|e| e.resource.kind == kind && e.resource.name == name)
+    };
+    for want in &desired.resources {
+        let change = match find(want.kind, &want.name) {
+            None => Change {
+                kind: want.kind,
+                name: want.name.clone(),
+                action: Action::Create,
+                desired: Some(want.clone()),
+                actual: None,
+            },
+            Some(have) => {
+                let action = match &have.owner {
+                    Owner::Us => {
+                        let fields = field_changes(&have.resource.spec, &want.spec);
+                        if fields.is_empty() {
+                            continue;
+                        }
+                        Action::Update(fields)
+                    }
+                    Owner::OtherDeployment(d) => Action::Conflict(format!(
+                        "a {} with this name belongs to trigd deployment `{d}`; rename the rule \
+                         or deploy it with --deployment {d}",
+                        want.kind.label()
+                    )),
+                    Owner::Foreign => Action::Conflict(format!(
+                        "a {} with this name exists and was not created by trigd (it has no \
+                         `managed-by: trigd` tag); it is left alone: rename the rule, or delete \
+                         or tag the existing one",
+                        want.kind.label()
+                    )),
+                };
+                Change {
+                    kind: want.kind,
+                    name: want.name.clone(),
+                    action,
+                    desired: Some(want.clone()),
+                    actual: Some(have.resource.clone()),
+                }
+            }
+        };
+        plan.changes.push(change);
+    }
+    if desired.resources.iter().any(|r| r.kind == Kind::Schedule) && !actual.group_exists {
+        plan.create_group = true;
+    }
+    for have in &actual.resources {
+        if have.owner != Owner::Us {
+            continue;
+        }
+        let wanted = desired
+            .resources
+            .iter()
+            .any(|r| r.kind == have.resource.kind && r.name == have.resource.name);
+        if !wanted {
+            plan.changes.push(Change {
+                kind: have.resource.kind,
+                name: have.resource.name.clone(),
+                action: Action::Delete,
+                desired: None,
+                actual: Some(have.resource.clone()),
+            });
+        }
+    }
+    let creates = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::Rule && c.action == Action::Create)
+        .count();
+    let deletes = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::Rule && c.action == Action::Delete)
+        .count();
+    let after = (actual.rules_on_bus + creates).saturating_sub(deletes);
+    if after > RULES_PER_BUS_QUOTA {
+        plan.findings.push(Finding {
+            severity: Severity::Warning,
+            origin: None,
+            message: format!(
+                "the bus would hold {after} rules: over EventBridge's default quota of \
+                 {RULES_PER_BUS_QUOTA} rules per bus; ask AWS to raise it before applying"
+            ),
+        });
+    }
+    plan
+}
+
+/// The leaves of a spec by dotted path; arrays are leaves.
+fn leaves(v: &Value) -> BTreeMap<String, Value> {
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&p, v, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_owned(), v.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", v, &mut out);
+    out
+}
+
+/// The fields that differ between `before` and `after`, in path order.
+pub fn field_changes(before: &Value, after: &Value) -> Vec<FieldChange> {
+    let a = leaves(before);
+    let b = leaves(after);
+    let mut paths: Vec<&String> = a.keys().chain(b.keys()).collect();
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .filter(|p| a.get(*p) != b.get(*p))
+        .map(|p| FieldChange {
+            path: p.clone(),
+            before: a.get(p).cloned(),
+            after: b.get(p).cloned(),
+        })
+        .collect()
+}
+
+fn show(v: &Option<Value>) -> String {
+    match v {
+        None => "(none)".to_owned(),
+        Some(v) => crate::event::compact(v),
+    }
+}
+
+/// The plan as text: one line per change (`+` create, `~` update with its fields, `-` delete,
+/// `!` conflict), the findings, and the totals.
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let mut findings = plan.findings.clone();
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    for f in &findings {
+        out.push_str(&format!("{f}\n"));
+    }
+    if !findings.is_empty() {
+        out.push('\n');
+    }
+    if plan.create_group {
+        out.push_str("+ schedule group (created for this deployment's schedules)\n");
+    }
+    for c in &plan.changes {
+        let what = format!("{} {}", c.kind.label(), c.name);
+        match &c.action {
+            Action::Create => out.push_str(&format!("+ {what}\n")),
+            Action::Delete => out.push_str(&format!("- {what}\n")),
+            Action::Conflict(why) => out.push_str(&format!("! {what}: {why}\n")),
+            Action::Update(fields) => {
+                out.push_str(&format!("~ {what}\n"));
+                for f in fields {
+                    out.push_str(&format!(
+                        "    {}: {} -> {}\n",
+                        f.path,
+                        show(&f.before),
+                        show(&f.after)
+                    ));
+                }
+            }
+        }
+    }
+    let (add, change, delete) = plan.change_count();
+    if plan.has_changes() {
+        out.push_str(&format!(
+            "\n{add} to add, {change} to change, {delete} to delete"
+        ));
+    } else {
+        out.push_str("no changes");
+    }
+    let conflicts = plan.conflicts();
+    if conflicts > 0 {
+        out.push_str(&format!(", {conflicts} conflict(s)"));
+    }
+    out.push('\n');
+    out
+}
+
+/// The plan as one JSON object: `{"changes":[{"action","kind","name","fields"?,"reason"?}],
+/// "create_group", "findings":[{"severity","file","line","column","message"}], "summary":
+/// {"add","change","delete","conflict"}}`.
+pub fn render_json(plan: &Plan) -> Value {
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let mut v = json!({"kind": c.kind.label(), "name": c.name});
+            match &c.action {
+                Action::Create => v["action"] = json!("create"),
+                Action::Delete => v["action"] = json!("delete"),
+                Action::Conflict(why) => {
+                    v["action"] = json!("conflict");
+                    v["reason"] = json!(why);
+                }
+                Action::Update(fields) => {
+                    v["action"] = json!("update");
+                    v["fields"] = fields
+                        .iter()
+                        .map(|f| json!({"path": f.path, "before": f.before, "after": f.after}))
+                        .collect();
+                }
+            }
+            v
+        })
+        .collect();
+    let findings: Vec<Value> = plan
+        .findings
+        .iter()
+        .map(|f| {
+            let mut v = json!({"severity": f.severity.label(), "message": f.message});
+            if let Some(o) = &f.origin {
+                v["file"] = json!(o.file);
+                v["line"] = json!(o.line);
+                v["column"] = json!(o.column);
+            }
+            v
+        })
+        .collect();
+    let (add, change, delete) = plan.change_count();
+    json!({
+        "changes": changes,
+        "create_group": plan.create_group,
+        "findings": findings,
+        "summary": {"add": add, "change": change, "delete": delete, "conflict": plan.conflicts()},
+    })
+}
