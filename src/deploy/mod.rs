@@ -52,3 +52,6 @@ pub struct Resource {
     /// Where it is written (desired resources).
     pub origin: Option<Origin>,
 }
+
+#[cfg(test)]
+mod tests;
