@@ -748,8 +748,10 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
             let Some(want) = &ch.desired else { continue };
             match kind {
                 Kind::Rule => {
-                    let rule_fields_changed =
-                        create || fields.iter().any(|p| !p.starts_with("Targets."));
+                    let rule_fields_changed = create
+                        || fields
+                            .iter()
+                            .any(|p| *p != "Targets" && !p.starts_with("Targets."));
                     if rule_fields_changed {
                         put_rule(c, ctx, want, create).await?;
                     }

@@ -10,6 +10,7 @@ mod aws_e2e;
 mod cli;
 mod crash;
 mod daemon;
+mod deploy;
 mod destinations;
 mod diagnostics;
 mod functions;

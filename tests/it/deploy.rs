@@ -1,0 +1,684 @@
+//! `trigd deploy` and `trigd export` against moto's server through the real SDK. Every call
+//! trigd makes goes through a small counting proxy in front of moto, so that "no write call"
+//! is proved from the requests themselves, not from trigd's own report.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::aws::Moto;
+use crate::util::Run;
+
+/// One request trigd sent.
+#[derive(Debug, Clone)]
+struct Call {
+    method: String,
+    path: String,
+    /// `X-Amz-Target` (EventBridge's JSON protocol), or the query protocol's `Action`.
+    op: String,
+    body: String,
+}
+
+impl Call {
+    /// Reads are List*, Describe* and Get* operations (and Scheduler's GETs); all else writes.
+    fn is_write(&self) -> bool {
+        if self.op.is_empty() {
+            return self.method != "GET";
+        }
+        !["List", "Describe", "Get"]
+            .iter()
+            .any(|p| self.op.starts_with(p))
+    }
+}
+
+/// A proxy on 127.0.0.1 that forwards every request to moto and records it.
+struct Proxy {
+    url: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Proxy {
+        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+        let state = (
+            upstream.to_owned(),
+            Arc::clone(&calls),
+            reqwest::Client::new(),
+        );
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(Arc::new(state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Proxy { url, calls }
+    }
+
+    fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+type ProxyState = Arc<(String, Arc<Mutex<Vec<Call>>>, reqwest::Client)>;
+
+async fn forward(
+    axum::extract::State(state): axum::extract::State<ProxyState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let (upstream, calls, client) = &*state;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| t.rsplit('.').next().unwrap_or_default().to_owned());
+    let action = text
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .map(str::to_owned);
+    calls.lock().unwrap().push(Call {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        op: target.or(action).unwrap_or_default(),
+        body: text,
+    });
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = client.request(parts.method.clone(), format!("{upstream}{path_and_query}"));
+    for (k, v) in &parts.headers {
+        if k != "host" && k != "content-length" {
+            out = out.header(k, v);
+        }
+    }
+    let resp = out.body(body).send().await.unwrap();
+    let mut builder = axum::response::Response::builder().status(resp.status());
+    for (k, v) in resp.headers() {
+        if k != "content-length" && k != "transfer-encoding" {
+            builder = builder.header(k, v);
+        }
+    }
+    builder
+        .body(axum::body::Body::from(resp.bytes().await.unwrap()))
+        .unwrap()
+}
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/trigd-scheduler";
+
+/// `trigd ARGS` with the AWS environment pointing at `endpoint`.
+fn trigd(endpoint: &str, cwd: &Path, args: &[&str]) -> Run {
+    crate::util::trigd()
+        .args(args)
+        .current_dir(cwd)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap()
+        .into()
+}
+
+struct World {
+    moto: Moto,
+    proxy: Proxy,
+    dir: tempfile::TempDir,
+    conf: aws_config::SdkConfig,
+}
+
+impl World {
+    async fn new() -> World {
+        let moto = Moto::start();
+        let proxy = Proxy::start(&moto.url).await;
+        let conf = moto.conf().await;
+        World {
+            moto,
+            proxy,
+            dir: tempfile::tempdir().unwrap(),
+            conf,
+        }
+    }
+
+    fn events(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.conf)
+    }
+
+    fn scheduler(&self) -> aws_sdk_scheduler::Client {
+        aws_sdk_scheduler::Client::new(&self.conf)
+    }
+
+    /// Writes the rules into `shop/` (the deployment's default name).
+    fn rules(&self, text: &str) {
+        crate::harness::write_rules(&self.dir.path().join("shop"), "r.yaml", text);
+    }
+
+    /// `trigd deploy shop ARGS` through the proxy; the calls it made.
+    fn deploy(&self, args: &[&str]) -> (Run, Vec<Call>) {
+        self.proxy.take();
+        let mut all = vec!["deploy", "shop", "--scheduler-role", ROLE];
+        all.extend_from_slice(args);
+        let run = trigd(&self.proxy.url, self.dir.path(), &all);
+        (run, self.proxy.take())
+    }
+}
+
+fn writes(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.is_write())
+        .map(|c| format!("{} {} {}", c.method, c.path, c.op))
+        .collect()
+}
+
+fn rules_text(queue_url: &str) -> String {
+    format!(
+        r#"
+rules:
+  - name: orders
+    description: New orders
+    pattern: {{source: [shop], detail-type: [Order Placed]}}
+    retry: {{max_attempts: 3, max_event_age: 1h}}
+    targets:
+      - id: q
+        sqs: {queue_url}
+        input_transformer:
+          input_paths: {{id: $.detail.id}}
+          input_template: '{{"order": <id>}}'
+      - id: fn
+        lambda: resize
+        input_path: $.detail
+  - name: refunds
+    pattern: {{source: [shop], detail-type: [Refund]}}
+    targets:
+      - id: q
+        sqs: {queue_url}
+  - name: nightly
+    schedule: cron(0 3 * * ? *)
+    timezone: Europe/Paris
+    jitter: 10m
+    targets:
+      - id: q
+        sqs: {queue_url}
+        input: {{report: nightly}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deploy_plans_without_writing_applies_once_and_then_has_no_changes() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    w.rules(&rules_text(&queue));
+
+    let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.code, 2,
+        "changes: exit 2\n{}{}",
+        plan.stdout, plan.stderr
+    );
+    assert!(!calls.is_empty(), "the plan reads AWS");
+    assert_eq!(
+        writes(&calls),
+        Vec::<String>::new(),
+        "--plan writes nothing"
+    );
+    for line in [
+        "+ schedule group",
+        "+ rule orders\n",
+        "+ rule refunds\n",
+        "+ schedule nightly.q\n",
+        "3 to add, 0 to change, 0 to delete",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}:\n{}", plan.stdout);
+    }
+
+    let (apply, calls) = w.deploy(&[]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST /schedule-groups/trigd-shop ",
+            "POST / PutRule",
+            "POST / PutTargets",
+            "POST / PutRule",
+            "POST / PutTargets",
+            "POST /schedules/nightly.q ",
+        ],
+        "exactly the planned resources, in dependency order"
+    );
+    assert!(apply.stdout.contains("(6 write calls)"), "{}", apply.stdout);
+
+    // What AWS holds, read through the SDK.
+    let events = w.events();
+    let rule = events.describe_rule().name("orders").send().await.unwrap();
+    let pattern: Value = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+    assert_eq!(
+        pattern,
+        serde_json::json!({"source": ["shop"], "detail-type": ["Order Placed"]})
+    );
+    assert_eq!(rule.description(), Some("New orders"));
+    let tags = events
+        .list_tags_for_resource()
+        .resource_arn(rule.arn().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap();
+    let mut tags: Vec<(String, String)> = tags.into_iter().map(|t| (t.key, t.value)).collect();
+    tags.sort();
+    assert_eq!(
+        tags,
+        [
+            ("managed-by".to_owned(), "trigd".to_owned()),
+            ("trigd:deployment".to_owned(), "shop".to_owned())
+        ]
+    );
+    let targets = events
+        .list_targets_by_rule()
+        .rule("orders")
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap();
+    let q = targets.iter().find(|t| t.id == "q").unwrap();
+    assert_eq!(q.arn, "arn:aws:sqs:us-east-1:123456789012:orders");
+    let tr = q.input_transformer.as_ref().unwrap();
+    assert_eq!(tr.input_template, r#"{"order": <id>}"#);
+    assert_eq!(
+        tr.input_paths_map
+            .as_ref()
+            .unwrap()
+            .get("id")
+            .map(String::as_str),
+        Some("$.detail.id")
+    );
+    let retry = q.retry_policy.as_ref().unwrap();
+    assert_eq!(
+        (
+            retry.maximum_retry_attempts,
+            retry.maximum_event_age_in_seconds
+        ),
+        (Some(3), Some(3600))
+    );
+    let f = targets.iter().find(|t| t.id == "fn").unwrap();
+    assert_eq!(
+        f.arn,
+        "arn:aws:lambda:us-east-1:123456789012:function:resize"
+    );
+    assert_eq!(f.input_path.as_deref(), Some("$.detail"));
+
+    let s = w
+        .scheduler()
+        .get_schedule()
+        .name("nightly.q")
+        .group_name("trigd-shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(s.schedule_expression(), Some("cron(0 3 * * ? *)"));
+    assert_eq!(s.schedule_expression_timezone(), Some("Europe/Paris"));
+    let window = s.flexible_time_window().unwrap();
+    assert_eq!(window.maximum_window_in_minutes, Some(10));
+    assert_eq!(
+        s.action_after_completion().map(|a| a.as_str()),
+        Some("NONE")
+    );
+    let target = s.target().unwrap();
+    assert_eq!(target.role_arn, ROLE);
+    assert_eq!(target.input.as_deref(), Some(r#"{"report":"nightly"}"#));
+
+    // A second apply: no write call at all, and the plan says so.
+    let (again, calls) = w.deploy(&[]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+    assert!(again.stdout.ends_with("\nno changes\n"), "{}", again.stdout);
+    let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+    // Only the notes (no `+`, `~`, `-` or `!` line) and the verdict.
+    assert_eq!(
+        plan.stdout,
+        "shop/r.yaml:21:11: info: rule `nightly`: `catch_up` has no effect on AWS (Scheduler \
+         has no downtime to catch up)\n\nno changes\n"
+    );
+
+    // JSON: the same plan, for programs.
+    let (json, _) = w.deploy(&["--plan", "--format", "json"]);
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        v["summary"],
+        serde_json::json!({"add": 0, "change": 0, "delete": 0, "conflict": 0})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drift_shows_in_the_plan_field_by_field_and_apply_repairs_it() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    w.rules(&rules_text(&queue));
+    assert_eq!(w.deploy(&[]).0.code, 0);
+
+    // Changes by hand: a pattern, a removed target, a disabled schedule.
+    let events = w.events();
+    events
+        .put_rule()
+        .name("orders")
+        .event_pattern(r#"{"source":["elsewhere"]}"#)
+        .description("New orders")
+        .send()
+        .await
+        .unwrap();
+    events
+        .remove_targets()
+        .rule("refunds")
+        .ids("q")
+        .send()
+        .await
+        .unwrap();
+    let sched = w.scheduler();
+    let s = sched
+        .get_schedule()
+        .name("nightly.q")
+        .group_name("trigd-shop")
+        .send()
+        .await
+        .unwrap();
+    sched
+        .update_schedule()
+        .name("nightly.q")
+        .group_name("trigd-shop")
+        .schedule_expression(s.schedule_expression().unwrap())
+        .schedule_expression_timezone(s.schedule_expression_timezone().unwrap())
+        .flexible_time_window(s.flexible_time_window().unwrap().clone())
+        .target(s.target().unwrap().clone())
+        .state(aws_sdk_scheduler::types::ScheduleState::Disabled)
+        .send()
+        .await
+        .unwrap();
+
+    let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+    assert!(
+        plan.stdout.contains(
+            "~ rule orders\n    EventPattern.detail-type: (none) -> [\"Order Placed\"]\n    EventPattern.source: [\"elsewhere\"] -> [\"shop\"]\n"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("~ rule refunds\n    Targets: {} -> "),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("~ schedule nightly.q\n    State: \"DISABLED\" -> \"ENABLED\"\n"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("0 to add, 3 to change, 0 to delete"));
+
+    let (apply, calls) = w.deploy(&[]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST / PutRule",
+            "POST / PutTargets",
+            "PUT /schedules/nightly.q ",
+        ],
+        "only what drifted is written"
+    );
+    let (plan, _) = w.deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+
+    // One field changed in the files: one `~` with that field.
+    w.rules(&rules_text(&queue).replace("max_attempts: 3", "max_attempts: 4"));
+    let (plan, _) = w.deploy(&["--plan"]);
+    assert_eq!(plan.stdout.matches("~ ").count(), 1, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(
+            "~ rule orders\n    Targets.fn.RetryPolicy.MaximumRetryAttempts: 3 -> 4\n    Targets.q.RetryPolicy.MaximumRetryAttempts: 3 -> 4\n"
+        ),
+        "{}",
+        plan.stdout
+    );
+    let (apply, calls) = w.deploy(&[]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(writes(&calls), ["POST / PutTargets"], "targets only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removed_rules_are_deleted_targets_first_and_nobody_elses_are_touched() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    let events = w.events();
+    events
+        .create_event_bus()
+        .name("shop-bus")
+        .send()
+        .await
+        .unwrap();
+    // A rule on the bus that trigd did not create, and one of another deployment.
+    events
+        .put_rule()
+        .name("theirs")
+        .event_bus_name("shop-bus")
+        .event_pattern(r#"{"source":["theirs"]}"#)
+        .send()
+        .await
+        .unwrap();
+    w.rules(&rules_text(&queue).replace(
+        "  - name: nightly",
+        "  - name: extra\n    pattern: {source: [x]}\n    targets:\n      - id: q\n        sqs: QUEUE\n  - name: nightly",
+    ).replace("QUEUE", &queue));
+    let (apply, _) = w.deploy(&["--bus", "shop-bus"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+
+    // `extra` and `nightly` leave the files.
+    w.rules(
+        &rules_text(&queue)
+            .split("  - name: nightly")
+            .next()
+            .unwrap()
+            .to_owned(),
+    );
+    let (plan, _) = w.deploy(&["--bus", "shop-bus", "--plan"]);
+    assert!(plan.stdout.contains("- rule extra\n"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("- schedule nightly.q\n"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("theirs"), "{}", plan.stdout);
+    let (apply, calls) = w.deploy(&["--bus", "shop-bus"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "DELETE /schedules/nightly.q ",
+            "POST / RemoveTargets",
+            "POST / DeleteRule"
+        ],
+        "the schedule, then the rule's targets, then the rule"
+    );
+    for c in calls.iter().filter(|c| c.is_write() && c.op != "") {
+        let body: Value = serde_json::from_str(&c.body).unwrap();
+        assert_eq!(body["EventBusName"], "shop-bus", "{} names the bus", c.op);
+    }
+    let names: Vec<String> = events
+        .list_rules()
+        .event_bus_name("shop-bus")
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.name)
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, ["orders", "refunds", "theirs"]);
+    let theirs = events
+        .describe_rule()
+        .name("theirs")
+        .event_bus_name("shop-bus")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.event_pattern(), Some(r#"{"source":["theirs"]}"#));
+
+    // A rule of the same name that trigd did not create is a conflict: apply writes nothing.
+    w.rules(
+        "rules:\n  - name: theirs\n    pattern: {source: [mine]}\n    targets:\n      - id: fn\n        lambda: f\n",
+    );
+    let (plan, _) = w.deploy(&["--bus", "shop-bus", "--plan"]);
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("! rule theirs: a rule with this name exists and was not created by trigd"),
+        "{}",
+        plan.stdout
+    );
+    let (apply, calls) = w.deploy(&["--bus", "shop-bus"]);
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+
+    // Another deployment on the same bus sees ours as a conflict and never deletes it.
+    w.rules("rules: []\n");
+    let (other, calls) = w.deploy(&["--bus", "shop-bus", "--deployment", "other"]);
+    assert_eq!(other.code, 0, "{}{}", other.stdout, other.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", other.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undeployable_features_stop_apply_before_any_call_unless_skipped() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    w.rules(&format!(
+        "rules:\n  - name: ok\n    pattern: {{source: [a]}}\n    targets:\n      - id: q\n        sqs: {queue}\n  - name: local\n    pattern: {{source: [b]}}\n    targets:\n      - id: run\n        command: [echo, hi]\n"
+    ));
+    let (apply, calls) = w.deploy(&[]);
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    assert!(calls.is_empty(), "no call at all: {calls:?}");
+    assert!(
+        apply.stderr.contains(
+            "shop/r.yaml:10:9: undeployable: target `run` of rule `local` is a `command` target"
+        ),
+        "{}",
+        apply.stderr
+    );
+    assert!(
+        apply.stderr.contains("--skip-undeployable"),
+        "{}",
+        apply.stderr
+    );
+
+    let (plan, _) = w.deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 1, "errors win over changes: {}", plan.stdout);
+
+    let (apply, calls) = w.deploy(&["--skip-undeployable"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(writes(&calls), ["POST / PutRule", "POST / PutTargets"]);
+    assert!(
+        apply
+            .stderr
+            .contains("rule `local` has no target that can be deployed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_plan_refuses_invalid_rules_with_the_same_diagnostics_as_check() {
+    let w = World::new().await;
+    w.rules("rules:\n  - name: bad\n    pattern: {source: shop}\n    targets:\n      - id: fn\n        lambda: f\n");
+    let (plan, calls) = w.deploy(&["--plan"]);
+    let check = trigd(&w.proxy.url, w.dir.path(), &["check", "shop"]);
+    assert_eq!((plan.code, check.code), (1, 1));
+    assert_eq!(plan.stderr, check.stderr);
+    assert!(calls.is_empty());
+}
+
+/// The exported template, created as a stack through moto's CloudFormation (which creates
+/// Events::Rule; Scheduler resources it skips), gives the rule deploy would have made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_exported_template_loads_into_cloudformation() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    // Without the Lambda target: moto's CloudFormation refuses a permission on a function it
+    // does not hold.
+    w.rules(&rules_text(&queue).replace(
+        "      - id: fn\n        lambda: resize\n        input_path: $.detail\n",
+        "",
+    ));
+    let one = trigd(
+        &w.moto.url,
+        w.dir.path(),
+        &["export", "shop", "--format", "cloudformation"],
+    );
+    let two = trigd(
+        &w.moto.url,
+        w.dir.path(),
+        &["export", "shop", "--format", "cloudformation"],
+    );
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert_eq!(one.stdout, two.stdout, "deterministic");
+    let sam = trigd(
+        &w.moto.url,
+        w.dir.path(),
+        &["export", "shop", "--format", "sam"],
+    );
+    let sam: Value = serde_json::from_str(&sam.stdout).unwrap();
+    assert_eq!(sam["Transform"], "AWS::Serverless-2016-10-31");
+
+    let resp = reqwest::Client::new()
+        .post(&w.moto.url)
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/cloudformation/aws4_request, SignedHeaders=host, Signature=x",
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("Action", "CreateStack"),
+                    ("Version", "2010-05-15"),
+                    ("StackName", "trigd-shop"),
+                    ("TemplateBody", one.stdout.as_str()),
+                ])
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{status}: {text}");
+    let events = w.events();
+    let rule = events.describe_rule().name("refunds").send().await.unwrap();
+    let pattern: Value = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+    assert_eq!(
+        pattern,
+        serde_json::json!({"source": ["shop"], "detail-type": ["Refund"]})
+    );
+    let targets = events
+        .list_targets_by_rule()
+        .rule("orders")
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap();
+    let q = targets.iter().find(|t| t.id == "q").unwrap();
+    assert_eq!(q.arn, "arn:aws:sqs:us-east-1:123456789012:orders");
+    assert_eq!(
+        q.input_transformer.as_ref().unwrap().input_template,
+        r#"{"order": <id>}"#
+    );
+}
