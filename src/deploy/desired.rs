@@ -666,13 +666,55 @@ fn pattern_rule(
         json!(if rule.enabled { "ENABLED" } else { "DISABLED" }),
     );
     spec.insert("EventPattern".into(), pattern.clone());
+    let mut functions: Vec<String> = targets
+        .values()
+        .filter_map(|t| t.get("Arn").and_then(Value::as_str))
+        .filter(|arn| arn.starts_with("arn:aws:lambda:"))
+        .map(str::to_owned)
+        .collect();
     spec.insert("Targets".into(), Value::Object(targets));
     out.resources.push(Resource {
         kind: Kind::Rule,
         name: rule.name.clone(),
         spec: Value::Object(spec),
-        origin: at,
+        origin: at.clone(),
     });
+    functions.sort();
+    functions.dedup();
+    for function in functions {
+        out.resources
+            .push(permission(&rule.name, &function, ctx, at.clone()));
+    }
+}
+
+/// The statement id of rule `rule`'s permission: `trigd-` + 8 hex digits of the deployment's
+/// name (fixed length, so that one deployment's prefix is never another's) + `-` + the rule.
+pub fn statement_id(ctx: &Context, rule: &str) -> String {
+    format!("{}{rule}", statement_prefix(ctx))
+}
+
+/// The prefix of every statement id this deployment writes.
+pub fn statement_prefix(ctx: &Context) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(ctx.deployment.as_bytes());
+    format!("trigd-{}-", &hex::encode(hash)[..8])
+}
+
+/// The permission that lets EventBridge invoke `function` for rule `rule`.
+pub fn permission(rule: &str, function: &str, ctx: &Context, origin: Option<Origin>) -> Resource {
+    let sid = statement_id(ctx, rule);
+    Resource {
+        kind: Kind::Permission,
+        name: format!("{sid}@{function}"),
+        spec: json!({
+            "FunctionName": function,
+            "StatementId": sid,
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "SourceArn": ctx.rule_arn(rule),
+        }),
+        origin,
+    }
 }
 
 /// The name of the schedule for target `target` of rule `rule`: `<rule>.<target>`, or, when

@@ -100,6 +100,8 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
     let mut role_statements: Vec<(&'static str, String)> = Vec::new();
     for r in &desired.resources {
         match r.kind {
+            // Written beside each rule, with the rule's ARN from CloudFormation.
+            Kind::Permission => {}
             Kind::Rule => rule(r, ctx, &mut resources),
             Kind::Schedule => {
                 let target = r.spec.get("Target").cloned().unwrap_or_default();

@@ -31,6 +31,9 @@ pub enum Kind {
     Rule,
     /// An EventBridge Scheduler schedule.
     Schedule,
+    /// A statement in a Lambda function's resource policy that lets EventBridge invoke it for
+    /// one rule; named `SID@FUNCTION_ARN`.
+    Permission,
 }
 
 impl Kind {
@@ -38,6 +41,7 @@ impl Kind {
         match self {
             Kind::Rule => "rule",
             Kind::Schedule => "schedule",
+            Kind::Permission => "permission",
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Actual {
     pub group_exists: bool,
     /// How many rules the bus holds in all (for the quota).
     pub rules_on_bus: usize,
+    /// Lambda functions targets name that do not exist: no permission can be added to them.
+    pub missing_functions: Vec<String>,
 }
 
 /// One field that differs.
@@ -129,7 +131,26 @@ pub fn diff(desired: &Desired, actual: &Actual) -> Plan {
             .iter()
             .find(|e| e.resource.kind == kind && e.resource.name == name)
     };
+    for function in &actual.missing_functions {
+        plan.findings.push(Finding {
+            severity: Severity::Warning,
+            origin: None,
+            message: format!(
+                "Lambda function `{function}` does not exist: EventBridge cannot invoke it, and \
+                 the permission to do so is added by the first apply after it is created"
+            ),
+        });
+    }
     for want in &desired.resources {
+        if want.kind == Kind::Permission
+            && want
+                .spec
+                .get("FunctionName")
+                .and_then(Value::as_str)
+                .is_some_and(|f| actual.missing_functions.iter().any(|m| m == f))
+        {
+            continue;
+        }
         let change = match find(want.kind, &want.name) {
             None => Change {
                 kind: want.kind,

@@ -22,6 +22,7 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     pub scheduler: aws_sdk_scheduler::Client,
     pub sts: aws_sdk_sts::Client,
+    pub lambda: aws_sdk_lambda::Client,
     /// Write calls made so far (for the report: a second apply must make none).
     writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -74,6 +75,7 @@ impl Clients {
                 events: aws_sdk_eventbridge::Client::new(&conf),
                 scheduler: aws_sdk_scheduler::Client::new(&conf),
                 sts: aws_sdk_sts::Client::new(&conf),
+                lambda: aws_sdk_lambda::Client::new(&conf),
                 writes: Default::default(),
             },
             region,
@@ -173,6 +175,8 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
         });
     }
 
+    read_permissions(c, ctx, wanted, &mut actual).await?;
+
     let group = ctx.group();
     match c.scheduler.get_schedule_group().name(&group).send().await {
         Ok(_) => actual.group_exists = true,
@@ -216,6 +220,143 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
         });
     }
     Ok(actual)
+}
+
+/// The statements this deployment wrote in the policies of the functions it wants to reach
+/// or its rules reach; functions that do not exist are listed as missing.
+async fn read_permissions(
+    c: &Clients,
+    ctx: &Context,
+    wanted: &[Resource],
+    actual: &mut Actual,
+) -> Result<(), RemoteError> {
+    let mut functions: Vec<String> = wanted
+        .iter()
+        .filter(|r| r.kind == Kind::Permission)
+        .filter_map(|r| r.spec.get("FunctionName").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    for e in actual.resources.iter().filter(|e| e.owner == Owner::Us) {
+        for t in e
+            .resource
+            .spec
+            .get("Targets")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            if let Some(arn) = t.get("Arn").and_then(Value::as_str)
+                && arn.starts_with("arn:aws:lambda:")
+            {
+                functions.push(arn.to_owned());
+            }
+        }
+    }
+    functions.sort();
+    functions.dedup();
+    let prefix = super::desired::statement_prefix(ctx);
+    for function in functions {
+        match c
+            .lambda
+            .get_function()
+            .function_name(&function)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {
+                actual.missing_functions.push(function);
+                continue;
+            }
+            Err(e) => return Err(call("GetFunction")(e)),
+        }
+        let policy = match c.lambda.get_policy().function_name(&function).send().await {
+            Ok(out) => out.policy.unwrap_or_default(),
+            Err(e) if is_not_found(&e) => continue,
+            Err(e) => return Err(call("GetPolicy")(e)),
+        };
+        let policy: Value = serde_json::from_str(&policy).unwrap_or_default();
+        for st in policy
+            .get("Statement")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(sid) = st.get("Sid").and_then(Value::as_str) else {
+                continue;
+            };
+            if !sid.starts_with(&prefix) {
+                continue;
+            }
+            let principal = match st.get("Principal") {
+                Some(Value::Object(p)) => p.get("Service").cloned().unwrap_or_default(),
+                Some(other) => other.clone(),
+                None => Value::Null,
+            };
+            let source_arn = st
+                .get("Condition")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .find_map(|cond| {
+                    cond.as_object()?
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("AWS:SourceArn"))
+                        .map(|(_, v)| v.clone())
+                })
+                .unwrap_or_default();
+            actual.resources.push(Existing {
+                resource: Resource {
+                    kind: Kind::Permission,
+                    name: format!("{sid}@{function}"),
+                    spec: json!({
+                        "FunctionName": function,
+                        "StatementId": sid,
+                        "Action": st.get("Action").cloned().unwrap_or_default(),
+                        "Principal": principal,
+                        "SourceArn": source_arn,
+                    }),
+                    origin: None,
+                },
+                owner: Owner::Us,
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn add_permission(c: &Clients, r: &Resource) -> Result<(), RemoteError> {
+    let s = &r.spec;
+    c.wrote();
+    c.lambda
+        .add_permission()
+        .function_name(str_at(s, "FunctionName").unwrap_or_default())
+        .statement_id(str_at(s, "StatementId").unwrap_or_default())
+        .action(str_at(s, "Action").unwrap_or_default())
+        .principal(str_at(s, "Principal").unwrap_or_default())
+        .source_arn(str_at(s, "SourceArn").unwrap_or_default())
+        .send()
+        .await
+        .map_err(call("AddPermission"))?;
+    Ok(())
+}
+
+async fn remove_permission(c: &Clients, r: &Resource) -> Result<(), RemoteError> {
+    let s = &r.spec;
+    c.wrote();
+    match c
+        .lambda
+        .remove_permission()
+        .function_name(str_at(s, "FunctionName").unwrap_or_default())
+        .statement_id(str_at(s, "StatementId").unwrap_or_default())
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: what deletion wants.
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(call("RemovePermission")(e)),
+    }
 }
 
 async fn list_targets(
@@ -738,7 +879,8 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         c.wrote();
         req.send().await.map_err(call("CreateScheduleGroup"))?;
     }
-    for kind in [Kind::Rule, Kind::Schedule] {
+    // Permissions first, so that a new target can be invoked at once.
+    for kind in [Kind::Permission, Kind::Rule, Kind::Schedule] {
         for ch in plan.changes.iter().filter(|ch| ch.kind == kind) {
             let (create, fields) = match &ch.action {
                 Action::Create => (true, Vec::new()),
@@ -765,10 +907,17 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                     .await?;
                 }
                 Kind::Schedule => put_schedule(c, want, create).await?,
+                Kind::Permission => {
+                    // A statement cannot be changed in place: replaced.
+                    if let (false, Some(old)) = (create, &ch.actual) {
+                        remove_permission(c, old).await?;
+                    }
+                    add_permission(c, want).await?;
+                }
             }
         }
     }
-    for kind in [Kind::Schedule, Kind::Rule] {
+    for kind in [Kind::Schedule, Kind::Rule, Kind::Permission] {
         for ch in plan
             .changes
             .iter()
@@ -799,6 +948,11 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                         .send()
                         .await
                         .map_err(call("DeleteRule"))?;
+                }
+                Kind::Permission => {
+                    if let Some(old) = &ch.actual {
+                        remove_permission(c, old).await?;
+                    }
                 }
             }
         }

@@ -219,7 +219,14 @@ rules:
     assert!(d.blocks(false));
     assert!(!d.blocks(true));
     let kept: Vec<&str> = d.resources.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(kept, ["mixed"], "only the deployable target's rule");
+    assert_eq!(
+        kept,
+        [
+            "mixed",
+            "trigd-8d9001d3-mixed@arn:aws:lambda:eu-west-2:111122223333:function:resize"
+        ],
+        "only the deployable target's rule, and its function's permission"
+    );
     assert_eq!(
         d.resources[0].spec["Targets"].as_object().unwrap().len(),
         1,
@@ -423,13 +430,13 @@ rules:
     pattern: {source: [shop]}
     targets:
       - id: fn
-        lambda: f
+        sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/q
         retry: {max_attempts: 3}
   - name: b
     pattern: {source: [other]}
     targets:
       - id: fn
-        lambda: f
+        sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/q
 "#;
 
 #[test]
@@ -609,4 +616,70 @@ rules:
     let sam = super::export::template(&d, &ctx, super::export::Format::Sam);
     assert_eq!(sam["Transform"], "AWS::Serverless-2016-10-31");
     assert_eq!(sam["Resources"], one["Resources"]);
+}
+
+#[test]
+fn lambda_targets_get_one_permission_per_rule_and_function() {
+    let d = check(
+        r#"
+rules:
+  - name: a
+    pattern: {source: [shop]}
+    targets:
+      - id: one
+        lambda: f
+      - id: two
+        lambda: arn:aws:lambda:eu-west-2:111122223333:function:f
+      - id: other
+        lambda: g
+"#,
+    );
+    let perms: Vec<&Resource> = d
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Permission)
+        .collect();
+    assert_eq!(perms.len(), 2, "{perms:#?}");
+    let sid = desired::statement_id(&ctx(), "a");
+    assert!(
+        sid.starts_with("trigd-") && sid.ends_with("-a") && sid.len() == 6 + 8 + 2,
+        "{sid}"
+    );
+    assert_eq!(
+        perms[0].spec,
+        json!({
+            "FunctionName": "arn:aws:lambda:eu-west-2:111122223333:function:f",
+            "StatementId": sid,
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "SourceArn": "arn:aws:events:eu-west-2:111122223333:rule/a",
+        })
+    );
+    // Another deployment's prefix is never a prefix of ours.
+    let mut other = ctx();
+    other.deployment = "shop-x".to_owned();
+    assert!(!desired::statement_id(&other, "a").starts_with(&desired::statement_prefix(&ctx())));
+    // On a custom bus, the rule's ARN names the bus.
+    let mut bus = ctx();
+    bus.bus = "orders".to_owned();
+    assert_eq!(
+        bus.rule_arn("a"),
+        "arn:aws:events:eu-west-2:111122223333:rule/orders/a"
+    );
+
+    // A function that does not exist: a warning, and no permission to add until it does.
+    let missing = Actual {
+        missing_functions: vec!["arn:aws:lambda:eu-west-2:111122223333:function:g".to_owned()],
+        ..Actual::default()
+    };
+    let p = plan::diff(&d, &missing);
+    assert_eq!(p.change_count(), (2, 0, 0), "the rule and f's permission");
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.severity == Severity::Warning
+                && f.message.contains("function:g` does not exist")),
+        "{:?}",
+        p.findings
+    );
 }

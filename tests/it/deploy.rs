@@ -340,11 +340,20 @@ async fn deploy_plans_without_writing_applies_once_and_then_has_no_changes() {
     let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     assert_eq!(writes(&calls), Vec::<String>::new());
-    // Only the notes (no `+`, `~`, `-` or `!` line) and the verdict.
-    assert_eq!(
-        plan.stdout,
-        "shop/r.yaml:21:11: info: rule `nightly`: `catch_up` has no effect on AWS (Scheduler \
-         has no downtime to catch up)\n\nno changes\n"
+    // Only the notes (the function that does not exist, the schedule's catch-up) and the
+    // verdict: no `+`, `~`, `-` or `!` line.
+    assert!(plan.stdout.ends_with("\n\nno changes\n"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .lines()
+            .all(|l| !l.starts_with(['+', '~', '-', '!'])),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("function:resize` does not exist"),
+        "{}",
+        plan.stdout
     );
 
     // JSON: the same plan, for programs.
@@ -676,4 +685,176 @@ async fn the_exported_template_loads_into_cloudformation() {
         q.input_transformer.as_ref().unwrap().input_template,
         r#"{"order": <id>}"#
     );
+}
+
+/// A query-protocol call to moto for a service the tests have no SDK crate for.
+async fn query(moto: &Moto, service: &str, params: &[(&str, &str)]) -> String {
+    let resp = reqwest::Client::new()
+        .post(&moto.url)
+        .header(
+            "Authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=x"
+            ),
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(
+        status.is_success(),
+        "{service} {params:?}: {status}: {text}"
+    );
+    text
+}
+
+/// Creates Lambda function `name` in moto (with the IAM role Lambda insists on).
+async fn create_function(w: &World, name: &str) {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    query(
+        &w.moto,
+        "iam",
+        &[
+            ("Action", "CreateRole"),
+            ("Version", "2010-05-08"),
+            ("RoleName", "fn-role"),
+            ("AssumeRolePolicyDocument", trust),
+        ],
+    )
+    .await;
+    // An empty zip archive: moto keeps the code without running it.
+    let mut zip = vec![0x50, 0x4b, 0x05, 0x06];
+    zip.extend([0u8; 18]);
+    aws_sdk_lambda::Client::new(&w.conf)
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role("arn:aws:iam::123456789012:role/fn-role")
+        .handler("h.h")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn policy_sids(w: &World, function: &str) -> Vec<(String, String)> {
+    let policy = match aws_sdk_lambda::Client::new(&w.conf)
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+    {
+        Ok(out) => out.policy.unwrap(),
+        Err(_) => return Vec::new(),
+    };
+    let v: Value = serde_json::from_str(&policy).unwrap();
+    let mut out: Vec<(String, String)> = v["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["Sid"].as_str().unwrap().to_owned(),
+                s["Condition"]["ArnLike"]["AWS:SourceArn"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lambda_targets_get_their_permission_and_other_statements_are_kept() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    create_function(&w, "resize").await;
+    let lambda = aws_sdk_lambda::Client::new(&w.conf);
+    // A statement somebody else wrote.
+    lambda
+        .add_permission()
+        .function_name("resize")
+        .statement_id("theirs")
+        .action("lambda:InvokeFunction")
+        .principal("s3.amazonaws.com")
+        .source_arn("arn:aws:s3:::photos")
+        .send()
+        .await
+        .unwrap();
+    w.rules(&rules_text(&queue));
+    let (plan, _) = w.deploy(&["--plan"]);
+    let sid_line = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("+ permission trigd-"))
+        .unwrap_or_else(|| panic!("{}", plan.stdout))
+        .to_owned();
+    assert!(
+        sid_line.ends_with("-orders@arn:aws:lambda:us-east-1:123456789012:function:resize"),
+        "{sid_line}"
+    );
+    let sid = sid_line
+        .trim_start_matches("+ permission ")
+        .split('@')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let (apply, calls) = w.deploy(&[]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(
+        written[..2],
+        [
+            "POST /schedule-groups/trigd-shop ",
+            "POST /2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aresize/policy "
+        ],
+        "the permission before the rule that needs it: {written:?}"
+    );
+    assert_eq!(
+        policy_sids(&w, "resize").await,
+        [
+            ("theirs".to_owned(), "arn:aws:s3:::photos".to_owned()),
+            (
+                sid.clone(),
+                "arn:aws:events:us-east-1:123456789012:rule/orders".to_owned()
+            ),
+        ]
+    );
+    let (again, calls) = w.deploy(&[]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+
+    // The rule leaves the files: its permission goes, the other statement stays.
+    w.rules(&rules_text(&queue).replace("- name: orders", "- name: orders-off\n    enabled: false\n    pattern: {source: [off]}\n    targets:\n      - id: q\n        sqs: QUEUE\n  - name: retired").replace("QUEUE", &queue));
+    let (apply, calls) = w.deploy(&[]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        writes(&calls).contains(&format!(
+            "DELETE /2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aresize/policy/{sid} "
+        )),
+        "{:?}",
+        writes(&calls)
+    );
+    let sids = policy_sids(&w, "resize").await;
+    assert!(sids.iter().any(|(s, _)| s == "theirs"), "{sids:?}");
+    assert!(
+        sids.iter()
+            .any(|(s, arn)| s.ends_with("-retired") && arn.ends_with("rule/retired")),
+        "the renamed rule's permission: {sids:?}"
+    );
+    assert!(!sids.iter().any(|(s, _)| *s == sid), "{sids:?}");
 }
