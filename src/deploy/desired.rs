@@ -598,6 +598,19 @@ fn pattern_rule(
         });
         return;
     };
+    if let Some(source) = trigd_only_source(pattern) {
+        undeployable(
+            out,
+            &at,
+            format!(
+                "rule `{}` matches `source: {source}` events, which only trigd's own sources make \
+                 (SNS envelopes and raw SQS messages): on AWS no such event reaches a bus; keep \
+                 this rule on a trigd instance, or have the producer put events on the bus",
+                rule.name
+            ),
+        );
+        return;
+    }
     let text = event::compact(pattern);
     let chars = text.chars().count();
     if chars > PATTERN_QUOTA {
@@ -715,6 +728,25 @@ pub fn permission(rule: &str, function: &str, ctx: &Context, origin: Option<Orig
         }),
         origin,
     }
+}
+
+/// The trigd-invented source (`aws.sns`, `aws.sqs`) a pattern is limited to, if every branch of
+/// it names only such sources.
+fn trigd_only_source(pattern: &Value) -> Option<&'static str> {
+    const ONLY_TRIGD: [&str; 2] = ["aws.sns", "aws.sqs"];
+    let branches: Vec<&Value> = match pattern.get("$or").and_then(Value::as_array) {
+        Some(alts) => alts.iter().collect(),
+        None => vec![pattern],
+    };
+    let mut found = None;
+    for b in branches {
+        let values = b.get("source")?.as_array()?;
+        for v in values {
+            let s = v.as_str()?;
+            found = Some(*ONLY_TRIGD.iter().find(|o| **o == s)?);
+        }
+    }
+    found
 }
 
 /// The name of the schedule for target `target` of rule `rule`: `<rule>.<target>`, or, when

@@ -683,3 +683,34 @@ rules:
         p.findings
     );
 }
+
+#[test]
+fn rules_on_events_only_trigd_makes_are_undeployable() {
+    let d = check(
+        r#"
+rules:
+  - name: sns-only
+    pattern: {source: [aws.sns], detail: {Message: {severity: [high]}}}
+    targets:
+      - id: q
+        sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/q
+  - name: mixed-sources
+    pattern: {source: [aws.sqs, shop]}
+    targets:
+      - id: q
+        sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/q
+"#,
+    );
+    let found = findings(&d, Severity::Undeployable);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("3:11 undeployable: rule `sns-only` matches `source: aws.sns` events"),
+        "{found:?}"
+    );
+    let kept: Vec<&str> = d.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        kept,
+        ["mixed-sources"],
+        "a rule that also matches real events is deployed"
+    );
+}

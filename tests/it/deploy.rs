@@ -858,3 +858,43 @@ async fn lambda_targets_get_their_permission_and_other_statements_are_kept() {
     );
     assert!(!sids.iter().any(|(s, _)| *s == sid), "{sids:?}");
 }
+
+/// `examples/aws/shop` does what its README says: a plan with changes, an apply, then none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shop_example_deploys_as_its_readme_says() {
+    let w = World::new().await;
+    let root = crate::util::root();
+    let run = |args: &[&str]| {
+        let mut all = vec!["deploy", "examples/aws/shop", "--scheduler-role", ROLE];
+        all.extend_from_slice(args);
+        trigd(&w.proxy.url, &root, &all)
+    };
+    let plan = run(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    for line in [
+        "+ rule shop-order-placed\n",
+        "+ rule shop-big-order\n",
+        "+ schedule shop-nightly-report.report\n",
+        "3 to add, 0 to change, 0 to delete",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}\n{}", plan.stdout);
+    }
+    let apply = run(&[]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let s = w
+        .scheduler()
+        .get_schedule()
+        .name("shop-nightly-report.report")
+        .group_name("trigd-shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        s.target().unwrap().input.as_deref(),
+        Some(r#"{"report": "daily-sales", "scheduled": "<aws.scheduler.scheduled-time>"}"#)
+    );
+    w.proxy.take();
+    let again = run(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&w.proxy.take()), Vec::<String>::new());
+}
