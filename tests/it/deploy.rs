@@ -116,6 +116,7 @@ fn trigd(endpoint: &str, cwd: &Path, args: &[&str]) -> Run {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOOK_TOKEN", "tok-3a9f-secret")
         .env_remove("AWS_PROFILE")
         .output()
         .unwrap()
@@ -897,4 +898,44 @@ async fn the_shop_example_deploys_as_its_readme_says() {
     let again = run(&["--plan", "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert_eq!(writes(&w.proxy.take()), Vec::<String>::new());
+}
+
+/// Secrets (a `${VAR}` header value, credentials in a URL) appear in no plan, log, error or
+/// template, in any format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_never_appear_in_plans_or_templates() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    w.rules(&format!(
+        "rules:\n  - name: hooked\n    pattern: {{source: [a]}}\n    targets:\n      - id: q\n        sqs: {queue}\n      - id: hook\n        http: https://ada:pa55w0rd-9@hooks.example.com/x\n        headers: {{Authorization: \"Bearer ${{HOOK_TOKEN}}\"}}\n"
+    ));
+    let mut outputs = Vec::new();
+    for args in [
+        &["--plan"][..],
+        &["--plan", "--format", "json"],
+        &[],
+        &["--skip-undeployable"],
+        &["--plan", "--skip-undeployable"],
+    ] {
+        let (r, _) = w.deploy(args);
+        outputs.push(format!("{args:?}: {}{}", r.stdout, r.stderr));
+    }
+    for format in ["cloudformation", "sam"] {
+        let r = trigd(
+            &w.proxy.url,
+            w.dir.path(),
+            &["export", "shop", "--format", format, "--skip-undeployable"],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        outputs.push(format!("{format}: {}{}", r.stdout, r.stderr));
+    }
+    for out in &outputs {
+        assert!(
+            out.contains("`http` target"),
+            "the target is reported: {out}"
+        );
+        for secret in ["pa55w0rd-9", "tok-3a9f-secret", "HOOK_TOKEN"] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+    }
 }
