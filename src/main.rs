@@ -1175,7 +1175,7 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
         let ctx = make_ctx(region, account);
         let wanted = desired::build(&set, &sources, &ctx);
         let actual = remote::read(&clients, &ctx, &wanted.resources).await?;
-        let the_plan = plan::diff(&wanted, &actual);
+        let the_plan = plan::diff(&wanted, &actual, chrono::Utc::now());
         let show = |p: &plan::Plan| -> anyhow::Result<()> {
             match a.format {
                 Format::Json => print(&format!("{}\n", plan::render_json(p))),
@@ -1205,7 +1205,7 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
         let writes = clients.writes();
         // Re-planned: what AWS holds now must match; anything else is reported, not retried.
         let after = remote::read(&clients, &ctx, &wanted.resources).await?;
-        let rest = plan::diff(&wanted, &after);
+        let rest = plan::diff(&wanted, &after, chrono::Utc::now());
         let (add, change, delete) = the_plan.change_count();
         if a.format == Format::Text {
             print_findings(&the_plan.findings);

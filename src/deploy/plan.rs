@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::desired::{Desired, Finding, RULES_PER_BUS_QUOTA, Severity};
@@ -119,8 +120,26 @@ impl Plan {
     }
 }
 
-/// Diffs `desired` against `actual`.
-pub fn diff(desired: &Desired, actual: &Actual) -> Plan {
+/// A schedule's `StartDate` at or before `now`, which Scheduler refuses to be given again (for
+/// expressions with `*`, more than 5 minutes in the past): left out of what is sent, and not
+/// compared with what AWS holds, when that is past too.
+fn past_start(spec: &Value, now: DateTime<Utc>) -> bool {
+    spec.get("StartDate")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t <= now)
+}
+
+fn without_start(spec: &Value) -> Value {
+    let mut spec = spec.clone();
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("StartDate");
+    }
+    spec
+}
+
+/// Diffs `desired` against `actual`, at `now` (for schedules whose start has passed).
+pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
     let mut plan = Plan {
         findings: desired.findings.clone(),
         ..Plan::default()
@@ -151,6 +170,27 @@ pub fn diff(desired: &Desired, actual: &Actual) -> Plan {
         {
             continue;
         }
+        let mut want = want.clone();
+        let mut have_spec = find(want.kind, &want.name).map(|e| e.resource.spec.clone());
+        if want.kind == Kind::Schedule && past_start(&want.spec, now) {
+            want.spec = without_start(&want.spec);
+            if have_spec
+                .as_ref()
+                .is_none_or(|h| past_start(h, now) || h.get("StartDate").is_none())
+            {
+                have_spec = have_spec.map(|h| without_start(&h));
+            }
+            plan.findings.push(Finding {
+                severity: Severity::Info,
+                origin: want.origin.clone(),
+                message: format!(
+                    "schedule `{}`: its `start` has passed, so it is not sent (Scheduler refuses a \
+                     start date in the past); a rate then counts from when the schedule was created",
+                    want.name
+                ),
+            });
+        }
+        let want = &want;
         let change = match find(want.kind, &want.name) {
             None => Change {
                 kind: want.kind,
@@ -162,7 +202,8 @@ pub fn diff(desired: &Desired, actual: &Actual) -> Plan {
             Some(have) => {
                 let action = match &have.owner {
                     Owner::Us => {
-                        let fields = field_changes(&have.resource.spec, &want.spec);
+                        let have = have_spec.as_ref().unwrap_or(&have.resource.spec);
+                        let fields = field_changes(have, &want.spec);
                         if fields.is_empty() {
                             continue;
                         }

@@ -8,6 +8,12 @@ use super::plan::{self, Action, Actual, Existing, Owner};
 use super::{Desired, Kind, Resource, RuleSources};
 use crate::rules::{RuleSet, Settings};
 
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-12-05T12:00:00Z")
+        .unwrap()
+        .to_utc()
+}
+
 fn ctx() -> Context {
     Context {
         region: "eu-west-2".to_owned(),
@@ -443,7 +449,7 @@ rules:
 fn the_plan_lists_creates_updates_with_their_fields_deletes_and_conflicts() {
     let d = check(TWO_RULES);
     // Nothing on AWS: everything is created.
-    let p = plan::diff(&d, &Actual::default());
+    let p = plan::diff(&d, &Actual::default(), now());
     assert_eq!(p.change_count(), (2, 0, 0));
     assert!(plan::render_text(&p).ends_with("2 to add, 0 to change, 0 to delete\n"));
 
@@ -452,7 +458,7 @@ fn the_plan_lists_creates_updates_with_their_fields_deletes_and_conflicts() {
         resources: d.resources.iter().map(|r| existing(r, Owner::Us)).collect(),
         ..Actual::default()
     };
-    let p = plan::diff(&d, &same);
+    let p = plan::diff(&d, &same, now());
     assert!(!p.has_changes());
     assert_eq!(plan::render_text(&p), "no changes\n");
 
@@ -460,7 +466,7 @@ fn the_plan_lists_creates_updates_with_their_fields_deletes_and_conflicts() {
     let mut drifted = same.clone();
     drifted.resources[0].resource.spec["Targets"]["fn"]["RetryPolicy"]["MaximumRetryAttempts"] =
         json!(185);
-    let p = plan::diff(&d, &drifted);
+    let p = plan::diff(&d, &drifted, now());
     assert_eq!(p.change_count(), (0, 1, 0));
     let Action::Update(fields) = &p.changes[0].action else {
         panic!("{:?}", p.changes)
@@ -501,7 +507,7 @@ fn the_plan_lists_creates_updates_with_their_fields_deletes_and_conflicts() {
         ],
         ..Actual::default()
     };
-    let p = plan::diff(&d, &mixed);
+    let p = plan::diff(&d, &mixed, now());
     let lines: Vec<String> = p
         .changes
         .iter()
@@ -529,7 +535,7 @@ fn the_plan_warns_past_300_rules_on_the_bus() {
         rules_on_bus: 299,
         ..Actual::default()
     };
-    let p = plan::diff(&d, &crowded);
+    let p = plan::diff(&d, &crowded, now());
     assert!(
         p.findings
             .iter()
@@ -672,7 +678,7 @@ rules:
         missing_functions: vec!["arn:aws:lambda:eu-west-2:111122223333:function:g".to_owned()],
         ..Actual::default()
     };
-    let p = plan::diff(&d, &missing);
+    let p = plan::diff(&d, &missing, now());
     assert_eq!(p.change_count(), (2, 0, 0), "the rule and f's permission");
     assert!(
         p.findings
@@ -713,4 +719,41 @@ rules:
         ["mixed-sources"],
         "a rule that also matches real events is deployed"
     );
+}
+
+#[test]
+fn a_start_that_has_passed_is_not_sent_and_not_compared() {
+    let text = "rules:\n  - name: tick\n    schedule: rate(1 hour)\n    start: 2026-01-01T00:00:00Z\n    targets:\n      - id: fn\n        lambda: f\n";
+    let d = check(text);
+    // Before the start: sent as written.
+    let early = chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let p = plan::diff(&d, &Actual::default(), early);
+    let sent = &p.changes[0].desired.as_ref().unwrap().spec;
+    assert_eq!(sent["StartDate"], "2026-01-01T00:00:00Z");
+    // After it: left out, with a note.
+    let p = plan::diff(&d, &Actual::default(), now());
+    let created = p.changes[0].desired.clone().unwrap();
+    assert!(created.spec.get("StartDate").is_none(), "{}", created.spec);
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.message.contains("its `start` has passed")),
+        "{:?}",
+        p.findings
+    );
+    // What AWS then holds (no start, or the past one sent earlier) is no change.
+    for held in [created.clone(), d.resources[0].clone()] {
+        let actual = Actual {
+            resources: vec![existing(&held, Owner::Us)],
+            group_exists: true,
+            ..Actual::default()
+        };
+        assert!(
+            !plan::diff(&d, &actual, now()).has_changes(),
+            "{}",
+            held.spec
+        );
+    }
 }

@@ -939,3 +939,34 @@ async fn secrets_never_appear_in_plans_or_templates() {
         }
     }
 }
+
+/// A schedule whose `start` has passed is deployed without it (Scheduler refuses a past start
+/// date), and that is no change for the next plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_schedule_whose_start_has_passed_deploys_and_stays_unchanged() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    w.rules(&format!(
+        "rules:\n  - name: nightly\n    schedule: cron(0 3 * * ? *)\n    start: 2020-01-01T00:00:00Z\n    end: 2099-01-01T00:00:00Z\n    targets:\n      - id: q\n        sqs: {queue}\n"
+    ));
+    let (apply, _) = w.deploy(&[]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains("its `start` has passed"),
+        "{}",
+        apply.stderr
+    );
+    let s = w
+        .scheduler()
+        .get_schedule()
+        .name("nightly.q")
+        .group_name("trigd-shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(s.start_date(), None);
+    assert_eq!(s.end_date().map(|d| d.secs()), Some(4070908800));
+    let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+}
