@@ -102,6 +102,9 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
         match r.kind {
             // Written beside each rule, with the rule's ARN from CloudFormation.
             Kind::Permission => {}
+            // CloudFormation's policy resources replace a queue's or topic's whole policy:
+            // left out (the template's description says so).
+            Kind::QueuePolicy | Kind::TopicPolicy => {}
             Kind::Rule => rule(r, ctx, &mut resources),
             Kind::Schedule => {
                 let target = r.spec.get("Target").cloned().unwrap_or_default();

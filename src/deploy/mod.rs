@@ -34,6 +34,11 @@ pub enum Kind {
     /// A statement in a Lambda function's resource policy that lets EventBridge invoke it for
     /// one rule; named `SID@FUNCTION_ARN`.
     Permission,
+    /// This deployment's statement in an SQS queue's policy (targets and dead-letter queues):
+    /// EventBridge may send to it from the rules listed; named by the queue's ARN.
+    QueuePolicy,
+    /// The same in an SNS topic's policy; named by the topic's ARN.
+    TopicPolicy,
 }
 
 impl Kind {
@@ -42,6 +47,8 @@ impl Kind {
             Kind::Rule => "rule",
             Kind::Schedule => "schedule",
             Kind::Permission => "permission",
+            Kind::QueuePolicy => "queue policy",
+            Kind::TopicPolicy => "topic policy",
         }
     }
 }

@@ -38,8 +38,9 @@ pub struct Actual {
     pub group_exists: bool,
     /// How many rules the bus holds in all (for the quota).
     pub rules_on_bus: usize,
-    /// Lambda functions targets name that do not exist: no permission can be added to them.
-    pub missing_functions: Vec<String>,
+    /// Functions, queues and topics (ARNs) that targets name and that do not exist: no
+    /// permission or policy statement can be added to them.
+    pub missing: Vec<String>,
 }
 
 /// One field that differs.
@@ -150,24 +151,23 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
             .iter()
             .find(|e| e.resource.kind == kind && e.resource.name == name)
     };
-    for function in &actual.missing_functions {
+    for arn in &actual.missing {
         plan.findings.push(Finding {
             severity: Severity::Warning,
             origin: None,
             message: format!(
-                "Lambda function `{function}` does not exist: EventBridge cannot invoke it, and \
-                 the permission to do so is added by the first apply after it is created"
+                "`{arn}` does not exist: EventBridge cannot deliver to it, and the permission to \
+                 do so is added by the first apply after it is created"
             ),
         });
     }
     for want in &desired.resources {
-        if want.kind == Kind::Permission
-            && want
-                .spec
-                .get("FunctionName")
-                .and_then(Value::as_str)
-                .is_some_and(|f| actual.missing_functions.iter().any(|m| m == f))
-        {
+        let grants_on = match want.kind {
+            Kind::Permission => want.spec.get("FunctionName").and_then(Value::as_str),
+            Kind::QueuePolicy | Kind::TopicPolicy => Some(want.name.as_str()),
+            Kind::Rule | Kind::Schedule => None,
+        };
+        if grants_on.is_some_and(|arn| actual.missing.iter().any(|m| m == arn)) {
             continue;
         }
         let mut want = want.clone();

@@ -23,6 +23,8 @@ pub struct Clients {
     pub scheduler: aws_sdk_scheduler::Client,
     pub sts: aws_sdk_sts::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
     /// Write calls made so far (for the report: a second apply must make none).
     writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -76,6 +78,8 @@ impl Clients {
                 scheduler: aws_sdk_scheduler::Client::new(&conf),
                 sts: aws_sdk_sts::Client::new(&conf),
                 lambda: aws_sdk_lambda::Client::new(&conf),
+                sqs: aws_sdk_sqs::Client::new(&conf),
+                sns: aws_sdk_sns::Client::new(&conf),
                 writes: Default::default(),
             },
             region,
@@ -176,6 +180,7 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
     }
 
     read_permissions(c, ctx, wanted, &mut actual).await?;
+    read_policies(c, ctx, wanted, &mut actual).await?;
 
     let group = ctx.group();
     match c.scheduler.get_schedule_group().name(&group).send().await {
@@ -265,7 +270,7 @@ async fn read_permissions(
         {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {
-                actual.missing_functions.push(function);
+                actual.missing.push(function);
                 continue;
             }
             Err(e) => return Err(call("GetFunction")(e)),
@@ -321,6 +326,220 @@ async fn read_permissions(
                 owner: Owner::Us,
             });
         }
+    }
+    Ok(())
+}
+
+/// The queues and topics whose policies may hold this deployment's statement: those the rules
+/// want, and those the deployment's rules on AWS send to (targets and dead-letter queues).
+async fn read_policies(
+    c: &Clients,
+    ctx: &Context,
+    wanted: &[Resource],
+    actual: &mut Actual,
+) -> Result<(), RemoteError> {
+    let mut arns: Vec<String> = wanted
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::QueuePolicy | Kind::TopicPolicy))
+        .map(|r| r.name.clone())
+        .collect();
+    for e in actual.resources.iter().filter(|e| e.owner == Owner::Us) {
+        for t in e
+            .resource
+            .spec
+            .get("Targets")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            let dlq = t.get("DeadLetterConfig").and_then(|d| d.get("Arn"));
+            for arn in [t.get("Arn"), dlq]
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if arn.starts_with("arn:aws:sqs:") || arn.starts_with("arn:aws:sns:") {
+                    arns.push(arn.to_owned());
+                }
+            }
+        }
+    }
+    arns.sort();
+    arns.dedup();
+    let sid = super::desired::policy_sid(ctx);
+    for arn in arns {
+        let (kind, action) = if arn.starts_with("arn:aws:sqs:") {
+            (Kind::QueuePolicy, "sqs:SendMessage")
+        } else {
+            (Kind::TopicPolicy, "sns:Publish")
+        };
+        let Some(policy) = get_policy_document(c, kind, &arn).await? else {
+            actual.missing.push(arn);
+            continue;
+        };
+        let Some(st) = statements(&policy)
+            .iter()
+            .find(|st| st.get("Sid").and_then(Value::as_str) == Some(sid.as_str()))
+            .cloned()
+        else {
+            continue;
+        };
+        let mut sources: Vec<String> = match st
+            .get("Condition")
+            .and_then(|c| c.get("ArnEquals"))
+            .and_then(|c| c.get("aws:SourceArn"))
+        {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        sources.sort();
+        let mut spec = super::desired::policy_spec(&arn, action, &sid, &sources);
+        // What AWS holds, where it differs from ours, shows as a change.
+        for key in ["Effect", "Principal", "Action", "Resource"] {
+            let held = match st.get(key) {
+                Some(Value::Array(a)) if a.len() == 1 => a[0].clone(),
+                Some(v) => v.clone(),
+                None => Value::Null,
+            };
+            spec[key] = held;
+        }
+        actual.resources.push(Existing {
+            resource: Resource {
+                kind,
+                name: arn,
+                spec,
+                origin: None,
+            },
+            owner: Owner::Us,
+        });
+    }
+    Ok(())
+}
+
+/// The statements of a policy document.
+fn statements(policy: &Value) -> Vec<Value> {
+    match policy.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// `arn:aws:sqs:REGION:ACCOUNT:NAME` → (ACCOUNT, NAME).
+fn queue_parts(arn: &str) -> (&str, &str) {
+    let mut parts = arn.rsplit(':');
+    let name = parts.next().unwrap_or_default();
+    let account = parts.next().unwrap_or_default();
+    (account, name)
+}
+
+async fn queue_url(c: &Clients, arn: &str) -> Result<Option<String>, RemoteError> {
+    let (account, name) = queue_parts(arn);
+    match c
+        .sqs
+        .get_queue_url()
+        .queue_name(name)
+        .queue_owner_aws_account_id(account)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.queue_url),
+        Err(e) if is_missing(&e) => Ok(None),
+        Err(e) => Err(call("GetQueueUrl")(e)),
+    }
+}
+
+fn is_missing<E: ProvideErrorMetadata>(e: &E) -> bool {
+    is_not_found(e) || e.code().is_some_and(|c| c.contains("NonExistent"))
+}
+
+/// A queue's or topic's policy document (empty when it has none); `None` when the queue or
+/// topic does not exist.
+async fn get_policy_document(
+    c: &Clients,
+    kind: Kind,
+    arn: &str,
+) -> Result<Option<Value>, RemoteError> {
+    let text = if kind == Kind::QueuePolicy {
+        let Some(url) = queue_url(c, arn).await? else {
+            return Ok(None);
+        };
+        let out = c
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .send()
+            .await
+            .map_err(call("GetQueueAttributes"))?;
+        out.attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::Policy))
+            .unwrap_or_default()
+    } else {
+        match c.sns.get_topic_attributes().topic_arn(arn).send().await {
+            Ok(out) => out
+                .attributes
+                .and_then(|mut a| a.remove("Policy"))
+                .unwrap_or_default(),
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(call("GetTopicAttributes")(e)),
+        }
+    };
+    Ok(Some(serde_json::from_str(&text).unwrap_or_else(
+        |_| json!({"Version": "2012-10-17", "Statement": []}),
+    )))
+}
+
+/// Read, modify, write: this deployment's statement in a queue's or topic's policy replaced by
+/// `statement` (or removed), every other statement kept.
+async fn write_policy(
+    c: &Clients,
+    ctx: &Context,
+    kind: Kind,
+    arn: &str,
+    statement: Option<&Value>,
+) -> Result<(), RemoteError> {
+    let sid = super::desired::policy_sid(ctx);
+    let Some(mut policy) = get_policy_document(c, kind, arn).await? else {
+        return Ok(()); // Gone: nothing to grant or revoke.
+    };
+    let mut kept: Vec<Value> = statements(&policy)
+        .into_iter()
+        .filter(|st| st.get("Sid").and_then(Value::as_str) != Some(sid.as_str()))
+        .collect();
+    kept.extend(statement.cloned());
+    if !policy.is_object() {
+        policy = json!({});
+    }
+    policy["Version"] = json!("2012-10-17");
+    policy["Statement"] = Value::Array(kept);
+    let text = crate::event::compact(&policy);
+    c.wrote();
+    if kind == Kind::QueuePolicy {
+        let Some(url) = queue_url(c, arn).await? else {
+            return Ok(());
+        };
+        c.sqs
+            .set_queue_attributes()
+            .queue_url(url)
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::Policy, text)
+            .send()
+            .await
+            .map_err(call("SetQueueAttributes"))?;
+    } else {
+        c.sns
+            .set_topic_attributes()
+            .topic_arn(arn)
+            .attribute_name("Policy")
+            .attribute_value(text)
+            .send()
+            .await
+            .map_err(call("SetTopicAttributes"))?;
     }
     Ok(())
 }
@@ -879,8 +1098,14 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         c.wrote();
         req.send().await.map_err(call("CreateScheduleGroup"))?;
     }
-    // Permissions first, so that a new target can be invoked at once.
-    for kind in [Kind::Permission, Kind::Rule, Kind::Schedule] {
+    // Permissions and policies first, so that a new target can be reached at once.
+    for kind in [
+        Kind::Permission,
+        Kind::QueuePolicy,
+        Kind::TopicPolicy,
+        Kind::Rule,
+        Kind::Schedule,
+    ] {
         for ch in plan.changes.iter().filter(|ch| ch.kind == kind) {
             let (create, fields) = match &ch.action {
                 Action::Create => (true, Vec::new()),
@@ -907,6 +1132,9 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                     .await?;
                 }
                 Kind::Schedule => put_schedule(c, want, create).await?,
+                Kind::QueuePolicy | Kind::TopicPolicy => {
+                    write_policy(c, ctx, kind, &ch.name, Some(&want.spec)).await?;
+                }
                 Kind::Permission => {
                     // A statement cannot be changed in place: replaced.
                     if let (false, Some(old)) = (create, &ch.actual) {
@@ -917,7 +1145,13 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
             }
         }
     }
-    for kind in [Kind::Schedule, Kind::Rule, Kind::Permission] {
+    for kind in [
+        Kind::Schedule,
+        Kind::Rule,
+        Kind::Permission,
+        Kind::QueuePolicy,
+        Kind::TopicPolicy,
+    ] {
         for ch in plan
             .changes
             .iter()
@@ -953,6 +1187,9 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                     if let Some(old) = &ch.actual {
                         remove_permission(c, old).await?;
                     }
+                }
+                Kind::QueuePolicy | Kind::TopicPolicy => {
+                    write_policy(c, ctx, kind, &ch.name, None).await?;
                 }
             }
         }

@@ -447,7 +447,9 @@ rules:
 
 #[test]
 fn the_plan_lists_creates_updates_with_their_fields_deletes_and_conflicts() {
-    let d = check(TWO_RULES);
+    let mut d = check(TWO_RULES);
+    // The rules alone (the queue's policy statement has its own test).
+    d.resources.retain(|r| r.kind == Kind::Rule);
     // Nothing on AWS: everything is created.
     let p = plan::diff(&d, &Actual::default(), now());
     assert_eq!(p.change_count(), (2, 0, 0));
@@ -675,7 +677,7 @@ rules:
 
     // A function that does not exist: a warning, and no permission to add until it does.
     let missing = Actual {
-        missing_functions: vec!["arn:aws:lambda:eu-west-2:111122223333:function:g".to_owned()],
+        missing: vec!["arn:aws:lambda:eu-west-2:111122223333:function:g".to_owned()],
         ..Actual::default()
     };
     let p = plan::diff(&d, &missing, now());
@@ -713,7 +715,12 @@ rules:
         found[0].starts_with("3:11 undeployable: rule `sns-only` matches `source: aws.sns` events"),
         "{found:?}"
     );
-    let kept: Vec<&str> = d.resources.iter().map(|r| r.name.as_str()).collect();
+    let kept: Vec<&str> = d
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Rule)
+        .map(|r| r.name.as_str())
+        .collect();
     assert_eq!(
         kept,
         ["mixed-sources"],
@@ -756,4 +763,65 @@ fn a_start_that_has_passed_is_not_sent_and_not_compared() {
             held.spec
         );
     }
+}
+
+#[test]
+fn queues_and_topics_get_one_statement_each_listing_their_rules() {
+    let d = check(
+        r#"
+rules:
+  - name: b
+    pattern: {source: [shop]}
+    dead_letter: {sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/dlq}
+    targets:
+      - id: q
+        sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/q
+  - name: a
+    pattern: {source: [other]}
+    targets:
+      - id: q
+        sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/q
+      - id: t
+        sns: arn:aws:sns:eu-west-2:111122223333:topic
+"#,
+    );
+    let policies: Vec<(Kind, &str, &Value)> = d
+        .resources
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::QueuePolicy | Kind::TopicPolicy))
+        .map(|r| (r.kind, r.name.as_str(), &r.spec))
+        .collect();
+    let sid = desired::policy_sid(&ctx());
+    let rule = |n: &str| format!("arn:aws:events:eu-west-2:111122223333:rule/{n}");
+    let dlq = "arn:aws:sqs:eu-west-2:111122223333:dlq";
+    let q = "arn:aws:sqs:eu-west-2:111122223333:q";
+    let topic = "arn:aws:sns:eu-west-2:111122223333:topic";
+    assert_eq!(
+        policies,
+        [
+            (
+                Kind::QueuePolicy,
+                dlq,
+                &desired::policy_spec(dlq, "sqs:SendMessage", &sid, &[rule("b")])
+            ),
+            (
+                Kind::QueuePolicy,
+                q,
+                &desired::policy_spec(q, "sqs:SendMessage", &sid, &[rule("a"), rule("b")])
+            ),
+            (
+                Kind::TopicPolicy,
+                topic,
+                &desired::policy_spec(topic, "sns:Publish", &sid, &[rule("a")])
+            ),
+        ]
+    );
+    assert_eq!(
+        policies[1].2["Condition"],
+        json!({"ArnEquals": {"aws:SourceArn": [rule("a"), rule("b")]}})
+    );
+    assert_eq!(
+        policies[1].2["Principal"],
+        json!({"Service": "events.amazonaws.com"})
+    );
 }

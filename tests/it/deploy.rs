@@ -212,6 +212,18 @@ rules:
 async fn deploy_plans_without_writing_applies_once_and_then_has_no_changes() {
     let w = World::new().await;
     let queue = w.moto.queue("orders").await;
+    // The queue's policy already grants someone else: that statement must stay.
+    let theirs = r#"{"Sid":"theirs","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"sqs:SendMessage","Resource":"arn:aws:sqs:us-east-1:123456789012:orders"}"#;
+    let sqs = w.moto.sqs().await;
+    sqs.set_queue_attributes()
+        .queue_url(&queue)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            format!(r#"{{"Version":"2012-10-17","Statement":[{theirs}]}}"#),
+        )
+        .send()
+        .await
+        .unwrap();
     w.rules(&rules_text(&queue));
 
     let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
@@ -231,7 +243,8 @@ async fn deploy_plans_without_writing_applies_once_and_then_has_no_changes() {
         "+ rule orders\n",
         "+ rule refunds\n",
         "+ schedule nightly.q\n",
-        "3 to add, 0 to change, 0 to delete",
+        "+ queue policy arn:aws:sqs:us-east-1:123456789012:orders\n",
+        "4 to add, 0 to change, 0 to delete",
     ] {
         assert!(plan.stdout.contains(line), "{line}:\n{}", plan.stdout);
     }
@@ -242,6 +255,7 @@ async fn deploy_plans_without_writing_applies_once_and_then_has_no_changes() {
         writes(&calls),
         [
             "POST /schedule-groups/trigd-shop ",
+            "POST / SetQueueAttributes",
             "POST / PutRule",
             "POST / PutTargets",
             "POST / PutRule",
@@ -250,7 +264,37 @@ async fn deploy_plans_without_writing_applies_once_and_then_has_no_changes() {
         ],
         "exactly the planned resources, in dependency order"
     );
-    assert!(apply.stdout.contains("(6 write calls)"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("(7 write calls)"), "{}", apply.stdout);
+    // One statement of ours, listing both rules; theirs kept.
+    let policy = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .unwrap();
+    let policy: Value = serde_json::from_str(&policy).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "{policy}");
+    assert_eq!(
+        statements[0],
+        serde_json::from_str::<Value>(theirs).unwrap()
+    );
+    assert_eq!(
+        statements[1]["Principal"],
+        serde_json::json!({"Service": "events.amazonaws.com"})
+    );
+    assert_eq!(
+        statements[1]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        serde_json::json!([
+            "arn:aws:events:us-east-1:123456789012:rule/orders",
+            "arn:aws:events:us-east-1:123456789012:rule/refunds"
+        ])
+    );
 
     // What AWS holds, read through the SDK.
     let events = w.events();
@@ -507,13 +551,18 @@ async fn removed_rules_are_deleted_targets_first_and_nobody_elses_are_touched() 
     assert_eq!(
         writes(&calls),
         [
+            "POST / SetQueueAttributes",
             "DELETE /schedules/nightly.q ",
             "POST / RemoveTargets",
             "POST / DeleteRule"
         ],
-        "the schedule, then the rule's targets, then the rule"
+        "the queue's statement without the rule, the schedule, then the rule's targets, then \
+         the rule"
     );
-    for c in calls.iter().filter(|c| c.is_write() && !c.op.is_empty()) {
+    for c in calls
+        .iter()
+        .filter(|c| c.op == "RemoveTargets" || c.op == "DeleteRule")
+    {
         let body: Value = serde_json::from_str(&c.body).unwrap();
         assert_eq!(body["EventBusName"], "shop-bus", "{} names the bus", c.op);
     }
@@ -561,6 +610,54 @@ async fn removed_rules_are_deleted_targets_first_and_nobody_elses_are_touched() 
     let (other, calls) = w.deploy(&["--bus", "shop-bus", "--deployment", "other"]);
     assert_eq!(other.code, 0, "{}{}", other.stdout, other.stderr);
     assert_eq!(writes(&calls), Vec::<String>::new(), "{}", other.stdout);
+
+    // No rules left in the files: ours go, and so does our statement in the queue's policy.
+    let (gone, calls) = w.deploy(&["--bus", "shop-bus"]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    assert!(
+        gone.stdout
+            .contains("- queue policy arn:aws:sqs:us-east-1:123456789012:orders\n"),
+        "{}",
+        gone.stdout
+    );
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST / RemoveTargets",
+            "POST / DeleteRule",
+            "POST / RemoveTargets",
+            "POST / DeleteRule",
+            "POST / SetQueueAttributes",
+        ],
+        "rules first, then the grant they needed"
+    );
+    let policy = w
+        .moto
+        .sqs()
+        .await
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default()
+        .remove(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .unwrap_or_default();
+    assert!(!policy.contains("events.amazonaws.com"), "{policy}");
+    let left: Vec<String> = events
+        .list_rules()
+        .event_bus_name("shop-bus")
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.name)
+        .collect();
+    assert_eq!(left, ["theirs"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -591,7 +688,14 @@ async fn undeployable_features_stop_apply_before_any_call_unless_skipped() {
 
     let (apply, calls) = w.deploy(&["--skip-undeployable"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
-    assert_eq!(writes(&calls), ["POST / PutRule", "POST / PutTargets"]);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST / SetQueueAttributes",
+            "POST / PutRule",
+            "POST / PutTargets"
+        ]
+    );
     assert!(
         apply
             .stderr
