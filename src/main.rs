@@ -188,6 +188,13 @@ enum Command {
         /// The IAM role EventBridge Scheduler assumes to reach schedule rules' targets.
         #[arg(long, value_name = "ARN")]
         scheduler_role: Option<String>,
+        /// The IAM role EventBridge assumes to call `http` targets' API destinations.
+        #[arg(long, value_name = "ARN")]
+        events_role: Option<String>,
+        /// Send every connection's secrets again (they cannot be read back, so a changed
+        /// secret alone is not seen as a change).
+        #[arg(long)]
+        update_secrets: bool,
         /// The AWS region [default: the SDK's chain: AWS_REGION, the profile].
         #[arg(long)]
         region: Option<String>,
@@ -207,6 +214,9 @@ enum Command {
         /// Use this role for the schedules instead of the one the template declares.
         #[arg(long, value_name = "ARN")]
         scheduler_role: Option<String>,
+        /// Use this role for API destinations instead of the one the template declares.
+        #[arg(long, value_name = "ARN")]
+        events_role: Option<String>,
     },
     /// Post an event (an EventBridge envelope: source, detail-type, detail) to a running
     /// daemon through its PutEvents endpoint.
@@ -426,6 +436,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             deployment,
             skip_undeployable,
             scheduler_role,
+            events_role,
+            update_secrets,
             region,
         } => deploy(DeployArgs {
             rules,
@@ -436,6 +448,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             deployment,
             skip_undeployable,
             scheduler_role,
+            events_role,
+            update_secrets,
             region,
         }),
         Command::Export {
@@ -445,13 +459,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             deployment,
             skip_undeployable,
             scheduler_role,
+            events_role,
         } => export(
             &rules,
             format,
             &bus,
             deployment,
             skip_undeployable,
-            scheduler_role.as_deref(),
+            (scheduler_role.as_deref(), events_role.as_deref()),
         ),
         Command::Invoke {
             rules,
@@ -1094,6 +1109,8 @@ struct DeployArgs {
     deployment: Option<String>,
     skip_undeployable: bool,
     scheduler_role: Option<String>,
+    events_role: Option<String>,
+    update_secrets: bool,
     region: Option<String>,
 }
 
@@ -1129,12 +1146,16 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let deployment = deployment_name(&a.rules, a.deployment)?;
     let sources = deploy::RuleSources::read(&set);
+    // `${VAR}` header values are copied into connections' secrets from here.
+    let env = desired::Env::Values(std::env::vars().collect());
     let make_ctx = |region: String, account: String| deploy::Context {
         region,
         account,
         bus: a.bus.clone(),
         deployment: deployment.clone(),
         scheduler_role_arn: a.scheduler_role.clone(),
+        events_role_arn: a.events_role.clone(),
+        env: env.clone(),
     };
     // Checked before any call to AWS: what cannot be deployed, ranges, names.
     let offline = desired::build(
@@ -1175,7 +1196,10 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
         let ctx = make_ctx(region, account);
         let wanted = desired::build(&set, &sources, &ctx);
         let actual = remote::read(&clients, &ctx, &wanted.resources).await?;
-        let the_plan = plan::diff(&wanted, &actual, chrono::Utc::now());
+        let mut the_plan = plan::diff(&wanted, &actual, chrono::Utc::now());
+        if a.update_secrets {
+            plan::resend_secrets(&mut the_plan, &wanted);
+        }
         let show = |p: &plan::Plan| -> anyhow::Result<()> {
             match a.format {
                 Format::Json => print(&format!("{}\n", plan::render_json(p))),
@@ -1244,7 +1268,7 @@ fn export(
     bus: &str,
     deployment: Option<String>,
     skip_undeployable: bool,
-    scheduler_role: Option<&str>,
+    (scheduler_role, events_role): (Option<&str>, Option<&str>),
 ) -> anyhow::Result<ExitCode> {
     use trigd::deploy::{self, desired, export};
     let set = match load(rules, Format::Text)? {
@@ -1253,7 +1277,7 @@ fn export(
     };
     let deployment = deployment_name(rules, deployment)?;
     let sources = deploy::RuleSources::read(&set);
-    let ctx = export::context(bus, &deployment, scheduler_role);
+    let ctx = export::context(bus, &deployment, scheduler_role, events_role);
     let wanted = desired::build(&set, &sources, &ctx);
     let problems: Vec<_> = wanted
         .findings

@@ -26,18 +26,27 @@ pub const REGION: &str = "TRIGDEXPORTREGION0";
 
 /// The context `export` builds the desired state in: the pseudo parameters' stand-ins, and
 /// the role resource's ARN stand-in unless a role is given.
-pub fn context(bus: &str, deployment: &str, scheduler_role_arn: Option<&str>) -> Context {
+pub fn context(
+    bus: &str,
+    deployment: &str,
+    scheduler_role_arn: Option<&str>,
+    events_role_arn: Option<&str>,
+) -> Context {
     Context {
         region: REGION.to_owned(),
         account: ACCOUNT.to_owned(),
         bus: bus.to_owned(),
         deployment: deployment.to_owned(),
         scheduler_role_arn: Some(scheduler_role_arn.unwrap_or(ROLE_STAND_IN).to_owned()),
+        events_role_arn: Some(events_role_arn.unwrap_or(EVENTS_ROLE_STAND_IN).to_owned()),
+        env: super::desired::Env::Names,
     }
 }
 
 const ROLE_STAND_IN: &str = "TRIGDEXPORTSCHEDULERROLE0";
+const EVENTS_ROLE_STAND_IN: &str = "TRIGDEXPORTEVENTSROLE0";
 const ROLE_ID: &str = "SchedulerRole";
+const EVENTS_ROLE_ID: &str = "EventsRole";
 const GROUP_ID: &str = "ScheduleGroup";
 
 /// A logical id: `Prefix` + the name's letters and digits in PascalCase + 8 hex digits of the
@@ -62,6 +71,13 @@ pub fn logical_id(prefix: &str, name: &str) -> String {
 fn substitute(v: Value) -> Value {
     match v {
         Value::String(s) if s == ROLE_STAND_IN => json!({"Fn::GetAtt": [ROLE_ID, "Arn"]}),
+        Value::String(s) if s == EVENTS_ROLE_STAND_IN => {
+            json!({"Fn::GetAtt": [EVENTS_ROLE_ID, "Arn"]})
+        }
+        Value::String(s) if s.starts_with(super::desired::API_DESTINATION) => {
+            let name = &s[super::desired::API_DESTINATION.len()..];
+            json!({"Fn::GetAtt": [logical_id("ApiDestination", name), "Arn"]})
+        }
         Value::String(s) if s.contains(ACCOUNT) || s.contains(REGION) => {
             let escaped = s
                 .replace("${", "${!")
@@ -98,6 +114,8 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
         .filter(|r| r.kind == Kind::Schedule)
         .collect();
     let mut role_statements: Vec<(&'static str, String)> = Vec::new();
+    let mut parameters = Map::new();
+    let mut api_destinations: Vec<String> = Vec::new();
     for r in &desired.resources {
         match r.kind {
             // Written beside each rule, with the rule's ARN from CloudFormation.
@@ -105,6 +123,21 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
             // CloudFormation's policy resources replace a queue's or topic's whole policy:
             // left out (the template's description says so).
             Kind::QueuePolicy | Kind::TopicPolicy => {}
+            Kind::Connection => connection(r, desired, &mut resources, &mut parameters),
+            Kind::ApiDestination => {
+                let id = logical_id("ApiDestination", &r.name);
+                let mut props = r.spec.clone();
+                if let Some(m) = props.as_object_mut() {
+                    let conn = m.remove("ConnectionName").unwrap_or_default();
+                    let conn = logical_id("Connection", conn.as_str().unwrap_or_default());
+                    m.insert("ConnectionArn".into(), json!({"Fn::GetAtt": [conn, "Arn"]}));
+                }
+                api_destinations.push(id.clone());
+                resources.insert(
+                    id,
+                    json!({"Type": "AWS::Events::ApiDestination", "Properties": props}),
+                );
+            }
             Kind::Rule => rule(r, ctx, &mut resources),
             Kind::Schedule => {
                 let target = r.spec.get("Target").cloned().unwrap_or_default();
@@ -150,6 +183,10 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
             resources.insert(ROLE_ID.to_owned(), role(&role_statements));
         }
     }
+    if !api_destinations.is_empty() && ctx.events_role_arn.as_deref() == Some(EVENTS_ROLE_STAND_IN)
+    {
+        resources.insert(EVENTS_ROLE_ID.to_owned(), events_role(&api_destinations));
+    }
     let mut out = Map::new();
     out.insert("AWSTemplateFormatVersion".into(), json!("2010-09-09"));
     if format == Format::Sam {
@@ -165,6 +202,9 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
             ctx.deployment
         )),
     );
+    if !parameters.is_empty() {
+        out.insert("Parameters".into(), Value::Object(parameters));
+    }
     out.insert("Resources".into(), substitute(Value::Object(resources)));
     Value::Object(out)
 }
@@ -261,4 +301,105 @@ fn rule(r: &Resource, ctx: &Context, resources: &mut Map<String, Value>) {
         id,
         json!({"Type": "AWS::Events::Rule", "Properties": props}),
     );
+}
+
+/// A connection, its secrets as `NoEcho` parameters (never in the template).
+fn connection(
+    r: &Resource,
+    desired: &Desired,
+    resources: &mut Map<String, Value>,
+    parameters: &mut Map<String, Value>,
+) {
+    let spec = &r.spec;
+    let field = |k: &str| spec.get(k).cloned().unwrap_or_default();
+    let mut param = |key: &str, what: String| {
+        let id = logical_id("Secret", &format!("{}/{key}", r.name));
+        parameters.insert(
+            id.clone(),
+            json!({"Type": "String", "NoEcho": true, "Description": what}),
+        );
+        json!({ "Ref": id })
+    };
+    let mut auth = Map::new();
+    if field("AuthorizationType") == "BASIC" {
+        let password = param(
+            "Password",
+            format!("the password of connection {} (from its URL)", r.name),
+        );
+        auth.insert(
+            "BasicAuthParameters".into(),
+            json!({"Username": field("Username"), "Password": password}),
+        );
+    } else {
+        auth.insert(
+            "ApiKeyAuthParameters".into(),
+            json!({"ApiKeyName": field("ApiKeyName"), "ApiKeyValue": "none"}),
+        );
+    }
+    let secrets = desired.secrets.0.get(&r.name).cloned().unwrap_or_default();
+    let headers: Vec<Value> = secrets
+        .iter()
+        .filter_map(|(k, written)| {
+            let header = k.strip_prefix("header:")?;
+            // `written` is the header's value as written (`Bearer ${TOKEN}`): the names only.
+            let value = param(
+                k,
+                format!(
+                    "header {header} of connection {} (written `{written}`)",
+                    r.name
+                ),
+            );
+            Some(json!({"Key": header, "Value": value, "IsValueSecret": true}))
+        })
+        .collect();
+    if !headers.is_empty() {
+        auth.insert(
+            "InvocationHttpParameters".into(),
+            json!({ "HeaderParameters": headers }),
+        );
+    }
+    resources.insert(
+        logical_id("Connection", &r.name),
+        json!({
+            "Type": "AWS::Events::Connection",
+            "Properties": {
+                "Name": r.name,
+                "Description": field("Description"),
+                "AuthorizationType": field("AuthorizationType"),
+                "AuthParameters": auth,
+            },
+        }),
+    );
+}
+
+/// The role EventBridge assumes to call the API destinations, allowed exactly those.
+fn events_role(api_destinations: &[String]) -> Value {
+    let arns: Vec<Value> = api_destinations
+        .iter()
+        .map(|id| json!({"Fn::GetAtt": [id, "Arn"]}))
+        .collect();
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }],
+            },
+            "Policies": [{
+                "PolicyName": "trigd-api-destinations",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Action": "events:InvokeApiDestination",
+                        "Resource": arns,
+                    }],
+                },
+            }],
+        },
+    })
 }

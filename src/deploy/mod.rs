@@ -39,6 +39,12 @@ pub enum Kind {
     QueuePolicy,
     /// The same in an SNS topic's policy; named by the topic's ARN.
     TopicPolicy,
+    /// An EventBridge connection (the authorisation of an `http` target); found by its name's
+    /// prefix, as connections cannot be tagged.
+    Connection,
+    /// An EventBridge API destination (the endpoint of an `http` target), named as its
+    /// connection.
+    ApiDestination,
 }
 
 impl Kind {
@@ -49,6 +55,8 @@ impl Kind {
             Kind::Permission => "permission",
             Kind::QueuePolicy => "queue policy",
             Kind::TopicPolicy => "topic policy",
+            Kind::Connection => "connection",
+            Kind::ApiDestination => "api destination",
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct Plan {
     /// The deployment's schedule group must be created first.
     pub create_group: bool,
     pub findings: Vec<Finding>,
+    /// What connections send (never shown).
+    pub secrets: super::desired::Secrets,
 }
 
 impl Plan {
@@ -143,6 +145,7 @@ fn without_start(spec: &Value) -> Value {
 pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
     let mut plan = Plan {
         findings: desired.findings.clone(),
+        secrets: desired.secrets.clone(),
         ..Plan::default()
     };
     let find = |kind: Kind, name: &str| {
@@ -165,7 +168,7 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
         let grants_on = match want.kind {
             Kind::Permission => want.spec.get("FunctionName").and_then(Value::as_str),
             Kind::QueuePolicy | Kind::TopicPolicy => Some(want.name.as_str()),
-            Kind::Rule | Kind::Schedule => None,
+            Kind::Rule | Kind::Schedule | Kind::Connection | Kind::ApiDestination => None,
         };
         if grants_on.is_some_and(|arn| actual.missing.iter().any(|m| m == arn)) {
             continue;
@@ -277,6 +280,43 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
     plan
 }
 
+/// The path of the field change that stands for secrets sent again (`--update-secrets`):
+/// their values cannot be read back from AWS, so they are never compared.
+pub const SECRETS: &str = "(secrets)";
+
+/// Every connection the plan does not change yet is updated too, to send its secrets again.
+pub fn resend_secrets(plan: &mut Plan, desired: &Desired) {
+    for want in desired
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Connection)
+    {
+        let change = plan
+            .changes
+            .iter_mut()
+            .find(|c| c.kind == Kind::Connection && c.name == want.name);
+        let secrets = FieldChange {
+            path: SECRETS.to_owned(),
+            before: None,
+            after: None,
+        };
+        match change {
+            Some(c) => {
+                if let Action::Update(fields) = &mut c.action {
+                    fields.push(secrets);
+                }
+            }
+            None => plan.changes.push(Change {
+                kind: Kind::Connection,
+                name: want.name.clone(),
+                action: Action::Update(vec![secrets]),
+                desired: Some(want.clone()),
+                actual: Some(want.clone()),
+            }),
+        }
+    }
+}
+
 /// The leaves of a spec by dotted path; arrays are leaves.
 fn leaves(v: &Value) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
@@ -350,6 +390,10 @@ pub fn render_text(plan: &Plan) -> String {
             Action::Update(fields) => {
                 out.push_str(&format!("~ {what}\n"));
                 for f in fields {
+                    if f.path == SECRETS {
+                        out.push_str("    secrets: sent again (never shown)\n");
+                        continue;
+                    }
                     out.push_str(&format!(
                         "    {}: {} -> {}\n",
                         f.path,

@@ -181,6 +181,7 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
 
     read_permissions(c, ctx, wanted, &mut actual).await?;
     read_policies(c, ctx, wanted, &mut actual).await?;
+    read_http(c, ctx, &mut actual).await?;
 
     let group = ctx.group();
     match c.scheduler.get_schedule_group().name(&group).send().await {
@@ -421,6 +422,311 @@ async fn read_policies(
     Ok(())
 }
 
+/// The deployment's connections and API destinations, found by their names' prefix.
+async fn read_http(c: &Clients, ctx: &Context, actual: &mut Actual) -> Result<(), RemoteError> {
+    let prefix = super::desired::statement_prefix(ctx);
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = c
+            .events
+            .list_connections()
+            .name_prefix(&prefix)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(call("ListConnections"))?;
+        names.extend(
+            out.connections
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| c.name)
+                // moto takes the prefix as a pattern: checked again.
+                .filter(|n| n.starts_with(&prefix)),
+        );
+        match out.next_token {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => break,
+        }
+    }
+    for name in names {
+        let d = c
+            .events
+            .describe_connection()
+            .name(&name)
+            .send()
+            .await
+            .map_err(call("DescribeConnection"))?;
+        let mut spec = Map::new();
+        spec.insert("Name".into(), json!(name));
+        if let Some(desc) = nonempty(d.description.as_deref()) {
+            spec.insert("Description".into(), json!(desc));
+        }
+        if let Some(t) = &d.authorization_type {
+            spec.insert("AuthorizationType".into(), json!(t.as_str()));
+        }
+        // Only what is not secret: AWS does not give the secrets back.
+        let auth = d.auth_parameters.as_ref();
+        if let Some(u) = auth
+            .and_then(|a| a.basic_auth_parameters.as_ref())
+            .and_then(|b| b.username.as_deref())
+        {
+            spec.insert("Username".into(), json!(u));
+        }
+        if let Some(k) = auth
+            .and_then(|a| a.api_key_auth_parameters.as_ref())
+            .and_then(|k| k.api_key_name.as_deref())
+        {
+            spec.insert("ApiKeyName".into(), json!(k));
+        }
+        let secret_headers: Vec<Value> = auth
+            .and_then(|a| a.invocation_http_parameters.as_ref())
+            .and_then(|h| h.header_parameters.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|h| h.is_value_secret)
+            .filter_map(|h| h.key.clone())
+            .map(Value::String)
+            .collect();
+        if !secret_headers.is_empty() {
+            spec.insert("SecretHeaders".into(), Value::Array(secret_headers));
+        }
+        actual.resources.push(Existing {
+            resource: Resource {
+                kind: Kind::Connection,
+                name,
+                spec: Value::Object(spec),
+                origin: None,
+            },
+            owner: Owner::Us,
+        });
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = c
+            .events
+            .list_api_destinations()
+            .name_prefix(&prefix)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(call("ListApiDestinations"))?;
+        names.extend(
+            out.api_destinations
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|d| d.name)
+                .filter(|n| n.starts_with(&prefix)),
+        );
+        match out.next_token {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => break,
+        }
+    }
+    for name in names {
+        let d = c
+            .events
+            .describe_api_destination()
+            .name(&name)
+            .send()
+            .await
+            .map_err(call("DescribeApiDestination"))?;
+        let connection = d
+            .connection_arn
+            .as_deref()
+            .and_then(|a| a.split_once(":connection/"))
+            .and_then(|(_, rest)| rest.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        let mut spec = Map::new();
+        spec.insert("Name".into(), json!(name));
+        if let Some(desc) = nonempty(d.description.as_deref()) {
+            spec.insert("Description".into(), json!(desc));
+        }
+        spec.insert("ConnectionName".into(), json!(connection));
+        spec.insert(
+            "InvocationEndpoint".into(),
+            json!(d.invocation_endpoint.as_deref().unwrap_or_default()),
+        );
+        spec.insert(
+            "HttpMethod".into(),
+            json!(
+                d.http_method
+                    .as_ref()
+                    .map(|m| m.as_str())
+                    .unwrap_or_default()
+            ),
+        );
+        spec.insert(
+            "InvocationRateLimitPerSecond".into(),
+            json!(
+                d.invocation_rate_limit_per_second
+                    .unwrap_or(super::desired::API_DESTINATION_RATE as i32)
+            ),
+        );
+        actual.resources.push(Existing {
+            resource: Resource {
+                kind: Kind::ApiDestination,
+                name,
+                spec: Value::Object(spec),
+                origin: None,
+            },
+            owner: Owner::Us,
+        });
+    }
+    Ok(())
+}
+
+/// Creates or updates a connection with its secrets.
+async fn put_connection(
+    c: &Clients,
+    r: &Resource,
+    secrets: &[(String, String)],
+    create: bool,
+) -> Result<(), RemoteError> {
+    use aws_sdk_eventbridge::types as t;
+    let s = &r.spec;
+    let secret = |k: &str| {
+        secrets
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let headers: Vec<t::ConnectionHeaderParameter> = secrets
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("header:")?;
+            Some(
+                t::ConnectionHeaderParameter::builder()
+                    .key(key)
+                    .value(v)
+                    .is_value_secret(true)
+                    .build(),
+            )
+        })
+        .collect();
+    let http = (!headers.is_empty()).then(|| {
+        t::ConnectionHttpParameters::builder()
+            .set_header_parameters(Some(headers))
+            .build()
+    });
+    let basic = str_at(s, "AuthorizationType") == Some("BASIC");
+    let auth_type = if basic {
+        t::ConnectionAuthorizationType::Basic
+    } else {
+        t::ConnectionAuthorizationType::ApiKey
+    };
+    let username = str_at(s, "Username").unwrap_or_default();
+    let key_name = str_at(s, "ApiKeyName").unwrap_or_default();
+    c.wrote();
+    if create {
+        let mut auth = t::CreateConnectionAuthRequestParameters::builder()
+            .set_invocation_http_parameters(http);
+        auth = if basic {
+            auth.basic_auth_parameters(
+                t::CreateConnectionBasicAuthRequestParameters::builder()
+                    .username(username)
+                    .password(secret("Password"))
+                    .build()
+                    .map_err(build("BasicAuthParameters"))?,
+            )
+        } else {
+            auth.api_key_auth_parameters(
+                t::CreateConnectionApiKeyAuthRequestParameters::builder()
+                    .api_key_name(key_name)
+                    .api_key_value(secret("ApiKeyValue"))
+                    .build()
+                    .map_err(build("ApiKeyAuthParameters"))?,
+            )
+        };
+        c.events
+            .create_connection()
+            .name(&r.name)
+            .description(str_at(s, "Description").unwrap_or_default())
+            .authorization_type(auth_type)
+            .auth_parameters(auth.build())
+            .send()
+            .await
+            .map_err(call("CreateConnection"))?;
+    } else {
+        let mut auth = t::UpdateConnectionAuthRequestParameters::builder()
+            .set_invocation_http_parameters(http);
+        auth = if basic {
+            auth.basic_auth_parameters(
+                t::UpdateConnectionBasicAuthRequestParameters::builder()
+                    .username(username)
+                    .password(secret("Password"))
+                    .build(),
+            )
+        } else {
+            auth.api_key_auth_parameters(
+                t::UpdateConnectionApiKeyAuthRequestParameters::builder()
+                    .api_key_name(key_name)
+                    .api_key_value(secret("ApiKeyValue"))
+                    .build(),
+            )
+        };
+        c.events
+            .update_connection()
+            .name(&r.name)
+            .description(str_at(s, "Description").unwrap_or_default())
+            .authorization_type(auth_type)
+            .auth_parameters(auth.build())
+            .send()
+            .await
+            .map_err(call("UpdateConnection"))?;
+    }
+    Ok(())
+}
+
+/// Creates or updates an API destination, on its connection.
+async fn put_api_destination(c: &Clients, r: &Resource, create: bool) -> Result<(), RemoteError> {
+    use aws_sdk_eventbridge::types::ApiDestinationHttpMethod;
+    let s = &r.spec;
+    let connection = c
+        .events
+        .describe_connection()
+        .name(str_at(s, "ConnectionName").unwrap_or_default())
+        .send()
+        .await
+        .map_err(call("DescribeConnection"))?
+        .connection_arn
+        .unwrap_or_default();
+    let method = ApiDestinationHttpMethod::from(str_at(s, "HttpMethod").unwrap_or("POST"));
+    let rate = int_at(s, &["InvocationRateLimitPerSecond"]);
+    let endpoint = str_at(s, "InvocationEndpoint").unwrap_or_default();
+    let description = str_at(s, "Description").unwrap_or_default();
+    c.wrote();
+    if create {
+        c.events
+            .create_api_destination()
+            .name(&r.name)
+            .description(description)
+            .connection_arn(connection)
+            .invocation_endpoint(endpoint)
+            .http_method(method)
+            .set_invocation_rate_limit_per_second(rate)
+            .send()
+            .await
+            .map_err(call("CreateApiDestination"))?;
+    } else {
+        c.events
+            .update_api_destination()
+            .name(&r.name)
+            .description(description)
+            .connection_arn(connection)
+            .invocation_endpoint(endpoint)
+            .http_method(method)
+            .set_invocation_rate_limit_per_second(rate)
+            .send()
+            .await
+            .map_err(call("UpdateApiDestination"))?;
+    }
+    Ok(())
+}
+
 /// The statements of a policy document.
 fn statements(policy: &Value) -> Vec<Value> {
     match policy.get("Statement") {
@@ -619,6 +925,7 @@ fn rule_spec(
     ctx: &Context,
     targets: &[aws_sdk_eventbridge::types::Target],
 ) -> Value {
+    let prefix = super::desired::statement_prefix(ctx);
     let mut spec = Map::new();
     spec.insert(
         "Name".into(),
@@ -641,7 +948,36 @@ fn rule_spec(
     for t in targets {
         let mut v = Map::new();
         v.insert("Id".into(), json!(t.id));
-        v.insert("Arn".into(), json!(t.arn));
+        // Our API destinations by name: their ARNs end in a UUID AWS picks.
+        let arn = match t.arn.split_once(":api-destination/") {
+            Some((_, rest)) => match rest.split('/').next() {
+                Some(name) if name.starts_with(&prefix) => {
+                    format!("{}{name}", super::desired::API_DESTINATION)
+                }
+                _ => t.arn.clone(),
+            },
+            None => t.arn.clone(),
+        };
+        v.insert("Arn".into(), json!(arn));
+        if let Some(r) = nonempty(t.role_arn.as_deref()) {
+            v.insert("RoleArn".into(), json!(r));
+        }
+        if let Some(h) = t
+            .http_parameters
+            .as_ref()
+            .and_then(|h| h.header_parameters.as_ref())
+            .filter(|h| !h.is_empty())
+        {
+            let mut sorted: Vec<_> = h.iter().collect();
+            sorted.sort();
+            v.insert(
+                "HttpParameters".into(),
+                json!({"HeaderParameters": sorted
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect::<Map<String, Value>>()}),
+            );
+        }
         if let Some(i) = nonempty(t.input.as_deref()) {
             v.insert("Input".into(), json_or_text(i));
         }
@@ -799,11 +1135,32 @@ fn as_text(v: &Value) -> String {
     }
 }
 
-fn sdk_rule_target(v: &Value) -> Result<aws_sdk_eventbridge::types::Target, RemoteError> {
+fn sdk_rule_target(
+    v: &Value,
+    destinations: &std::collections::HashMap<String, String>,
+) -> Result<aws_sdk_eventbridge::types::Target, RemoteError> {
     use aws_sdk_eventbridge::types as t;
+    let arn = str_at(v, "Arn").unwrap_or_default();
+    let arn = match arn.strip_prefix(super::desired::API_DESTINATION) {
+        Some(name) => destinations.get(name).map(String::as_str).unwrap_or(arn),
+        None => arn,
+    };
     let mut b = t::Target::builder()
         .id(str_at(v, "Id").unwrap_or_default())
-        .arn(str_at(v, "Arn").unwrap_or_default());
+        .arn(arn);
+    if let Some(r) = str_at(v, "RoleArn") {
+        b = b.role_arn(r);
+    }
+    if let Some(Value::Object(h)) = v
+        .get("HttpParameters")
+        .and_then(|h| h.get("HeaderParameters"))
+    {
+        let mut hb = t::HttpParameters::builder();
+        for (k, value) in h {
+            hb = hb.header_parameters(k, value.as_str().unwrap_or_default());
+        }
+        b = b.http_parameters(hb.build());
+    }
     if let Some(i) = v.get("Input") {
         b = b.input(as_text(i));
     }
@@ -902,9 +1259,24 @@ async fn sync_targets(
         .map(|(_, v)| v)
         .collect();
     if !put.is_empty() {
+        let mut destinations = std::collections::HashMap::new();
+        for v in &put {
+            if let Some(d) =
+                str_at(v, "Arn").and_then(|a| a.strip_prefix(super::desired::API_DESTINATION))
+            {
+                let out = c
+                    .events
+                    .describe_api_destination()
+                    .name(d)
+                    .send()
+                    .await
+                    .map_err(call("DescribeApiDestination"))?;
+                destinations.insert(d.to_owned(), out.api_destination_arn.unwrap_or_default());
+            }
+        }
         let mut req = c.events.put_targets().rule(name).event_bus_name(&ctx.bus);
         for v in put {
-            req = req.targets(sdk_rule_target(v)?);
+            req = req.targets(sdk_rule_target(v, &destinations)?);
         }
         c.wrote();
         let out = req.send().await.map_err(call("PutTargets"))?;
@@ -1100,6 +1472,8 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
     }
     // Permissions and policies first, so that a new target can be reached at once.
     for kind in [
+        Kind::Connection,
+        Kind::ApiDestination,
         Kind::Permission,
         Kind::QueuePolicy,
         Kind::TopicPolicy,
@@ -1135,6 +1509,11 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                 Kind::QueuePolicy | Kind::TopicPolicy => {
                     write_policy(c, ctx, kind, &ch.name, Some(&want.spec)).await?;
                 }
+                Kind::Connection => {
+                    let secrets = plan.secrets.0.get(&ch.name).cloned().unwrap_or_default();
+                    put_connection(c, want, &secrets, create).await?;
+                }
+                Kind::ApiDestination => put_api_destination(c, want, create).await?,
                 Kind::Permission => {
                     // A statement cannot be changed in place: replaced.
                     if let (false, Some(old)) = (create, &ch.actual) {
@@ -1151,6 +1530,8 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         Kind::Permission,
         Kind::QueuePolicy,
         Kind::TopicPolicy,
+        Kind::ApiDestination,
+        Kind::Connection,
     ] {
         for ch in plan
             .changes
@@ -1190,6 +1571,24 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                 }
                 Kind::QueuePolicy | Kind::TopicPolicy => {
                     write_policy(c, ctx, kind, &ch.name, None).await?;
+                }
+                Kind::ApiDestination => {
+                    c.wrote();
+                    c.events
+                        .delete_api_destination()
+                        .name(&ch.name)
+                        .send()
+                        .await
+                        .map_err(call("DeleteApiDestination"))?;
+                }
+                Kind::Connection => {
+                    c.wrote();
+                    c.events
+                        .delete_connection()
+                        .name(&ch.name)
+                        .send()
+                        .await
+                        .map_err(call("DeleteConnection"))?;
                 }
             }
         }

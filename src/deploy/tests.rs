@@ -21,6 +21,12 @@ fn ctx() -> Context {
         bus: "default".to_owned(),
         deployment: "shop".to_owned(),
         scheduler_role_arn: Some("arn:aws:iam::111122223333:role/sched".to_owned()),
+        events_role_arn: Some("arn:aws:iam::111122223333:role/events".to_owned()),
+        env: desired::Env::Values(
+            [("HOOK_TOKEN".to_owned(), "tok-secret-1".to_owned())]
+                .into_iter()
+                .collect(),
+        ),
     }
 }
 
@@ -171,7 +177,7 @@ rules:
         lambda: resize
         invocation_type: RequestResponse
       - id: hook
-        http: https://hooks.example.com/x
+        http: http://hooks.example.com/x
       - id: logged
         log: true
       - id: subj
@@ -194,11 +200,7 @@ rules:
             "invokes with `RequestResponse`",
             "remove `invocation_type`",
         ),
-        (
-            "19:9",
-            "is an `http` target",
-            "keep this rule on a trigd instance",
-        ),
+        ("19:9", "calls a plain `http://` URL", "use https"),
         (
             "21:9",
             "is a `log` target",
@@ -565,7 +567,7 @@ rules:
       - id: fn
         lambda: report
 "#;
-    let ctx = super::export::context("default", "shop", None);
+    let ctx = super::export::context("default", "shop", None, None);
     let (d, _) = check_in(text, &ctx);
     let one = super::export::template(&d, &ctx, super::export::Format::CloudFormation);
     let two = super::export::template(
@@ -824,4 +826,139 @@ rules:
         policies[1].2["Principal"],
         json!({"Service": "events.amazonaws.com"})
     );
+}
+
+const HTTP_RULE: &str = r#"
+rules:
+  - name: hooked
+    pattern: {source: [shop]}
+    targets:
+      - id: hook
+        http: https://ada:pa55%21w0rd@hooks.example.com/orders?x=1
+        method: PUT
+        headers: {X-Plain: visible, Authorization: "Bearer ${HOOK_TOKEN}"}
+        input_path: $.detail
+      - id: open
+        http: https://open.example.com/
+"#;
+
+#[test]
+fn http_targets_become_a_connection_and_an_api_destination_with_secrets_kept_apart() {
+    let d = check(HTTP_RULE);
+    assert_eq!(findings(&d, Severity::Undeployable), Vec::<String>::new());
+    let name = desired::http_name(&ctx(), "hooked", "hook");
+    assert!(name.starts_with(&desired::statement_prefix(&ctx())) && name.ends_with("hooked.hook"));
+    assert_eq!(
+        resource(&d, Kind::Connection, &name),
+        &json!({
+            "Name": name,
+            "Description": "trigd deployment shop",
+            "AuthorizationType": "BASIC",
+            "Username": "ada",
+            "SecretHeaders": ["Authorization"],
+        })
+    );
+    assert_eq!(
+        resource(&d, Kind::ApiDestination, &name),
+        &json!({
+            "Name": name,
+            "Description": "trigd deployment shop",
+            "ConnectionName": name,
+            "InvocationEndpoint": "https://hooks.example.com/orders?x=1",
+            "HttpMethod": "PUT",
+            "InvocationRateLimitPerSecond": 300,
+        })
+    );
+    assert_eq!(
+        resource(&d, Kind::Rule, "hooked")["Targets"]["hook"],
+        json!({
+            "Id": "hook",
+            "Arn": format!("api-destination:{name}"),
+            "RoleArn": "arn:aws:iam::111122223333:role/events",
+            "HttpParameters": {"HeaderParameters": {"X-Plain": "visible"}},
+            "InputPath": "$.detail",
+            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+        })
+    );
+    // The secrets: decoded password, resolved header; only in `secrets`, never in Debug.
+    assert_eq!(
+        d.secrets.0[&name],
+        [
+            ("Password".to_owned(), "pa55!w0rd".to_owned()),
+            (
+                "header:Authorization".to_owned(),
+                "Bearer tok-secret-1".to_owned()
+            ),
+        ]
+    );
+    let open = desired::http_name(&ctx(), "hooked", "open");
+    assert_eq!(
+        resource(&d, Kind::Connection, &open)["AuthorizationType"],
+        "API_KEY"
+    );
+    assert_eq!(
+        resource(&d, Kind::Connection, &open)["ApiKeyName"],
+        "x-trigd-no-auth"
+    );
+    let shown = format!("{d:?}{:?}", plan::diff(&d, &Actual::default(), now()));
+    for secret in ["pa55", "tok-secret-1"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    let text = plan::render_text(&plan::diff(&d, &Actual::default(), now()));
+    assert!(
+        !text.contains("pa55") && !text.contains("tok-secret"),
+        "{text}"
+    );
+
+    // Without the variable, or without the role: errors, before any call.
+    let mut bare = ctx();
+    bare.env = desired::Env::default();
+    bare.events_role_arn = None;
+    let (d, _) = check_in(HTTP_RULE, &bare);
+    let errors = findings(&d, Severity::Error);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("needs `HOOK_TOKEN` from the environment")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("--events-role ARN")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn exported_connections_take_their_secrets_as_noecho_parameters() {
+    let ctx = super::export::context("default", "shop", None, None);
+    let (d, _) = check_in(HTTP_RULE, &ctx);
+    assert_eq!(findings(&d, Severity::Undeployable), Vec::<String>::new());
+    let t = super::export::template(&d, &ctx, super::export::Format::CloudFormation);
+    let text = serde_json::to_string_pretty(&t).unwrap();
+    assert!(!text.contains("pa55"), "{text}");
+    let params = t["Parameters"].as_object().unwrap();
+    assert_eq!(params.len(), 2, "the password and the header: {params:?}");
+    assert!(params.values().all(|p| p["NoEcho"] == true), "{params:?}");
+    let name = desired::http_name(&ctx, "hooked", "hook");
+    let conn = &t["Resources"][super::export::logical_id("Connection", &name)];
+    assert_eq!(conn["Type"], "AWS::Events::Connection");
+    assert!(
+        conn["Properties"]["AuthParameters"]["BasicAuthParameters"]["Password"]["Ref"].is_string()
+    );
+    let dest_id = super::export::logical_id("ApiDestination", &name);
+    assert_eq!(
+        t["Resources"][&dest_id]["Type"],
+        "AWS::Events::ApiDestination"
+    );
+    let rule = &t["Resources"][super::export::logical_id("Rule", "hooked")]["Properties"];
+    assert_eq!(
+        rule["Targets"][0]["Arn"],
+        json!({"Fn::GetAtt": [dest_id, "Arn"]})
+    );
+    assert_eq!(
+        rule["Targets"][0]["RoleArn"],
+        json!({"Fn::GetAtt": ["EventsRole", "Arn"]})
+    );
+    assert_eq!(t["Resources"]["EventsRole"]["Type"], "AWS::IAM::Role");
 }

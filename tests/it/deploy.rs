@@ -1018,8 +1018,16 @@ async fn secrets_never_appear_in_plans_or_templates() {
         &["--plan"][..],
         &["--plan", "--format", "json"],
         &[],
-        &["--skip-undeployable"],
-        &["--plan", "--skip-undeployable"],
+        &["--events-role", EVENTS_ROLE, "--plan", "--format", "json"],
+        &["--events-role", EVENTS_ROLE],
+        &["--events-role", EVENTS_ROLE, "--update-secrets"],
+        &[
+            "--events-role",
+            EVENTS_ROLE,
+            "--update-secrets",
+            "--format",
+            "json",
+        ],
     ] {
         let (r, _) = w.deploy(args);
         outputs.push(format!("{args:?}: {}{}", r.stdout, r.stderr));
@@ -1028,17 +1036,14 @@ async fn secrets_never_appear_in_plans_or_templates() {
         let r = trigd(
             &w.proxy.url,
             w.dir.path(),
-            &["export", "shop", "--format", format, "--skip-undeployable"],
+            &["export", "shop", "--format", format],
         );
         assert_eq!(r.code, 0, "{}", r.stderr);
         outputs.push(format!("{format}: {}{}", r.stdout, r.stderr));
     }
+    assert!(outputs[4].contains("+ connection "), "{}", outputs[4]);
     for out in &outputs {
-        assert!(
-            out.contains("`http` target"),
-            "the target is reported: {out}"
-        );
-        for secret in ["pa55w0rd-9", "tok-3a9f-secret", "HOOK_TOKEN"] {
+        for secret in ["pa55w0rd-9", "tok-3a9f-secret"] {
             assert!(!out.contains(secret), "{secret} leaked: {out}");
         }
     }
@@ -1073,4 +1078,126 @@ async fn a_schedule_whose_start_has_passed_deploys_and_stays_unchanged() {
     let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     assert_eq!(writes(&calls), Vec::<String>::new());
+}
+
+const EVENTS_ROLE: &str = "arn:aws:iam::123456789012:role/trigd-events";
+
+/// An `http` target: a connection (with the URL's credentials and the `${VAR}` header as
+/// secrets) and an API destination, the rule's target pointing at it with the role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_targets_deploy_as_connections_and_api_destinations() {
+    let w = World::new().await;
+    let rules = "rules:\n  - name: hooked\n    pattern: {source: [shop]}\n    targets:\n      - id: hook\n        http: https://ada:pa55w0rd-9@hooks.example.com/orders\n        method: PUT\n        headers: {X-Plain: visible, Authorization: \"Bearer ${HOOK_TOKEN}\"}\n";
+    w.rules(rules);
+    let (plan, _) = w.deploy(&["--plan", "--events-role", EVENTS_ROLE]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let connection_line = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("+ connection "))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    let name = connection_line
+        .trim_start_matches("+ connection ")
+        .to_owned();
+    assert!(name.ends_with("-hooked.hook"), "{name}");
+    assert!(plan.stdout.contains(&format!("+ api destination {name}\n")));
+
+    let (apply, calls) = w.deploy(&["--events-role", EVENTS_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST / CreateConnection",
+            "POST / CreateApiDestination",
+            "POST / PutRule",
+            "POST / PutTargets"
+        ]
+    );
+    let events = w.events();
+    // moto gives the secrets back (AWS does not): they are what the environment held.
+    let conn = events
+        .describe_connection()
+        .name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conn.authorization_type().map(|t| t.as_str()), Some("BASIC"));
+    let auth = conn.auth_parameters().unwrap();
+    assert_eq!(
+        auth.basic_auth_parameters().unwrap().username(),
+        Some("ada")
+    );
+    let header = &auth
+        .invocation_http_parameters()
+        .unwrap()
+        .header_parameters()[0];
+    assert_eq!(header.key(), Some("Authorization"));
+    assert_eq!(header.value(), Some("Bearer tok-3a9f-secret"));
+    assert!(header.is_value_secret());
+    let dest = events
+        .describe_api_destination()
+        .name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dest.invocation_endpoint(),
+        Some("https://hooks.example.com/orders")
+    );
+    assert_eq!(dest.http_method().map(|m| m.as_str()), Some("PUT"));
+    let targets = events
+        .list_targets_by_rule()
+        .rule("hooked")
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap();
+    assert_eq!(Some(targets[0].arn.as_str()), dest.api_destination_arn());
+    assert_eq!(targets[0].role_arn.as_deref(), Some(EVENTS_ROLE));
+    let headers = targets[0]
+        .http_parameters
+        .as_ref()
+        .unwrap()
+        .header_parameters
+        .as_ref()
+        .unwrap();
+    assert_eq!(headers.len(), 1, "{headers:?}");
+    assert_eq!(headers["X-Plain"], "visible");
+
+    // Unchanged: no write. `--update-secrets`: the connection alone, its secrets not shown.
+    let (again, calls) = w.deploy(&["--events-role", EVENTS_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+    let (resend, calls) = w.deploy(&["--events-role", EVENTS_ROLE, "--update-secrets"]);
+    assert_eq!(resend.code, 0, "{}{}", resend.stdout, resend.stderr);
+    assert_eq!(writes(&calls), ["POST / UpdateConnection"]);
+    assert!(
+        resend.stdout.contains(&format!(
+            "~ connection {name}\n    secrets: sent again (never shown)\n"
+        )),
+        "{}",
+        resend.stdout
+    );
+    for out in [&plan, &apply, &again, &resend] {
+        for secret in ["pa55w0rd-9", "tok-3a9f-secret"] {
+            assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+        }
+    }
+
+    // The rule goes: its targets, the rule, then its API destination and connection.
+    w.rules("rules: []\n");
+    let (gone, calls) = w.deploy(&["--events-role", EVENTS_ROLE]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST / RemoveTargets",
+            "POST / DeleteRule",
+            "POST / DeleteApiDestination",
+            "POST / DeleteConnection"
+        ]
+    );
+    let left = events.list_connections().send().await.unwrap();
+    assert_eq!(left.connections.unwrap_or_default().len(), 0);
 }
