@@ -9,6 +9,8 @@
 //! refuse new events (503), stop schedules, let deliveries in flight finish within the grace
 //! period, leave the rest in the outbox, close it, exit 0.
 
+pub mod state_lock;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,9 @@ pub enum DaemonError {
     /// A configuration file could not be read.
     #[error("cannot read the configuration")]
     ConfigIo(#[source] LoadError),
+    /// Another daemon runs on the same state directory (or its lock file cannot be taken).
+    #[error(transparent)]
+    Locked(#[from] state_lock::LockError),
     #[error("the outbox failed")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}")]
@@ -211,6 +216,8 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Dae
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let rules = Arc::new(load_rules(&opts.rules_dir, &opts.settings)?);
+    // Held until `run` returns: one daemon per state directory.
+    let _state_lock = state_lock::StateLock::acquire(&opts.settings.state_dir)?;
     let outbox = Outbox::open(&opts.settings.state_dir)?;
     let listener = bind(opts.settings.listen).await?;
     let addr = listener.local_addr().map_err(|source| DaemonError::Bind {

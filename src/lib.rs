@@ -36,6 +36,7 @@ pub(crate) mod aws;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
+pub mod deploy;
 pub mod event;
 pub mod functions;
 pub mod intake;

@@ -160,6 +160,64 @@ enum Command {
         #[arg(value_enum)]
         kind: EventKind,
     },
+    /// Deploy the rules to AWS's own engine: pattern rules as EventBridge rules on one bus,
+    /// schedule rules as EventBridge Scheduler schedules; idempotent, owning only what it
+    /// created (tags per --deployment). With --plan, only show what would change. Exit 0 done
+    /// (or no changes), 1 problems (undeployable features, conflicts, errors), 2 with
+    /// --detailed-exitcode when the plan has changes.
+    Deploy {
+        rules: PathBuf,
+        /// Show what would change; make no write call.
+        #[arg(long)]
+        plan: bool,
+        /// With --plan: exit 2 when there are changes, 0 when there are none.
+        #[arg(long, requires = "plan")]
+        detailed_exitcode: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// The event bus of the pattern rules.
+        #[arg(long, default_value = "default")]
+        bus: String,
+        /// The deployment's name: what it creates is tagged with it, and only that is ever
+        /// changed or deleted [default: the rules directory's name].
+        #[arg(long)]
+        deployment: Option<String>,
+        /// Deploy what can be deployed and list what was left out, instead of refusing.
+        #[arg(long)]
+        skip_undeployable: bool,
+        /// The IAM role EventBridge Scheduler assumes to reach schedule rules' targets.
+        #[arg(long, value_name = "ARN")]
+        scheduler_role: Option<String>,
+        /// The IAM role EventBridge assumes to call `http` targets' API destinations.
+        #[arg(long, value_name = "ARN")]
+        events_role: Option<String>,
+        /// Send every connection's secrets again (they cannot be read back, so a changed
+        /// secret alone is not seen as a change).
+        #[arg(long)]
+        update_secrets: bool,
+        /// The AWS region [default: the SDK's chain: AWS_REGION, the profile].
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Write a CloudFormation (or SAM) template of what `trigd deploy` would create.
+    Export {
+        rules: PathBuf,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(long, default_value = "default")]
+        bus: String,
+        #[arg(long)]
+        deployment: Option<String>,
+        /// Leave out what cannot be deployed (listed on standard error) instead of refusing.
+        #[arg(long)]
+        skip_undeployable: bool,
+        /// Use this role for the schedules instead of the one the template declares.
+        #[arg(long, value_name = "ARN")]
+        scheduler_role: Option<String>,
+        /// Use this role for API destinations instead of the one the template declares.
+        #[arg(long, value_name = "ARN")]
+        events_role: Option<String>,
+    },
     /// Post an event (an EventBridge envelope: source, detail-type, detail) to a running
     /// daemon through its PutEvents endpoint.
     Send {
@@ -244,6 +302,12 @@ enum MatchFormat {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    Cloudformation,
+    Sam,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SchemaKind {
     Rules,
     Tests,
@@ -252,6 +316,8 @@ enum SchemaKind {
 /// Exit statuses with a meaning.
 const EXIT_FOUND_PROBLEMS: u8 = 1;
 const EXIT_ERROR: u8 = 2;
+/// `trigd deploy --plan --detailed-exitcode`: the plan has changes (Terraform's convention).
+const EXIT_PLAN_CHANGES: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -361,6 +427,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Archive { action, state_dir } => archive_cmd(action, &state_dir),
         Command::Dlq { action, state_dir } => dlq(action, &state_dir),
         Command::Send { event, url } => send(&event, &url),
+        Command::Deploy {
+            rules,
+            plan,
+            detailed_exitcode,
+            format,
+            bus,
+            deployment,
+            skip_undeployable,
+            scheduler_role,
+            events_role,
+            update_secrets,
+            region,
+        } => deploy(DeployArgs {
+            rules,
+            plan,
+            detailed_exitcode,
+            format,
+            bus,
+            deployment,
+            skip_undeployable,
+            scheduler_role,
+            events_role,
+            update_secrets,
+            region,
+        }),
+        Command::Export {
+            rules,
+            format,
+            bus,
+            deployment,
+            skip_undeployable,
+            scheduler_role,
+            events_role,
+        } => export(
+            &rules,
+            format,
+            &bus,
+            deployment,
+            skip_undeployable,
+            (scheduler_role.as_deref(), events_role.as_deref()),
+        ),
         Command::Invoke {
             rules,
             function,
@@ -989,5 +1096,207 @@ fn next_fires(
         Format::Text => previews.iter().map(next::Preview::to_text).collect(),
     };
     print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `trigd deploy`'s arguments.
+struct DeployArgs {
+    rules: PathBuf,
+    plan: bool,
+    detailed_exitcode: bool,
+    format: Format,
+    bus: String,
+    deployment: Option<String>,
+    skip_undeployable: bool,
+    scheduler_role: Option<String>,
+    events_role: Option<String>,
+    update_secrets: bool,
+    region: Option<String>,
+}
+
+/// The deployment's name: as given, else the rules directory's name.
+fn deployment_name(rules: &Path, given: Option<String>) -> anyhow::Result<String> {
+    if let Some(d) = given {
+        return Ok(d);
+    }
+    let full =
+        std::fs::canonicalize(rules).with_context(|| format!("reading {}", rules.display()))?;
+    let dir = if full.is_file() {
+        full.parent().map(Path::to_path_buf).unwrap_or(full)
+    } else {
+        full
+    };
+    Ok(dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rules".to_owned()))
+}
+
+fn print_findings(findings: &[trigd::deploy::Finding]) {
+    for f in findings {
+        eprintln!("{f}");
+    }
+}
+
+fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
+    use trigd::deploy::{self, desired, plan, remote};
+    let set = match load(&a.rules, a.format)? {
+        Ok(set) => set,
+        Err(code) => return Ok(code),
+    };
+    let deployment = deployment_name(&a.rules, a.deployment)?;
+    let sources = deploy::RuleSources::read(&set);
+    // `${VAR}` header values are copied into connections' secrets from here.
+    let env = desired::Env::Values(std::env::vars().collect());
+    let make_ctx = |region: String, account: String| deploy::Context {
+        region,
+        account,
+        bus: a.bus.clone(),
+        deployment: deployment.clone(),
+        scheduler_role_arn: a.scheduler_role.clone(),
+        events_role_arn: a.events_role.clone(),
+        env: env.clone(),
+    };
+    // Checked before any call to AWS: what cannot be deployed, ranges, names.
+    let offline = desired::build(
+        &set,
+        &sources,
+        &make_ctx("us-east-1".to_owned(), "123456789012".to_owned()),
+    );
+    if offline.blocks(a.skip_undeployable) && !a.plan {
+        match a.format {
+            Format::Json => print(&format!(
+                "{}\n",
+                plan::render_json(&plan::Plan {
+                    findings: offline.findings,
+                    ..plan::Plan::default()
+                })
+            ))?,
+            Format::Text => {
+                print_findings(&offline.findings);
+                eprintln!(
+                    "nothing applied: fix the problems above{}",
+                    if a.skip_undeployable {
+                        ""
+                    } else {
+                        ", or leave undeployable parts out with --skip-undeployable"
+                    }
+                );
+            }
+        }
+        return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let (clients, region) = remote::Clients::load(a.region.as_deref()).await?;
+        let account = clients.account().await?;
+        let ctx = make_ctx(region, account);
+        let wanted = desired::build(&set, &sources, &ctx);
+        let actual = remote::read(&clients, &ctx, &wanted.resources).await?;
+        let mut the_plan = plan::diff(&wanted, &actual, chrono::Utc::now());
+        if a.update_secrets {
+            plan::resend_secrets(&mut the_plan, &wanted);
+        }
+        let show = |p: &plan::Plan| -> anyhow::Result<()> {
+            match a.format {
+                Format::Json => print(&format!("{}\n", plan::render_json(p))),
+                Format::Text => print(&plan::render_text(p)),
+            }
+        };
+        if a.plan {
+            show(&the_plan)?;
+            return Ok(if the_plan.has_errors(a.skip_undeployable) {
+                ExitCode::from(EXIT_FOUND_PROBLEMS)
+            } else if a.detailed_exitcode && the_plan.has_changes() {
+                ExitCode::from(EXIT_PLAN_CHANGES)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        if the_plan.has_errors(a.skip_undeployable) {
+            show(&the_plan)?;
+            eprintln!("nothing applied: resolve the problems and conflicts above");
+            return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
+        }
+        if !the_plan.has_changes() {
+            show(&the_plan)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        remote::apply(&clients, &ctx, &the_plan).await?;
+        let writes = clients.writes();
+        // Re-planned: what AWS holds now must match; anything else is reported, not retried.
+        let after = remote::read(&clients, &ctx, &wanted.resources).await?;
+        let rest = plan::diff(&wanted, &after, chrono::Utc::now());
+        let (add, change, delete) = the_plan.change_count();
+        if a.format == Format::Text {
+            print_findings(&the_plan.findings);
+        }
+        if rest.has_changes() {
+            show(&rest)?;
+            eprintln!(
+                "applied with {writes} write call(s), but AWS still differs from the rules as \
+                 shown above (eventual consistency, or a change made meanwhile): run again"
+            );
+            return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
+        }
+        match a.format {
+            Format::Json => print(&format!(
+                "{}\n",
+                serde_json::json!({
+                    "applied": plan::render_json(&the_plan),
+                    "writes": writes,
+                })
+            ))?,
+            Format::Text => print(&format!(
+                "{}applied: {add} added, {change} changed, {delete} deleted ({writes} write calls)\n",
+                plan::render_text(&plan::Plan {
+                    findings: Vec::new(),
+                    ..the_plan.clone()
+                })
+            ))?,
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn export(
+    rules: &Path,
+    format: ExportFormat,
+    bus: &str,
+    deployment: Option<String>,
+    skip_undeployable: bool,
+    (scheduler_role, events_role): (Option<&str>, Option<&str>),
+) -> anyhow::Result<ExitCode> {
+    use trigd::deploy::{self, desired, export};
+    let set = match load(rules, Format::Text)? {
+        Ok(set) => set,
+        Err(code) => return Ok(code),
+    };
+    let deployment = deployment_name(rules, deployment)?;
+    let sources = deploy::RuleSources::read(&set);
+    let ctx = export::context(bus, &deployment, scheduler_role, events_role);
+    let wanted = desired::build(&set, &sources, &ctx);
+    let problems: Vec<_> = wanted
+        .findings
+        .iter()
+        .filter(|f| f.severity >= deploy::Severity::Warning)
+        .cloned()
+        .collect();
+    print_findings(&problems);
+    if wanted.blocks(skip_undeployable) {
+        eprintln!(
+            "no template written: fix the problems above, or leave undeployable parts out with --skip-undeployable"
+        );
+        return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
+    }
+    let format = match format {
+        ExportFormat::Cloudformation => export::Format::CloudFormation,
+        ExportFormat::Sam => export::Format::Sam,
+    };
+    let template = export::template(&wanted, &ctx, format);
+    print(&format!("{}\n", serde_json::to_string_pretty(&template)?))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -355,7 +355,7 @@ fn the_aws_examples_are_valid() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout
-            .contains("4 rules (3 pattern, 1 schedule), 2 sources"),
+            .contains("7 rules (5 pattern, 2 schedule), 2 sources"),
         "{}",
         r.stdout
     );
