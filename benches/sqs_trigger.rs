@@ -144,7 +144,10 @@ async fn main() {
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "moto did not listen");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto did not listen"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let sqs = client(&url).await;
@@ -207,7 +210,10 @@ async fn main() {
         if deleted(&http, &control).await >= n as u64 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(600), "trigd did not finish");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "trigd did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let through = start.elapsed().as_secs_f64();
