@@ -52,7 +52,8 @@ struct Setup {
 }
 
 impl Setup {
-    /// Function `orders` (the handler above) with one `sqs` trigger on `queue_url`, written
+    /// Function `orders` (the handler above, one environment, so one poller and batches
+    /// made the same way on every run) with one `sqs` trigger on `queue_url`, written
     /// as `trigger` (the flow mapping's keys after `source`).
     fn new(queue_url: &str, trigger: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
@@ -75,7 +76,7 @@ impl Setup {
     /// (Re)writes the rule file with this trigger.
     fn write(&self, queue_url: &str, trigger: &str) {
         let text = format!(
-            "sources:\n  orders:\n    sqs: {{queue_url: \"{queue_url}\"}}\nfunctions:\n  orders:\n    runtime: python3.12\n    handler: app.handler\n    code: orders\n    timeout: 60\n    environment: {{OUT: \"{}\", GO: \"{}\"}}\n    triggers:\n      - sqs: {{source: orders{trigger}}}\n",
+            "sources:\n  orders:\n    sqs: {{queue_url: \"{queue_url}\"}}\nfunctions:\n  orders:\n    runtime: python3.12\n    handler: app.handler\n    code: orders\n    timeout: 60\n    concurrency: 1\n    environment: {{OUT: \"{}\", GO: \"{}\"}}\n    triggers:\n      - sqs: {{source: orders{trigger}}}\n",
             self.out.display(),
             self.go.display()
         );
