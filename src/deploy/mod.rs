@@ -16,6 +16,7 @@
 
 pub mod desired;
 pub mod export;
+pub mod package;
 pub mod plan;
 pub mod remote;
 pub mod source;

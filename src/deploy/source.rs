@@ -29,6 +29,8 @@ impl std::fmt::Display for Origin {
 pub struct RuleSources {
     patterns: HashMap<String, Value>,
     targets: HashMap<(String, String), Origin>,
+    /// Functions whose `concurrency` is written (only those reserve concurrency on AWS).
+    concurrency_written: Vec<String>,
 }
 
 impl RuleSources {
@@ -36,7 +38,12 @@ impl RuleSources {
     /// vanished since the rules were loaded) leaves its rules without patterns; the caller
     /// reports that.
     pub fn read(set: &RuleSet) -> RuleSources {
-        let mut files: Vec<&str> = set.rules.iter().map(|r| r.file.as_str()).collect();
+        let mut files: Vec<&str> = set
+            .rules
+            .iter()
+            .map(|r| r.file.as_str())
+            .chain(set.functions.iter().map(|f| f.file.as_str()))
+            .collect();
         files.sort_unstable();
         files.dedup();
         let mut out = RuleSources::default();
@@ -54,6 +61,13 @@ impl RuleSources {
         let Ok(root) = yaml::parse(text) else {
             return;
         };
+        if let Some(Kind::Map(functions)) = get(&root, "functions").map(|n| &n.kind) {
+            for (name, f) in functions {
+                if let (Some(name), Some(_)) = (name.as_str(), get(f, "concurrency")) {
+                    self.concurrency_written.push(name.to_owned());
+                }
+            }
+        }
         let Some(Kind::Seq(rules)) = get(&root, "rules").map(|n| &n.kind) else {
             return;
         };
@@ -84,6 +98,11 @@ impl RuleSources {
     /// The pattern of rule `name`, as written.
     pub fn pattern(&self, rule: &str) -> Option<&Value> {
         self.patterns.get(rule)
+    }
+
+    /// Whether function `name` writes its `concurrency`.
+    pub fn concurrency_written(&self, name: &str) -> bool {
+        self.concurrency_written.iter().any(|n| n == name)
     }
 
     /// Where target `id` of rule `rule` is written.
