@@ -191,6 +191,9 @@ enum Command {
         /// The IAM role EventBridge assumes to call `http` targets' API destinations.
         #[arg(long, value_name = "ARN")]
         events_role: Option<String>,
+        /// The execution role of the Lambda functions made from local functions.
+        #[arg(long, value_name = "ARN")]
+        function_role: Option<String>,
         /// Send every connection's secrets again (they cannot be read back, so a changed
         /// secret alone is not seen as a change).
         #[arg(long)]
@@ -437,6 +440,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             skip_undeployable,
             scheduler_role,
             events_role,
+            function_role,
             update_secrets,
             region,
         } => deploy(DeployArgs {
@@ -449,6 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             skip_undeployable,
             scheduler_role,
             events_role,
+            function_role,
             update_secrets,
             region,
         }),
@@ -1110,6 +1115,7 @@ struct DeployArgs {
     skip_undeployable: bool,
     scheduler_role: Option<String>,
     events_role: Option<String>,
+    function_role: Option<String>,
     update_secrets: bool,
     region: Option<String>,
 }
@@ -1148,6 +1154,13 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
     let sources = deploy::RuleSources::read(&set);
     // `${VAR}` header values are copied into connections' secrets from here.
     let env = desired::Env::Values(std::env::vars().collect());
+    // Local functions' code, zipped once (functions with layers are refused by the plan).
+    let mut packages = std::collections::BTreeMap::new();
+    for f in set.functions.iter().filter(|f| f.layers.is_empty()) {
+        let package = deploy::package::package(&f.code)
+            .with_context(|| format!("packaging function {}", f.name))?;
+        packages.insert(f.name.clone(), package);
+    }
     let make_ctx = |region: String, account: String| deploy::Context {
         region,
         account,
@@ -1156,6 +1169,8 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
         scheduler_role_arn: a.scheduler_role.clone(),
         events_role_arn: a.events_role.clone(),
         env: env.clone(),
+        function_role_arn: a.function_role.clone(),
+        packages: packages.clone(),
     };
     // Checked before any call to AWS: what cannot be deployed, ranges, names.
     let offline = desired::build(

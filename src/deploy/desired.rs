@@ -33,6 +33,11 @@ pub struct Context {
     pub events_role_arn: Option<String>,
     /// The deployer's environment, where `${VAR}` header values are resolved.
     pub env: Env,
+    /// The execution role of the Lambda functions deploy creates from local functions.
+    pub function_role_arn: Option<String>,
+    /// The local functions' code, zipped (`package`), by function name. `trigd export` has
+    /// none: it leaves functions out.
+    pub packages: std::collections::BTreeMap<String, super::package::Package>,
 }
 
 /// Where `${VAR}` values come from.
@@ -193,20 +198,7 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
         }
     }
     for f in &set.functions {
-        out.findings.push(Finding {
-            severity: Severity::Undeployable,
-            origin: Some(Origin {
-                file: f.file.clone(),
-                line: f.line,
-                column: f.column,
-            }),
-            message: format!(
-                "local function `{}` is not deployed: this version of `trigd deploy` does not \
-                 create Lambda functions; create it with `aws lambda create-function` (or SAM) \
-                 and point rules at it with a `lambda:` target",
-                f.name
-            ),
-        });
+        function(f, sources, ctx, &mut out);
     }
     for t in &set.triggers {
         if matches!(t.kind, crate::rules::FunctionTriggerKind::Schedule { .. }) {
@@ -240,6 +232,106 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
         });
     }
     out
+}
+
+/// A local function as a Lambda function: its code (zipped), runtime, handler, timeout,
+/// memory, environment, description; reserved concurrency when `concurrency` is written;
+/// the asynchronous retry settings when they are not Lambda's defaults.
+fn function(f: &crate::rules::Function, sources: &RuleSources, ctx: &Context, out: &mut Desired) {
+    let at = Some(Origin {
+        file: f.file.clone(),
+        line: f.line,
+        column: f.column,
+    });
+    if !f.layers.is_empty() {
+        undeployable(
+            out,
+            &at,
+            format!(
+                "function `{}` has layers, which this version of `trigd deploy` does not publish; \
+                 put the layers' files into its code directory, or deploy it yourself",
+                f.name
+            ),
+        );
+        return;
+    }
+    let Some(package) = ctx.packages.get(&f.name) else {
+        note(
+            out,
+            Severity::Warning,
+            &at,
+            format!(
+                "function `{}` is not in the template: its code must be uploaded; deploy it \
+                 with `trigd deploy`",
+                f.name
+            ),
+        );
+        return;
+    };
+    if ctx.function_role_arn.is_none() {
+        out.findings.push(Finding {
+            severity: Severity::Error,
+            origin: at.clone(),
+            message: format!(
+                "function `{}` needs an execution role for Lambda: give it with \
+                 --function-role ARN",
+                f.name
+            ),
+        });
+    }
+    if f.interpreter.is_some() {
+        note(
+            out,
+            Severity::Info,
+            &at,
+            format!(
+                "function `{}`: `interpreter` has no effect on AWS (Lambda runs {})",
+                f.name,
+                f.runtime.id()
+            ),
+        );
+    }
+    let mut spec = Map::new();
+    spec.insert("FunctionName".into(), json!(f.name));
+    spec.insert("FunctionArn".into(), json!(function_arn(&f.name, ctx)));
+    spec.insert("Runtime".into(), json!(f.runtime.id()));
+    spec.insert("Handler".into(), json!(f.handler));
+    spec.insert("Timeout".into(), json!(f.timeout.as_secs()));
+    spec.insert("MemorySize".into(), json!(f.memory_mb));
+    spec.insert(
+        "Role".into(),
+        json!(ctx.function_role_arn.clone().unwrap_or_default()),
+    );
+    spec.insert("CodeSha256".into(), json!(package.sha256));
+    if let Some(d) = &f.description {
+        spec.insert("Description".into(), json!(d));
+    }
+    if !f.environment.is_empty() {
+        let vars: Map<String, Value> = f
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        spec.insert("Environment".into(), Value::Object(vars));
+    }
+    if sources.concurrency_written(&f.name) {
+        spec.insert("ReservedConcurrentExecutions".into(), json!(f.concurrency));
+    }
+    if f.retry != crate::rules::FUNCTION_RETRY {
+        spec.insert(
+            "EventInvokeConfig".into(),
+            json!({
+                "MaximumRetryAttempts": f.retry.max_attempts,
+                "MaximumEventAgeInSeconds": f.retry.max_event_age.as_secs(),
+            }),
+        );
+    }
+    out.resources.push(Resource {
+        kind: Kind::Function,
+        name: f.name.clone(),
+        spec: Value::Object(spec),
+        origin: at,
+    });
 }
 
 /// What becomes of a source on AWS: deploy creates no ingress.
@@ -508,17 +600,25 @@ fn rule_target(
             );
             return None;
         }
-        TargetKind::Function { name, .. } => {
-            undeployable(
-                out,
-                at,
-                format!(
-                    "{who} runs local function `{name}`, which this version of `trigd deploy` \
-                     does not create; deploy the function to Lambda yourself and write \
-                     `lambda: {name}`"
-                ),
-            );
-            return None;
+        TargetKind::Function {
+            name,
+            on_success,
+            on_failure,
+        } => {
+            if on_success.is_some() || on_failure.is_some() {
+                undeployable(
+                    out,
+                    at,
+                    format!(
+                        "{who} has `on_success`/`on_failure`: on AWS destinations belong to the \
+                         function's event invoke config, which this version of `trigd deploy` \
+                         does not set; remove them"
+                    ),
+                );
+                return None;
+            }
+            // The Lambda function deploy makes of the local function.
+            v.insert("Arn".into(), json!(function_arn(name, ctx)));
         }
     }
     match &t.input {
@@ -1299,17 +1399,25 @@ fn schedule_target(
             );
             return None;
         }
-        TargetKind::Function { name, .. } => {
-            undeployable(
-                out,
-                at,
-                format!(
-                    "{who} runs local function `{name}`, which this version of `trigd deploy` \
-                     does not create; deploy the function to Lambda yourself and write \
-                     `lambda: {name}`"
-                ),
-            );
-            return None;
+        TargetKind::Function {
+            name,
+            on_success,
+            on_failure,
+        } => {
+            if on_success.is_some() || on_failure.is_some() {
+                undeployable(
+                    out,
+                    at,
+                    format!(
+                        "{who} has `on_success`/`on_failure`: on AWS destinations belong to the \
+                         function's event invoke config, which this version of `trigd deploy` \
+                         does not set; remove them"
+                    ),
+                );
+                return None;
+            }
+            // The Lambda function deploy makes of the local function.
+            v.insert("Arn".into(), json!(function_arn(name, ctx)));
         }
     }
     v.insert(

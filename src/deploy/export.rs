@@ -40,6 +40,8 @@ pub fn context(
         scheduler_role_arn: Some(scheduler_role_arn.unwrap_or(ROLE_STAND_IN).to_owned()),
         events_role_arn: Some(events_role_arn.unwrap_or(EVENTS_ROLE_STAND_IN).to_owned()),
         env: super::desired::Env::Names,
+        function_role_arn: None,
+        packages: Default::default(),
     }
 }
 
@@ -123,6 +125,8 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
             // CloudFormation's policy resources replace a queue's or topic's whole policy:
             // left out (the template's description says so).
             Kind::QueuePolicy | Kind::TopicPolicy => {}
+            // Never built here: export packages no code (the build warns).
+            Kind::Function => {}
             Kind::Connection => connection(r, desired, &mut resources, &mut parameters),
             Kind::ApiDestination => {
                 let id = logical_id("ApiDestination", &r.name);

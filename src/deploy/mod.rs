@@ -46,6 +46,8 @@ pub enum Kind {
     /// An EventBridge API destination (the endpoint of an `http` target), named as its
     /// connection.
     ApiDestination,
+    /// A Lambda function made from a local function, tagged like rules.
+    Function,
 }
 
 impl Kind {
@@ -58,6 +60,7 @@ impl Kind {
             Kind::TopicPolicy => "topic policy",
             Kind::Connection => "connection",
             Kind::ApiDestination => "api destination",
+            Kind::Function => "function",
         }
     }
 }

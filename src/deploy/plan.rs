@@ -154,7 +154,20 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
             .iter()
             .find(|e| e.resource.kind == kind && e.resource.name == name)
     };
-    for arn in &actual.missing {
+    // Functions the plan creates are missing only until it runs.
+    let created: Vec<&str> = desired
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Function)
+        .filter_map(|r| r.spec.get("FunctionArn").and_then(Value::as_str))
+        .collect();
+    let missing: Vec<&str> = actual
+        .missing
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !created.contains(m))
+        .collect();
+    for arn in &missing {
         plan.findings.push(Finding {
             severity: Severity::Warning,
             origin: None,
@@ -168,9 +181,13 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
         let grants_on = match want.kind {
             Kind::Permission => want.spec.get("FunctionName").and_then(Value::as_str),
             Kind::QueuePolicy | Kind::TopicPolicy => Some(want.name.as_str()),
-            Kind::Rule | Kind::Schedule | Kind::Connection | Kind::ApiDestination => None,
+            Kind::Rule
+            | Kind::Schedule
+            | Kind::Connection
+            | Kind::ApiDestination
+            | Kind::Function => None,
         };
-        if grants_on.is_some_and(|arn| actual.missing.iter().any(|m| m == arn)) {
+        if grants_on.is_some_and(|arn| missing.contains(&arn)) {
             continue;
         }
         let mut want = want.clone();

@@ -179,6 +179,7 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
         });
     }
 
+    read_functions(c, ctx, wanted, &mut actual).await?;
     read_permissions(c, ctx, wanted, &mut actual).await?;
     read_policies(c, ctx, wanted, &mut actual).await?;
     read_http(c, ctx, &mut actual).await?;
@@ -418,6 +419,335 @@ async fn read_policies(
             },
             owner: Owner::Us,
         });
+    }
+    Ok(())
+}
+
+/// Lambda functions tagged for this deployment (with their full settings), and functions of a
+/// wanted name that are not (conflicts).
+async fn read_functions(
+    c: &Clients,
+    ctx: &Context,
+    wanted: &[Resource],
+    actual: &mut Actual,
+) -> Result<(), RemoteError> {
+    let wanted: HashSet<&str> = wanted
+        .iter()
+        .filter(|r| r.kind == Kind::Function)
+        .map(|r| r.name.as_str())
+        .collect();
+    let mut configs = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = c
+            .lambda
+            .list_functions()
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(call("ListFunctions"))?;
+        configs.extend(out.functions.unwrap_or_default());
+        match out.next_marker {
+            Some(m) if !m.is_empty() => marker = Some(m),
+            _ => break,
+        }
+    }
+    for f in configs {
+        let (Some(name), Some(arn)) = (f.function_name.clone(), f.function_arn.clone()) else {
+            continue;
+        };
+        let tags = c
+            .lambda
+            .list_tags()
+            .resource(&arn)
+            .send()
+            .await
+            .map_err(call("ListTags"))?
+            .tags
+            .unwrap_or_default();
+        let owner = match (
+            tags.get(MANAGED_BY.0).map(String::as_str),
+            tags.get(DEPLOYMENT_TAG),
+        ) {
+            (Some("trigd"), Some(d)) if *d == ctx.deployment => Owner::Us,
+            (Some("trigd"), Some(d)) => Owner::OtherDeployment(d.clone()),
+            _ => Owner::Foreign,
+        };
+        if owner != Owner::Us && !wanted.contains(name.as_str()) {
+            continue;
+        }
+        let spec = if owner == Owner::Us {
+            function_spec(c, &f).await?
+        } else {
+            json!({ "FunctionName": name })
+        };
+        actual.resources.push(Existing {
+            resource: Resource {
+                kind: Kind::Function,
+                name,
+                spec,
+                origin: None,
+            },
+            owner,
+        });
+    }
+    Ok(())
+}
+
+/// A function read from Lambda, in the desired state's shape.
+async fn function_spec(
+    c: &Clients,
+    f: &aws_sdk_lambda::types::FunctionConfiguration,
+) -> Result<Value, RemoteError> {
+    let name = f.function_name.clone().unwrap_or_default();
+    let mut spec = Map::new();
+    spec.insert("FunctionName".into(), json!(name));
+    spec.insert(
+        "FunctionArn".into(),
+        json!(f.function_arn.as_deref().unwrap_or_default()),
+    );
+    if let Some(r) = &f.runtime {
+        spec.insert("Runtime".into(), json!(r.as_str()));
+    }
+    spec.insert(
+        "Handler".into(),
+        json!(f.handler.as_deref().unwrap_or_default()),
+    );
+    spec.insert("Timeout".into(), json!(f.timeout.unwrap_or(3)));
+    spec.insert("MemorySize".into(), json!(f.memory_size.unwrap_or(128)));
+    spec.insert("Role".into(), json!(f.role.as_deref().unwrap_or_default()));
+    spec.insert(
+        "CodeSha256".into(),
+        json!(f.code_sha256.as_deref().unwrap_or_default()),
+    );
+    if let Some(d) = nonempty(f.description.as_deref()) {
+        spec.insert("Description".into(), json!(d));
+    }
+    if let Some(vars) = f
+        .environment
+        .as_ref()
+        .and_then(|e| e.variables.as_ref())
+        .filter(|v| !v.is_empty())
+    {
+        let mut sorted: Vec<_> = vars.iter().collect();
+        sorted.sort();
+        spec.insert(
+            "Environment".into(),
+            Value::Object(
+                sorted
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect(),
+            ),
+        );
+    }
+    let reserved = c
+        .lambda
+        .get_function_concurrency()
+        .function_name(&name)
+        .send()
+        .await
+        .map_err(call("GetFunctionConcurrency"))?
+        .reserved_concurrent_executions;
+    if let Some(n) = reserved {
+        spec.insert("ReservedConcurrentExecutions".into(), json!(n));
+    }
+    match c
+        .lambda
+        .get_function_event_invoke_config()
+        .function_name(&name)
+        .send()
+        .await
+    {
+        Ok(e) => {
+            spec.insert(
+                "EventInvokeConfig".into(),
+                json!({
+                    "MaximumRetryAttempts": e.maximum_retry_attempts.unwrap_or(2),
+                    "MaximumEventAgeInSeconds": e.maximum_event_age_in_seconds.unwrap_or(21600),
+                }),
+            );
+        }
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(call("GetFunctionEventInvokeConfig")(e)),
+    }
+    Ok(Value::Object(spec))
+}
+
+fn environment(spec: &Value) -> aws_sdk_lambda::types::Environment {
+    let vars: std::collections::HashMap<String, String> = spec
+        .get("Environment")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    aws_sdk_lambda::types::Environment::builder()
+        .set_variables(Some(vars))
+        .build()
+}
+
+/// Waits until a function takes the next change (Lambda refuses one while an update is in
+/// progress), for at most a minute.
+async fn wait_ready(c: &Clients, name: &str) -> Result<(), RemoteError> {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let f = c
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(call("GetFunctionConfiguration"))?;
+        let busy = f.state == Some(State::Pending)
+            || f.last_update_status == Some(LastUpdateStatus::InProgress);
+        if !busy || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// Creates or updates a function: code, settings, reserved concurrency, retry settings, each
+/// only when it changed.
+async fn put_function(
+    c: &Clients,
+    ctx: &Context,
+    r: &Resource,
+    create: bool,
+    changed: &[&str],
+) -> Result<(), RemoteError> {
+    use aws_sdk_lambda::primitives::Blob;
+    use aws_sdk_lambda::types::{FunctionCode, Runtime};
+    let s = &r.spec;
+    let zip = ctx
+        .packages
+        .get(&r.name)
+        .map(|p| p.zip.clone())
+        .unwrap_or_default();
+    let touched = |field: &str| {
+        create
+            || changed
+                .iter()
+                .any(|p| *p == field || p.starts_with(&format!("{field}.")))
+    };
+    if create {
+        let mut req = c
+            .lambda
+            .create_function()
+            .function_name(&r.name)
+            .runtime(Runtime::from(str_at(s, "Runtime").unwrap_or_default()))
+            .role(str_at(s, "Role").unwrap_or_default())
+            .handler(str_at(s, "Handler").unwrap_or_default())
+            .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+            .set_timeout(int_at(s, &["Timeout"]))
+            .set_memory_size(int_at(s, &["MemorySize"]))
+            .description(str_at(s, "Description").unwrap_or_default())
+            .environment(environment(s));
+        for (k, v) in [
+            (MANAGED_BY.0, MANAGED_BY.1),
+            (DEPLOYMENT_TAG, ctx.deployment.as_str()),
+        ] {
+            req = req.tags(k, v);
+        }
+        c.wrote();
+        req.send().await.map_err(call("CreateFunction"))?;
+        wait_ready(c, &r.name).await?;
+    } else {
+        if touched("CodeSha256") {
+            c.wrote();
+            c.lambda
+                .update_function_code()
+                .function_name(&r.name)
+                .zip_file(Blob::new(zip))
+                .send()
+                .await
+                .map_err(call("UpdateFunctionCode"))?;
+            wait_ready(c, &r.name).await?;
+        }
+        let settings = [
+            "Runtime",
+            "Handler",
+            "Timeout",
+            "MemorySize",
+            "Role",
+            "Description",
+            "Environment",
+        ];
+        if settings.iter().any(|f| touched(f)) {
+            c.wrote();
+            c.lambda
+                .update_function_configuration()
+                .function_name(&r.name)
+                .runtime(Runtime::from(str_at(s, "Runtime").unwrap_or_default()))
+                .role(str_at(s, "Role").unwrap_or_default())
+                .handler(str_at(s, "Handler").unwrap_or_default())
+                .set_timeout(int_at(s, &["Timeout"]))
+                .set_memory_size(int_at(s, &["MemorySize"]))
+                .description(str_at(s, "Description").unwrap_or_default())
+                .environment(environment(s))
+                .send()
+                .await
+                .map_err(call("UpdateFunctionConfiguration"))?;
+            wait_ready(c, &r.name).await?;
+        }
+    }
+    if touched("ReservedConcurrentExecutions") {
+        c.wrote();
+        match int_at(s, &["ReservedConcurrentExecutions"]) {
+            Some(n) => {
+                c.lambda
+                    .put_function_concurrency()
+                    .function_name(&r.name)
+                    .reserved_concurrent_executions(n)
+                    .send()
+                    .await
+                    .map_err(call("PutFunctionConcurrency"))?;
+            }
+            None => {
+                c.lambda
+                    .delete_function_concurrency()
+                    .function_name(&r.name)
+                    .send()
+                    .await
+                    .map_err(call("DeleteFunctionConcurrency"))?;
+            }
+        }
+    }
+    if touched("EventInvokeConfig") {
+        if !create {
+            // Replaced rather than updated: a second put is appended by some emulators.
+            c.wrote();
+            match c
+                .lambda
+                .delete_function_event_invoke_config()
+                .function_name(&r.name)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(call("DeleteFunctionEventInvokeConfig")(e)),
+            }
+        }
+        if s.get("EventInvokeConfig").is_some() {
+            c.wrote();
+            c.lambda
+                .put_function_event_invoke_config()
+                .function_name(&r.name)
+                .set_maximum_retry_attempts(int_at(
+                    s,
+                    &["EventInvokeConfig", "MaximumRetryAttempts"],
+                ))
+                .set_maximum_event_age_in_seconds(int_at(
+                    s,
+                    &["EventInvokeConfig", "MaximumEventAgeInSeconds"],
+                ))
+                .send()
+                .await
+                .map_err(call("PutFunctionEventInvokeConfig"))?;
+        }
     }
     Ok(())
 }
@@ -1472,6 +1802,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
     }
     // Permissions and policies first, so that a new target can be reached at once.
     for kind in [
+        Kind::Function,
         Kind::Connection,
         Kind::ApiDestination,
         Kind::Permission,
@@ -1514,6 +1845,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                     put_connection(c, want, &secrets, create).await?;
                 }
                 Kind::ApiDestination => put_api_destination(c, want, create).await?,
+                Kind::Function => put_function(c, ctx, want, create, &fields).await?,
                 Kind::Permission => {
                     // A statement cannot be changed in place: replaced.
                     if let (false, Some(old)) = (create, &ch.actual) {
@@ -1532,6 +1864,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         Kind::TopicPolicy,
         Kind::ApiDestination,
         Kind::Connection,
+        Kind::Function,
     ] {
         for ch in plan
             .changes
@@ -1580,6 +1913,15 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                         .send()
                         .await
                         .map_err(call("DeleteApiDestination"))?;
+                }
+                Kind::Function => {
+                    c.wrote();
+                    c.lambda
+                        .delete_function()
+                        .function_name(&ch.name)
+                        .send()
+                        .await
+                        .map_err(call("DeleteFunction"))?;
                 }
                 Kind::Connection => {
                     c.wrote();

@@ -27,6 +27,8 @@ fn ctx() -> Context {
                 .into_iter()
                 .collect(),
         ),
+        function_role_arn: Some("arn:aws:iam::111122223333:role/fn".to_owned()),
+        packages: Default::default(),
     }
 }
 

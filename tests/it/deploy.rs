@@ -1201,3 +1201,116 @@ async fn http_targets_deploy_as_connections_and_api_destinations() {
     let left = events.list_connections().send().await.unwrap();
     assert_eq!(left.connections.unwrap_or_default().len(), 0);
 }
+
+const FUNCTION_ROLE: &str = "arn:aws:iam::123456789012:role/fn-role";
+
+/// A local function becomes a Lambda function (its code zipped, its settings, its reserved
+/// concurrency), which a `function` target then reaches with its permission; unchanged code
+/// is no change, changed code is uploaded alone, and a removed function is deleted last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_functions_deploy_as_lambda_functions() {
+    let w = World::new().await;
+    // The execution role (moto checks that it exists), made through a throwaway function.
+    create_function(&w, "scratch").await;
+    let code = w.dir.path().join("shop/fn/resize");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 1\n",
+    )
+    .unwrap();
+    let rules = "functions:\n  resize:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/resize\n    timeout: 10s\n    memory: 256\n    concurrency: 3\n    environment: {SIZE: '64'}\nrules:\n  - name: orders\n    pattern: {source: [shop]}\n    targets:\n      - id: f\n        function: resize\n";
+    w.rules(rules);
+    let (plan, calls) = w.deploy(&["--plan", "--function-role", FUNCTION_ROLE]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+    assert!(
+        plan.stdout.contains("+ function resize\n"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("+ permission "), "{}", plan.stdout);
+
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written[0], "POST /2015-03-31/functions ", "{written:?}");
+    assert!(written[1].ends_with("/concurrency "), "{written:?}");
+    assert!(
+        written[2].ends_with("/policy "),
+        "the permission after the function: {written:?}"
+    );
+    assert_eq!(written[3..], ["POST / PutRule", "POST / PutTargets"]);
+
+    let lambda = aws_sdk_lambda::Client::new(&w.conf);
+    let f = lambda
+        .get_function()
+        .function_name("resize")
+        .send()
+        .await
+        .unwrap();
+    let conf = f.configuration().unwrap();
+    assert_eq!(conf.handler(), Some("app.handler"));
+    assert_eq!(conf.timeout(), Some(10));
+    assert_eq!(conf.memory_size(), Some(256));
+    assert_eq!(
+        conf.environment().unwrap().variables().unwrap()["SIZE"],
+        "64"
+    );
+    assert_eq!(
+        f.concurrency().unwrap().reserved_concurrent_executions(),
+        Some(3)
+    );
+    assert_eq!(f.tags().unwrap()["trigd:deployment"], "shop");
+    let targets = w
+        .events()
+        .list_targets_by_rule()
+        .rule("orders")
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap();
+    assert_eq!(Some(targets[0].arn.as_str()), conf.function_arn());
+
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+
+    // New code: uploaded alone.
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 2\n",
+    )
+    .unwrap();
+    let (plan, _) = w.deploy(&["--plan", "--function-role", FUNCTION_ROLE]);
+    assert!(
+        plan.stdout.contains("~ function resize\n    CodeSha256: "),
+        "{}",
+        plan.stdout
+    );
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(writes(&calls), ["PUT /2015-03-31/functions/resize/code "]);
+
+    // Gone from the files: the rule first, then its permission, then the function.
+    w.rules("rules: []\n");
+    let (gone, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    let written = writes(&calls);
+    assert_eq!(written[..2], ["POST / RemoveTargets", "POST / DeleteRule"]);
+    assert!(
+        written[2].starts_with("DELETE ") && written[2].contains("/policy/"),
+        "{written:?}"
+    );
+    assert_eq!(written[3], "DELETE /2015-03-31/functions/resize ");
+    assert!(
+        lambda
+            .get_function()
+            .function_name("scratch")
+            .send()
+            .await
+            .is_ok(),
+        "a function trigd did not create is left alone"
+    );
+}
