@@ -204,6 +204,10 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
         if matches!(t.kind, crate::rules::FunctionTriggerKind::Schedule { .. }) {
             continue; // Reported as the schedule rule it runs as.
         }
+        if let crate::rules::FunctionTriggerKind::Sqs(m) = &t.kind {
+            sqs_trigger(set, t, m, sources, ctx, &mut out);
+            continue;
+        }
         out.findings.push(Finding {
             severity: Severity::Undeployable,
             origin: Some(Origin {
@@ -329,6 +333,85 @@ fn function(f: &crate::rules::Function, sources: &RuleSources, ctx: &Context, ou
     out.resources.push(Resource {
         kind: Kind::Function,
         name: f.name.clone(),
+        spec: Value::Object(spec),
+        origin: at,
+    });
+}
+
+/// An `sqs` trigger as the function's event-source mapping on the source's queue.
+fn sqs_trigger(
+    set: &RuleSet,
+    t: &crate::rules::FunctionTrigger,
+    m: &crate::rules::SqsMapping,
+    sources: &RuleSources,
+    ctx: &Context,
+    out: &mut Desired,
+) {
+    let at = Some(Origin {
+        file: t.file.clone(),
+        line: t.line,
+        column: t.column,
+    });
+    // Mapped only with its function (a function that cannot be deployed is reported as such).
+    if !out
+        .resources
+        .iter()
+        .any(|r| r.kind == Kind::Function && r.name == t.function)
+    {
+        return;
+    }
+    let Some(queue_url) = set.sources.iter().find_map(|s| match &s.kind {
+        crate::rules::SourceKind::Sqs { queue_url, .. } if s.name == m.source => Some(queue_url),
+        _ => None,
+    }) else {
+        return;
+    };
+    let arn = crate::rules::queue_arn(queue_url, &ctx.region);
+    let mut spec = Map::new();
+    spec.insert("FunctionName".into(), json!(t.function));
+    spec.insert("EventSourceArn".into(), json!(arn));
+    spec.insert("BatchSize".into(), json!(m.batch_size));
+    spec.insert(
+        "MaximumBatchingWindowInSeconds".into(),
+        json!(m.batch_window.as_secs()),
+    );
+    if m.report_batch_item_failures {
+        spec.insert(
+            "FunctionResponseTypes".into(),
+            json!(["ReportBatchItemFailures"]),
+        );
+    }
+    let filters = sources.sqs_filters(&t.function, &m.source);
+    if !filters.is_empty() {
+        spec.insert("Filters".into(), Value::Array(filters.to_vec()));
+    }
+    if (2..=1000).contains(&m.max_concurrency) {
+        spec.insert("MaximumConcurrency".into(), json!(m.max_concurrency));
+    } else {
+        note(
+            out,
+            Severity::Warning,
+            &at,
+            format!(
+                "the `sqs` trigger of `{}`: Lambda's maximum concurrency is 2 to 1000, so {} is \
+                 left at Lambda's default",
+                t.function, m.max_concurrency
+            ),
+        );
+    }
+    note(
+        out,
+        Severity::Info,
+        &at,
+        format!(
+            "the `sqs` trigger of `{}`: its execution role must be allowed sqs:ReceiveMessage, \
+             sqs:DeleteMessage and sqs:GetQueueAttributes on `{arn}`",
+            t.function
+        ),
+    );
+    out.resources.push(Resource {
+        kind: Kind::EventSourceMapping,
+        name: format!("{}@{arn}", t.function),
         spec: Value::Object(spec),
         origin: at,
     });

@@ -48,6 +48,9 @@ pub enum Kind {
     ApiDestination,
     /// A Lambda function made from a local function, tagged like rules.
     Function,
+    /// An SQS event-source mapping of such a function (an `sqs` trigger); named
+    /// `FUNCTION@QUEUE_ARN`, owned with its function.
+    EventSourceMapping,
 }
 
 impl Kind {
@@ -61,6 +64,7 @@ impl Kind {
             Kind::Connection => "connection",
             Kind::ApiDestination => "api destination",
             Kind::Function => "function",
+            Kind::EventSourceMapping => "event-source mapping",
         }
     }
 }

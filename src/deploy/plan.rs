@@ -185,7 +185,8 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
             | Kind::Schedule
             | Kind::Connection
             | Kind::ApiDestination
-            | Kind::Function => None,
+            | Kind::Function
+            | Kind::EventSourceMapping => None,
         };
         if grants_on.is_some_and(|arn| missing.contains(&arn)) {
             continue;

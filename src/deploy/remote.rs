@@ -180,6 +180,7 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
     }
 
     read_functions(c, ctx, wanted, &mut actual).await?;
+    read_mappings(c, &mut actual).await?;
     read_permissions(c, ctx, wanted, &mut actual).await?;
     read_policies(c, ctx, wanted, &mut actual).await?;
     read_http(c, ctx, &mut actual).await?;
@@ -494,6 +495,152 @@ async fn read_functions(
     Ok(())
 }
 
+/// The event-source mappings of the deployment's functions.
+async fn read_mappings(c: &Clients, actual: &mut Actual) -> Result<(), RemoteError> {
+    let functions: Vec<String> = actual
+        .resources
+        .iter()
+        .filter(|e| e.owner == Owner::Us && e.resource.kind == Kind::Function)
+        .map(|e| e.resource.name.clone())
+        .collect();
+    for function in functions {
+        for m in list_mappings(c, &function, None).await? {
+            let arn = m.event_source_arn.clone().unwrap_or_default();
+            let mut spec = Map::new();
+            spec.insert("FunctionName".into(), json!(function));
+            spec.insert("EventSourceArn".into(), json!(arn));
+            spec.insert("BatchSize".into(), json!(m.batch_size.unwrap_or(10)));
+            spec.insert(
+                "MaximumBatchingWindowInSeconds".into(),
+                json!(m.maximum_batching_window_in_seconds.unwrap_or(0)),
+            );
+            let types: Vec<Value> = m
+                .function_response_types
+                .iter()
+                .flatten()
+                .map(|t| json!(t.as_str()))
+                .collect();
+            if !types.is_empty() {
+                spec.insert("FunctionResponseTypes".into(), Value::Array(types));
+            }
+            let filters: Vec<Value> = m
+                .filter_criteria
+                .as_ref()
+                .and_then(|f| f.filters.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.pattern.as_deref())
+                .map(json_or_text)
+                .collect();
+            if !filters.is_empty() {
+                spec.insert("Filters".into(), Value::Array(filters));
+            }
+            if let Some(n) = m
+                .scaling_config
+                .as_ref()
+                .and_then(|s| s.maximum_concurrency)
+            {
+                spec.insert("MaximumConcurrency".into(), json!(n));
+            }
+            actual.resources.push(Existing {
+                resource: Resource {
+                    kind: Kind::EventSourceMapping,
+                    name: format!("{function}@{arn}"),
+                    spec: Value::Object(spec),
+                    origin: None,
+                },
+                owner: Owner::Us,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The event-source mappings of `function` (on `source`, if given).
+async fn list_mappings(
+    c: &Clients,
+    function: &str,
+    source: Option<&str>,
+) -> Result<Vec<aws_sdk_lambda::types::EventSourceMappingConfiguration>, RemoteError> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = c
+            .lambda
+            .list_event_source_mappings()
+            .function_name(function)
+            .set_event_source_arn(source.map(str::to_owned))
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(call("ListEventSourceMappings"))?;
+        out.extend(page.event_source_mappings.unwrap_or_default());
+        match page.next_marker {
+            Some(m) if !m.is_empty() => marker = Some(m),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Creates or updates an event-source mapping (all its settings).
+async fn put_mapping(c: &Clients, r: &Resource, create: bool) -> Result<(), RemoteError> {
+    use aws_sdk_lambda::types::{Filter, FilterCriteria, FunctionResponseType, ScalingConfig};
+    let s = &r.spec;
+    let function = str_at(s, "FunctionName").unwrap_or_default();
+    let source = str_at(s, "EventSourceArn").unwrap_or_default();
+    let filters: Vec<Filter> = s
+        .get("Filters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| Filter::builder().pattern(as_text(p)).build())
+        .collect();
+    let criteria = FilterCriteria::builder().set_filters(Some(filters)).build();
+    let types: Vec<FunctionResponseType> = s
+        .get("FunctionResponseTypes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(FunctionResponseType::from)
+        .collect();
+    let scaling = int_at(s, &["MaximumConcurrency"])
+        .map(|n| ScalingConfig::builder().maximum_concurrency(n).build());
+    if create {
+        c.wrote();
+        c.lambda
+            .create_event_source_mapping()
+            .function_name(function)
+            .event_source_arn(source)
+            .set_batch_size(int_at(s, &["BatchSize"]))
+            .set_maximum_batching_window_in_seconds(int_at(s, &["MaximumBatchingWindowInSeconds"]))
+            .set_function_response_types(Some(types))
+            .filter_criteria(criteria)
+            .set_scaling_config(scaling)
+            .send()
+            .await
+            .map_err(call("CreateEventSourceMapping"))?;
+        return Ok(());
+    }
+    for m in list_mappings(c, function, Some(source)).await? {
+        let Some(uuid) = m.uuid else { continue };
+        c.wrote();
+        c.lambda
+            .update_event_source_mapping()
+            .uuid(uuid)
+            .set_batch_size(int_at(s, &["BatchSize"]))
+            .set_maximum_batching_window_in_seconds(int_at(s, &["MaximumBatchingWindowInSeconds"]))
+            .set_function_response_types(Some(types.clone()))
+            .filter_criteria(criteria.clone())
+            .set_scaling_config(scaling.clone())
+            .send()
+            .await
+            .map_err(call("UpdateEventSourceMapping"))?;
+    }
+    Ok(())
+}
+
 /// A function read from Lambda, in the desired state's shape.
 async fn function_spec(
     c: &Clients,
@@ -693,9 +840,11 @@ async fn put_function(
             wait_ready(c, &r.name).await?;
         }
     }
-    if touched("ReservedConcurrentExecutions") {
+    let reserved = int_at(s, &["ReservedConcurrentExecutions"]);
+    // A new function has no reservation to remove.
+    if touched("ReservedConcurrentExecutions") && !(create && reserved.is_none()) {
         c.wrote();
-        match int_at(s, &["ReservedConcurrentExecutions"]) {
+        match reserved {
             Some(n) => {
                 c.lambda
                     .put_function_concurrency()
@@ -1803,6 +1952,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
     // Permissions and policies first, so that a new target can be reached at once.
     for kind in [
         Kind::Function,
+        Kind::EventSourceMapping,
         Kind::Connection,
         Kind::ApiDestination,
         Kind::Permission,
@@ -1846,6 +1996,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                 }
                 Kind::ApiDestination => put_api_destination(c, want, create).await?,
                 Kind::Function => put_function(c, ctx, want, create, &fields).await?,
+                Kind::EventSourceMapping => put_mapping(c, want, create).await?,
                 Kind::Permission => {
                     // A statement cannot be changed in place: replaced.
                     if let (false, Some(old)) = (create, &ch.actual) {
@@ -1864,6 +2015,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         Kind::TopicPolicy,
         Kind::ApiDestination,
         Kind::Connection,
+        Kind::EventSourceMapping,
         Kind::Function,
     ] {
         for ch in plan
@@ -1913,6 +2065,21 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                         .send()
                         .await
                         .map_err(call("DeleteApiDestination"))?;
+                }
+                Kind::EventSourceMapping => {
+                    let s = ch.actual.as_ref().map(|a| &a.spec).unwrap_or(&Value::Null);
+                    let function = str_at(s, "FunctionName").unwrap_or_default();
+                    let source = str_at(s, "EventSourceArn");
+                    for m in list_mappings(c, function, source).await? {
+                        let Some(uuid) = m.uuid else { continue };
+                        c.wrote();
+                        c.lambda
+                            .delete_event_source_mapping()
+                            .uuid(uuid)
+                            .send()
+                            .await
+                            .map_err(call("DeleteEventSourceMapping"))?;
+                    }
                 }
                 Kind::Function => {
                     c.wrote();

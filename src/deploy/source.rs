@@ -31,6 +31,8 @@ pub struct RuleSources {
     targets: HashMap<(String, String), Origin>,
     /// Functions whose `concurrency` is written (only those reserve concurrency on AWS).
     concurrency_written: Vec<String>,
+    /// The filters of `sqs` triggers as written, by (function, source).
+    sqs_filters: HashMap<(String, String), Vec<Value>>,
 }
 
 impl RuleSources {
@@ -63,8 +65,30 @@ impl RuleSources {
         };
         if let Some(Kind::Map(functions)) = get(&root, "functions").map(|n| &n.kind) {
             for (name, f) in functions {
-                if let (Some(name), Some(_)) = (name.as_str(), get(f, "concurrency")) {
+                let Some(name) = name.as_str() else { continue };
+                if get(f, "concurrency").is_some() {
                     self.concurrency_written.push(name.to_owned());
+                }
+                let Some(Kind::Seq(triggers)) = get(f, "triggers").map(|n| &n.kind) else {
+                    continue;
+                };
+                for t in triggers {
+                    let Some(sqs) = get(t, "sqs") else { continue };
+                    let (Some(source), Some(Kind::Seq(filters))) = (
+                        get(sqs, "source").and_then(Node::as_str),
+                        get(sqs, "filter").map(|n| &n.kind),
+                    ) else {
+                        continue;
+                    };
+                    let filters = filters
+                        .iter()
+                        .filter_map(|p| match &p.kind {
+                            Kind::Str(s) => serde_json::from_str(s).ok(),
+                            _ => p.to_json().ok(),
+                        })
+                        .collect();
+                    self.sqs_filters
+                        .insert((name.to_owned(), source.to_owned()), filters);
                 }
             }
         }
@@ -98,6 +122,13 @@ impl RuleSources {
     /// The pattern of rule `name`, as written.
     pub fn pattern(&self, rule: &str) -> Option<&Value> {
         self.patterns.get(rule)
+    }
+
+    /// The filters of function `function`'s `sqs` trigger on source `source`, as written.
+    pub fn sqs_filters(&self, function: &str, source: &str) -> &[Value] {
+        self.sqs_filters
+            .get(&(function.to_owned(), source.to_owned()))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Whether function `name` writes its `concurrency`.

@@ -1314,3 +1314,106 @@ async fn local_functions_deploy_as_lambda_functions() {
         "a function trigd did not create is left alone"
     );
 }
+
+/// An `sqs` trigger becomes the function's event-source mapping, with its batch, window,
+/// partial batch responses, filters and concurrency; a change updates it in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqs_triggers_deploy_as_event_source_mappings() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let queue = w.moto.queue("inbox").await;
+    let code = w.dir.path().join("shop/fn/worker");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return {}\n",
+    )
+    .unwrap();
+    let rules = |batch: u32| {
+        format!(
+            "sources:\n  inbox:\n    sqs: {{queue_url: {queue}}}\nfunctions:\n  worker:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/worker\n    triggers:\n      - sqs:\n          source: inbox\n          batch_size: {batch}\n          batch_window: 5s\n          report_batch_item_failures: true\n          max_concurrency: 4\n          filter:\n            - {{body: {{kind: [order]}}}}\nrules: []\n"
+        )
+    };
+    w.rules(&rules(20));
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written[0], "POST /2015-03-31/functions ", "{written:?}");
+    assert_eq!(
+        written[1..],
+        ["POST /2015-03-31/event-source-mappings "],
+        "{written:?}"
+    );
+    let lambda = aws_sdk_lambda::Client::new(&w.conf);
+    let mappings = lambda
+        .list_event_source_mappings()
+        .function_name("worker")
+        .send()
+        .await
+        .unwrap()
+        .event_source_mappings
+        .unwrap();
+    assert_eq!(mappings.len(), 1);
+    let m = &mappings[0];
+    assert_eq!(
+        m.event_source_arn.as_deref(),
+        Some("arn:aws:sqs:us-east-1:123456789012:inbox")
+    );
+    assert_eq!(m.batch_size, Some(20));
+    assert_eq!(m.maximum_batching_window_in_seconds, Some(5));
+    assert_eq!(
+        m.function_response_types.as_ref().unwrap()[0].as_str(),
+        "ReportBatchItemFailures"
+    );
+    let pattern: Value = serde_json::from_str(
+        m.filter_criteria
+            .as_ref()
+            .unwrap()
+            .filters
+            .as_ref()
+            .unwrap()[0]
+            .pattern
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pattern, serde_json::json!({"body": {"kind": ["order"]}}));
+    assert_eq!(
+        m.scaling_config.as_ref().unwrap().maximum_concurrency,
+        Some(4)
+    );
+
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+
+    w.rules(&rules(50));
+    let (plan, _) = w.deploy(&["--plan", "--function-role", FUNCTION_ROLE]);
+    assert!(
+        plan.stdout.contains(
+            "~ event-source mapping worker@arn:aws:sqs:us-east-1:123456789012:inbox\n    BatchSize: 20 -> 50\n"
+        ),
+        "{}",
+        plan.stdout
+    );
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(
+        written[0].starts_with("PUT /2015-03-31/event-source-mappings/"),
+        "{written:?}"
+    );
+
+    // The function leaves the files: its mapping first, then the function.
+    w.rules("rules: []\n");
+    let (gone, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(
+        written[0].starts_with("DELETE /2015-03-31/event-source-mappings/"),
+        "{written:?}"
+    );
+    assert_eq!(written[1], "DELETE /2015-03-31/functions/worker ");
+}
