@@ -185,6 +185,10 @@ enum Command {
         /// Deploy what can be deployed and list what was left out, instead of refusing.
         #[arg(long)]
         skip_undeployable: bool,
+        /// Take over same-named rules and functions that trigd did not create (they are
+        /// tagged for this deployment, then updated), instead of reporting conflicts.
+        #[arg(long)]
+        adopt: bool,
         /// The IAM role EventBridge Scheduler assumes to reach schedule rules' targets.
         #[arg(long, value_name = "ARN")]
         scheduler_role: Option<String>,
@@ -438,6 +442,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bus,
             deployment,
             skip_undeployable,
+            adopt,
             scheduler_role,
             events_role,
             function_role,
@@ -451,6 +456,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bus,
             deployment,
             skip_undeployable,
+            adopt,
             scheduler_role,
             events_role,
             function_role,
@@ -1113,6 +1119,7 @@ struct DeployArgs {
     bus: String,
     deployment: Option<String>,
     skip_undeployable: bool,
+    adopt: bool,
     scheduler_role: Option<String>,
     events_role: Option<String>,
     function_role: Option<String>,
@@ -1211,7 +1218,7 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
         let ctx = make_ctx(region, account);
         let wanted = desired::build(&set, &sources, &ctx);
         let actual = remote::read(&clients, &ctx, &wanted.resources).await?;
-        let mut the_plan = plan::diff(&wanted, &actual, chrono::Utc::now());
+        let mut the_plan = plan::diff_with(&wanted, &actual, chrono::Utc::now(), a.adopt);
         if a.update_secrets {
             plan::resend_secrets(&mut the_plan, &wanted);
         }

@@ -72,6 +72,8 @@ pub struct Change {
     pub desired: Option<Resource>,
     /// The resource as read (updates and deletes).
     pub actual: Option<Resource>,
+    /// An update that first tags a resource trigd did not create (`--adopt`).
+    pub adopt: bool,
 }
 
 /// The whole plan.
@@ -143,6 +145,15 @@ fn without_start(spec: &Value) -> Value {
 
 /// Diffs `desired` against `actual`, at `now` (for schedules whose start has passed).
 pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
+    diff_with(desired, actual, now, false)
+}
+
+/// The path of the field change that stands for the tags an adopted resource gets.
+pub const TAGS: &str = "(tags)";
+
+/// As [`diff`]; with `adopt`, a same-named resource without trigd's tags (not another
+/// deployment's) is taken over: tagged, then updated, instead of reported as a conflict.
+pub fn diff_with(desired: &Desired, actual: &Actual, now: DateTime<Utc>, adopt: bool) -> Plan {
     let mut plan = Plan {
         findings: desired.findings.clone(),
         secrets: desired.secrets.clone(),
@@ -219,6 +230,7 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
                 action: Action::Create,
                 desired: Some(want.clone()),
                 actual: None,
+                adopt: false,
             },
             Some(have) => {
                 let action = match &have.owner {
@@ -235,6 +247,19 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
                          or deploy it with --deployment {d}",
                         want.kind.label()
                     )),
+                    Owner::Foreign if adopt => {
+                        let have = have_spec.as_ref().unwrap_or(&have.resource.spec);
+                        let mut fields = field_changes(have, &want.spec);
+                        fields.insert(
+                            0,
+                            FieldChange {
+                                path: TAGS.to_owned(),
+                                before: None,
+                                after: Some(json!("managed-by=trigd, trigd:deployment=this one")),
+                            },
+                        );
+                        Action::Update(fields)
+                    }
                     Owner::Foreign => Action::Conflict(format!(
                         "a {} with this name exists and was not created by trigd (it has no \
                          `managed-by: trigd` tag); it is left alone: rename the rule, or delete \
@@ -248,6 +273,7 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
                     action,
                     desired: Some(want.clone()),
                     actual: Some(have.resource.clone()),
+                    adopt: adopt && have.owner == Owner::Foreign,
                 }
             }
         };
@@ -271,6 +297,7 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
                 action: Action::Delete,
                 desired: None,
                 actual: Some(have.resource.clone()),
+                adopt: false,
             });
         }
     }
@@ -330,6 +357,7 @@ pub fn resend_secrets(plan: &mut Plan, desired: &Desired) {
                 action: Action::Update(vec![secrets]),
                 desired: Some(want.clone()),
                 actual: Some(want.clone()),
+                adopt: false,
             }),
         }
     }

@@ -162,7 +162,8 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
         if owner != Owner::Us && !wanted_rules.contains(name.as_str()) {
             continue;
         }
-        let spec = if owner == Owner::Us {
+        // In full for a foreign rule of a wanted name too: `--adopt` diffs it.
+        let spec = if !matches!(owner, Owner::OtherDeployment(_)) {
             let targets = list_targets(c, ctx, &name).await?;
             rule_spec(&rule, ctx, &targets)
         } else {
@@ -477,10 +478,9 @@ async fn read_functions(
         if owner != Owner::Us && !wanted.contains(name.as_str()) {
             continue;
         }
-        let spec = if owner == Owner::Us {
-            function_spec(c, &f).await?
-        } else {
-            json!({ "FunctionName": name })
+        let spec = match owner {
+            Owner::Us | Owner::Foreign => function_spec(c, &f).await?,
+            Owner::OtherDeployment(_) => json!({ "FunctionName": name }),
         };
         actual.resources.push(Existing {
             resource: Resource {
@@ -1928,6 +1928,48 @@ async fn put_schedule(c: &Clients, r: &Resource, create: bool) -> Result<(), Rem
     Ok(())
 }
 
+/// Tags a resource trigd did not create for this deployment (`--adopt`).
+async fn adopt(
+    c: &Clients,
+    ctx: &Context,
+    kind: Kind,
+    name: &str,
+    want: &Resource,
+) -> Result<(), RemoteError> {
+    let tags = [
+        (MANAGED_BY.0, MANAGED_BY.1),
+        (DEPLOYMENT_TAG, ctx.deployment.as_str()),
+    ];
+    c.wrote();
+    match kind {
+        Kind::Rule => {
+            let mut req = c.events.tag_resource().resource_arn(ctx.rule_arn(name));
+            for (k, v) in tags {
+                req = req.tags(
+                    aws_sdk_eventbridge::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .map_err(build("Tag"))?,
+                );
+            }
+            req.send().await.map_err(call("TagResource"))?;
+        }
+        Kind::Function => {
+            let mut req = c
+                .lambda
+                .tag_resource()
+                .resource(str_at(&want.spec, "FunctionArn").unwrap_or_default());
+            for (k, v) in tags {
+                req = req.tags(k, v);
+            }
+            req.send().await.map_err(call("TagResource"))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Applies `plan`: the group, creates and updates (rules, then schedules), then deletes
 /// (schedules, then rules: targets first). Conflicts are never touched.
 pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), RemoteError> {
@@ -1968,6 +2010,9 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                 Action::Delete | Action::Conflict(_) => continue,
             };
             let Some(want) = &ch.desired else { continue };
+            if ch.adopt {
+                adopt(c, ctx, kind, &ch.name, want).await?;
+            }
             match kind {
                 Kind::Rule => {
                     let rule_fields_changed = create

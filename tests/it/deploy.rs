@@ -1417,3 +1417,53 @@ async fn sqs_triggers_deploy_as_event_source_mappings() {
     );
     assert_eq!(written[1], "DELETE /2015-03-31/functions/worker ");
 }
+
+/// `--adopt` takes over a same-named rule trigd did not create: tagged, then updated; from
+/// then on it is the deployment's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adopt_takes_over_a_same_named_rule() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    let events = w.events();
+    events
+        .put_rule()
+        .name("orders")
+        .event_pattern(r#"{"source":["old"]}"#)
+        .send()
+        .await
+        .unwrap();
+    w.rules(&format!(
+        "rules:\n  - name: orders\n    pattern: {{source: [shop]}}\n    targets:\n      - id: q\n        sqs: {queue}\n"
+    ));
+    let (plan, _) = w.deploy(&["--plan"]);
+    assert_eq!(plan.code, 1, "a conflict without --adopt: {}", plan.stdout);
+    let (plan, calls) = w.deploy(&["--plan", "--adopt"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+    assert!(
+        plan.stdout
+            .contains("~ rule orders\n    (tags): (none) -> "),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("    EventPattern.source: [\"old\"] -> [\"shop\"]\n"),
+        "{}",
+        plan.stdout
+    );
+    let (apply, calls) = w.deploy(&["--adopt"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST / SetQueueAttributes",
+            "POST / TagResource",
+            "POST / PutRule",
+            "POST / PutTargets"
+        ]
+    );
+    let (again, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "now ours, without --adopt: {}", again.stdout);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+}
