@@ -198,7 +198,7 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
         }
     }
     for f in &set.functions {
-        function(f, sources, ctx, &mut out);
+        function(set, f, sources, ctx, &mut out);
     }
     for t in &set.triggers {
         if matches!(t.kind, crate::rules::FunctionTriggerKind::Schedule { .. }) {
@@ -241,7 +241,13 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
 /// A local function as a Lambda function: its code (zipped), runtime, handler, timeout,
 /// memory, environment, description; reserved concurrency when `concurrency` is written;
 /// the asynchronous retry settings when they are not Lambda's defaults.
-fn function(f: &crate::rules::Function, sources: &RuleSources, ctx: &Context, out: &mut Desired) {
+fn function(
+    set: &RuleSet,
+    f: &crate::rules::Function,
+    sources: &RuleSources,
+    ctx: &Context,
+    out: &mut Desired,
+) {
     let at = Some(Origin {
         file: f.file.clone(),
         line: f.line,
@@ -321,14 +327,40 @@ fn function(f: &crate::rules::Function, sources: &RuleSources, ctx: &Context, ou
     if sources.concurrency_written(&f.name) {
         spec.insert("ReservedConcurrentExecutions".into(), json!(f.concurrency));
     }
-    if f.retry != crate::rules::FUNCTION_RETRY {
-        spec.insert(
-            "EventInvokeConfig".into(),
-            json!({
-                "MaximumRetryAttempts": f.retry.max_attempts,
-                "MaximumEventAgeInSeconds": f.retry.max_event_age.as_secs(),
-            }),
+    let (on_success, on_failure) = match function_destinations(set, &f.name, ctx) {
+        Ok(pair) => pair,
+        Err(why) => {
+            undeployable(out, &at, why);
+            return;
+        }
+    };
+    if f.retry != crate::rules::FUNCTION_RETRY || on_success.is_some() || on_failure.is_some() {
+        let mut config = Map::new();
+        config.insert("MaximumRetryAttempts".into(), json!(f.retry.max_attempts));
+        config.insert(
+            "MaximumEventAgeInSeconds".into(),
+            json!(f.retry.max_event_age.as_secs()),
         );
+        if let Some(arn) = on_success {
+            config.insert("OnSuccess".into(), json!(arn));
+        }
+        if let Some(arn) = on_failure {
+            config.insert("OnFailure".into(), json!(arn));
+        }
+        if config.contains_key("OnSuccess") || config.contains_key("OnFailure") {
+            note(
+                out,
+                Severity::Info,
+                &at,
+                format!(
+                    "function `{}`: its destinations get Lambda's invocation records (source \
+                     `lambda`), not trigd's `Destination` events, and its execution role must be \
+                     allowed to send to them",
+                    f.name
+                ),
+            );
+        }
+        spec.insert("EventInvokeConfig".into(), Value::Object(config));
     }
     out.resources.push(Resource {
         kind: Kind::Function,
@@ -415,6 +447,70 @@ fn sqs_trigger(
         spec: Value::Object(spec),
         origin: at,
     });
+}
+
+/// The ARN a destination names on AWS, or why it has none.
+pub fn destination_arn(d: &crate::rules::Destination, ctx: &Context) -> Result<String, String> {
+    use crate::rules::Destination;
+    match d {
+        Destination::Bus => Ok(bus_arn(&ctx.bus, ctx)),
+        Destination::Target(kind) => match kind {
+            TargetKind::Sqs { queue_url, .. } => {
+                Ok(crate::rules::queue_arn(queue_url, &ctx.region))
+            }
+            TargetKind::Sns { topic_arn, .. } => Ok(topic_arn.clone()),
+            TargetKind::Lambda { function, .. } => Ok(function_arn(function, ctx)),
+            TargetKind::Function { name, .. } => Ok(function_arn(name, ctx)),
+            TargetKind::EventBridge { bus, .. } => Ok(bus_arn(bus, ctx)),
+            other => Err(format!(
+                "a `{}` destination: Lambda's destinations are queues, topics, functions and \
+                 buses; use one of those",
+                other.name()
+            )),
+        },
+    }
+}
+
+/// The destinations the rules give function `name` (through `function` targets): on AWS they
+/// belong to the function, so every target must agree. `Err` names the disagreement.
+fn function_destinations(
+    set: &RuleSet,
+    name: &str,
+    ctx: &Context,
+) -> Result<(Option<String>, Option<String>), String> {
+    let mut found: Option<(Option<String>, Option<String>, String)> = None;
+    for rule in &set.rules {
+        for t in &rule.targets {
+            let TargetKind::Function {
+                name: n,
+                on_success,
+                on_failure,
+            } = &t.kind
+            else {
+                continue;
+            };
+            if n != name {
+                continue;
+            }
+            let arn = |d: &Option<Box<crate::rules::Destination>>| {
+                d.as_deref().and_then(|d| destination_arn(d, ctx).ok())
+            };
+            let pair = (arn(on_success), arn(on_failure));
+            match &found {
+                None => found = Some((pair.0, pair.1, rule.name.clone())),
+                Some((s, f, first)) if (s, f) != (&pair.0, &pair.1) => {
+                    return Err(format!(
+                        "rules `{first}` and `{}` give function `{name}` different destinations: \
+                         on AWS destinations belong to the function; give every target of it \
+                         the same `on_success`/`on_failure`",
+                        rule.name
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(found.map(|(s, f, _)| (s, f)).unwrap_or_default())
 }
 
 /// What becomes of a source on AWS: deploy creates no ingress.
@@ -688,17 +784,13 @@ fn rule_target(
             on_success,
             on_failure,
         } => {
-            if on_success.is_some() || on_failure.is_some() {
-                undeployable(
-                    out,
-                    at,
-                    format!(
-                        "{who} has `on_success`/`on_failure`: on AWS destinations belong to the \
-                         function's event invoke config, which this version of `trigd deploy` \
-                         does not set; remove them"
-                    ),
-                );
-                return None;
+            // Destinations go on the function deploy makes (see `function`); here only what
+            // cannot be one.
+            for d in [on_success, on_failure].into_iter().flatten() {
+                if let Err(why) = destination_arn(d, ctx) {
+                    undeployable(out, at, format!("{who}: {why}"));
+                    return None;
+                }
             }
             // The Lambda function deploy makes of the local function.
             v.insert("Arn".into(), json!(function_arn(name, ctx)));
@@ -1487,17 +1579,13 @@ fn schedule_target(
             on_success,
             on_failure,
         } => {
-            if on_success.is_some() || on_failure.is_some() {
-                undeployable(
-                    out,
-                    at,
-                    format!(
-                        "{who} has `on_success`/`on_failure`: on AWS destinations belong to the \
-                         function's event invoke config, which this version of `trigd deploy` \
-                         does not set; remove them"
-                    ),
-                );
-                return None;
+            // Destinations go on the function deploy makes (see `function`); here only what
+            // cannot be one.
+            for d in [on_success, on_failure].into_iter().flatten() {
+                if let Err(why) = destination_arn(d, ctx) {
+                    undeployable(out, at, format!("{who}: {why}"));
+                    return None;
+                }
             }
             // The Lambda function deploy makes of the local function.
             v.insert("Arn".into(), json!(function_arn(name, ctx)));

@@ -707,13 +707,29 @@ async fn function_spec(
         .await
     {
         Ok(e) => {
-            spec.insert(
-                "EventInvokeConfig".into(),
-                json!({
-                    "MaximumRetryAttempts": e.maximum_retry_attempts.unwrap_or(2),
-                    "MaximumEventAgeInSeconds": e.maximum_event_age_in_seconds.unwrap_or(21600),
-                }),
+            let mut config = Map::new();
+            config.insert(
+                "MaximumRetryAttempts".into(),
+                json!(e.maximum_retry_attempts.unwrap_or(2)),
             );
+            config.insert(
+                "MaximumEventAgeInSeconds".into(),
+                json!(e.maximum_event_age_in_seconds.unwrap_or(21600)),
+            );
+            let d = e.destination_config.as_ref();
+            if let Some(arn) = d
+                .and_then(|d| d.on_success.as_ref())
+                .and_then(|o| o.destination.as_deref())
+            {
+                config.insert("OnSuccess".into(), json!(arn));
+            }
+            if let Some(arn) = d
+                .and_then(|d| d.on_failure.as_ref())
+                .and_then(|o| o.destination.as_deref())
+            {
+                config.insert("OnFailure".into(), json!(arn));
+            }
+            spec.insert("EventInvokeConfig".into(), Value::Object(config));
         }
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(call("GetFunctionEventInvokeConfig")(e)),
@@ -880,11 +896,23 @@ async fn put_function(
                 Err(e) => return Err(call("DeleteFunctionEventInvokeConfig")(e)),
             }
         }
-        if s.get("EventInvokeConfig").is_some() {
+        if let Some(config) = s.get("EventInvokeConfig") {
+            use aws_sdk_lambda::types::{DestinationConfig, OnFailure, OnSuccess};
+            let destinations = DestinationConfig::builder()
+                .set_on_success(
+                    str_at(config, "OnSuccess")
+                        .map(|a| OnSuccess::builder().destination(a).build()),
+                )
+                .set_on_failure(
+                    str_at(config, "OnFailure")
+                        .map(|a| OnFailure::builder().destination(a).build()),
+                )
+                .build();
             c.wrote();
             c.lambda
                 .put_function_event_invoke_config()
                 .function_name(&r.name)
+                .destination_config(destinations)
                 .set_maximum_retry_attempts(int_at(
                     s,
                     &["EventInvokeConfig", "MaximumRetryAttempts"],

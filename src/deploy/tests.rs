@@ -964,3 +964,46 @@ fn exported_connections_take_their_secrets_as_noecho_parameters() {
     );
     assert_eq!(t["Resources"]["EventsRole"]["Type"], "AWS::IAM::Role");
 }
+
+#[test]
+fn destinations_of_function_targets_go_on_the_function_and_must_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("fn")).unwrap();
+    std::fs::write(dir.path().join("fn/app.py"), "def h(e, c): pass\n").unwrap();
+    let text = |second_success: &str| {
+        format!(
+            "functions:\n  work:\n    runtime: python3.12\n    handler: app.h\n    code: fn\nrules:\n  - name: a\n    pattern: {{source: [a]}}\n    targets:\n      - id: f\n        function: work\n        on_success: {{sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/done}}\n        on_failure: {{bus: true}}\n  - name: b\n    pattern: {{source: [b]}}\n    targets:\n      - id: f\n        function: work\n        on_success: {second_success}\n        on_failure: {{bus: true}}\n"
+        )
+    };
+    let build = |text: &str| {
+        std::fs::write(dir.path().join("r.yaml"), text).unwrap();
+        let set = crate::config::load_rules(dir.path(), Settings::default()).unwrap();
+        let mut c = ctx();
+        c.packages.insert(
+            "work".to_owned(),
+            super::package::package(&dir.path().join("fn")).unwrap(),
+        );
+        desired::build(&set, &RuleSources::read(&set), &c)
+    };
+    let d = build(&text(
+        "{sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/done}",
+    ));
+    assert_eq!(findings(&d, Severity::Undeployable), Vec::<String>::new());
+    assert_eq!(
+        resource(&d, Kind::Function, "work")["EventInvokeConfig"],
+        json!({
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 21600,
+            "OnSuccess": "arn:aws:sqs:eu-west-2:111122223333:done",
+            "OnFailure": "arn:aws:events:eu-west-2:111122223333:event-bus/default",
+        })
+    );
+    let d = build(&text("{sns: arn:aws:sns:eu-west-2:111122223333:other}"));
+    let found = findings(&d, Severity::Undeployable);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("rules `a` and `b` give function `work` different destinations"),
+        "{found:?}"
+    );
+    assert!(d.resources.iter().all(|r| r.kind != Kind::Function));
+}

@@ -1467,3 +1467,43 @@ async fn adopt_takes_over_a_same_named_rule() {
     assert_eq!(again.code, 0, "now ours, without --adopt: {}", again.stdout);
     assert_eq!(writes(&calls), Vec::<String>::new());
 }
+
+/// The destinations of `function` targets become the deployed function's event invoke config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn function_destinations_become_its_event_invoke_config() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let queue = w.moto.queue("done").await;
+    let code = w.dir.path().join("shop/fn/work");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 1\n",
+    )
+    .unwrap();
+    w.rules(&format!(
+        "functions:\n  work:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/work\n    max_retry_attempts: 1\n    max_event_age: 1h\nrules:\n  - name: orders\n    pattern: {{source: [shop]}}\n    targets:\n      - id: f\n        function: work\n        on_success: {{sqs: {queue}}}\n        on_failure: {{bus: true}}\n"
+    ));
+    let (apply, _) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let config = aws_sdk_lambda::Client::new(&w.conf)
+        .get_function_event_invoke_config()
+        .function_name("work")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(config.maximum_retry_attempts, Some(1));
+    assert_eq!(config.maximum_event_age_in_seconds, Some(3600));
+    let d = config.destination_config.unwrap();
+    assert_eq!(
+        d.on_success.unwrap().destination.as_deref(),
+        Some("arn:aws:sqs:us-east-1:123456789012:done")
+    );
+    assert_eq!(
+        d.on_failure.unwrap().destination.as_deref(),
+        Some("arn:aws:events:us-east-1:123456789012:event-bus/default")
+    );
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+}
