@@ -63,7 +63,10 @@ impl Clients {
     /// Clients from the usual chain (credentials, `AWS_REGION` or the profile's region,
     /// `AWS_ENDPOINT_URL`); `region` overrides the chain's.
     pub async fn load(region: Option<&str>) -> Result<(Clients, String), RemoteError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        // Throttling and transient failures are retried with exponential backoff; a control
+        // plane under a burst of writes throttles more than the default 3 attempts absorb.
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
         if let Some(r) = region {
             loader = loader.region(aws_config::Region::new(r.to_owned()));
         }
@@ -1781,12 +1784,46 @@ async fn sync_targets(
                 destinations.insert(d.to_owned(), out.api_destination_arn.unwrap_or_default());
             }
         }
-        let mut req = c.events.put_targets().rule(name).event_bus_name(&ctx.bus);
-        for v in put {
-            req = req.targets(sdk_rule_target(v, &destinations)?);
-        }
-        c.wrote();
-        let out = req.send().await.map_err(call("PutTargets"))?;
+        let mut pending: Vec<aws_sdk_eventbridge::types::Target> = put
+            .iter()
+            .map(|v| sdk_rule_target(v, &destinations))
+            .collect::<Result<_, _>>()?;
+        // A 200 with failed entries is a partial failure: the failed entries are put again
+        // (after 1 s, then 2 s) while they fail for reasons that pass.
+        let mut attempt = 0;
+        let out = loop {
+            c.wrote();
+            let out = c
+                .events
+                .put_targets()
+                .rule(name)
+                .event_bus_name(&ctx.bus)
+                .set_targets(Some(pending.clone()))
+                .send()
+                .await
+                .map_err(call("PutTargets"))?;
+            let failed = out.failed_entries.clone().unwrap_or_default();
+            let transient = failed.iter().all(|e| {
+                matches!(
+                    e.error_code.as_deref(),
+                    Some(
+                        "ConcurrentModificationException"
+                            | "InternalException"
+                            | "ThrottlingException"
+                    )
+                )
+            });
+            attempt += 1;
+            if out.failed_entry_count == 0 || !transient || attempt == 3 {
+                break out;
+            }
+            let ids: Vec<&str> = failed
+                .iter()
+                .filter_map(|e| e.target_id.as_deref())
+                .collect();
+            pending.retain(|t| ids.contains(&t.id.as_str()));
+            tokio::time::sleep(std::time::Duration::from_secs(1 << (attempt - 1))).await;
+        };
         if out.failed_entry_count > 0 {
             let entries = out
                 .failed_entries
