@@ -208,6 +208,10 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
             sqs_trigger(set, t, m, sources, ctx, &mut out);
             continue;
         }
+        if let crate::rules::FunctionTriggerKind::Sns { source } = &t.kind {
+            sns_trigger(set, t, source, ctx, &mut out);
+            continue;
+        }
         out.findings.push(Finding {
             severity: Severity::Undeployable,
             origin: Some(Origin {
@@ -368,6 +372,78 @@ fn function(
         spec: Value::Object(spec),
         origin: at,
     });
+}
+
+/// An `sns` trigger on an `sns` source as the function's subscription to each of the source's
+/// topics, with the permission SNS needs to invoke it.
+fn sns_trigger(
+    set: &RuleSet,
+    t: &crate::rules::FunctionTrigger,
+    source: &str,
+    ctx: &Context,
+    out: &mut Desired,
+) {
+    let at = Some(Origin {
+        file: t.file.clone(),
+        line: t.line,
+        column: t.column,
+    });
+    if !out
+        .resources
+        .iter()
+        .any(|r| r.kind == Kind::Function && r.name == t.function)
+    {
+        return;
+    }
+    let topics = match set
+        .sources
+        .iter()
+        .find(|s| s.name == source)
+        .map(|s| &s.kind)
+    {
+        Some(crate::rules::SourceKind::Sns { topic_arns, .. }) if !topic_arns.is_empty() => {
+            topic_arns.clone()
+        }
+        _ => {
+            undeployable(
+                out,
+                &at,
+                format!(
+                    "the `sns` trigger of `{}` takes its messages from source `{source}`, which \
+                     names no topic: on AWS the function subscribes to topics; list them in an \
+                     `sns` source's `topic_arns`",
+                    t.function
+                ),
+            );
+            return;
+        }
+    };
+    let function = function_arn(&t.function, ctx);
+    for topic in topics {
+        let sid = format!(
+            "{}sns-{}",
+            statement_prefix(ctx),
+            topic.rsplit(':').next().unwrap_or_default()
+        );
+        out.resources.push(Resource {
+            kind: Kind::Permission,
+            name: format!("{sid}@{function}"),
+            spec: json!({
+                "FunctionName": function,
+                "StatementId": sid,
+                "Action": "lambda:InvokeFunction",
+                "Principal": "sns.amazonaws.com",
+                "SourceArn": topic,
+            }),
+            origin: at.clone(),
+        });
+        out.resources.push(Resource {
+            kind: Kind::Subscription,
+            name: format!("{}@{topic}", t.function),
+            spec: json!({"TopicArn": topic, "Protocol": "lambda", "Endpoint": function}),
+            origin: at.clone(),
+        });
+    }
 }
 
 /// An `sqs` trigger as the function's event-source mapping on the source's queue.

@@ -51,6 +51,9 @@ pub enum Kind {
     /// An SQS event-source mapping of such a function (an `sqs` trigger); named
     /// `FUNCTION@QUEUE_ARN`, owned with its function.
     EventSourceMapping,
+    /// An SNS subscription of such a function to a topic (an `sns` trigger); named
+    /// `FUNCTION@TOPIC_ARN`, owned with its function.
+    Subscription,
 }
 
 impl Kind {
@@ -65,6 +68,7 @@ impl Kind {
             Kind::ApiDestination => "api destination",
             Kind::Function => "function",
             Kind::EventSourceMapping => "event-source mapping",
+            Kind::Subscription => "subscription",
         }
     }
 }

@@ -197,7 +197,8 @@ pub fn diff_with(desired: &Desired, actual: &Actual, now: DateTime<Utc>, adopt: 
             | Kind::Connection
             | Kind::ApiDestination
             | Kind::Function
-            | Kind::EventSourceMapping => None,
+            | Kind::EventSourceMapping
+            | Kind::Subscription => None,
         };
         if grants_on.is_some_and(|arn| missing.contains(&arn)) {
             continue;

@@ -185,6 +185,7 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
 
     read_functions(c, ctx, wanted, &mut actual).await?;
     read_mappings(c, &mut actual).await?;
+    read_subscriptions(c, &mut actual).await?;
     read_permissions(c, ctx, wanted, &mut actual).await?;
     read_policies(c, ctx, wanted, &mut actual).await?;
     read_http(c, ctx, &mut actual).await?;
@@ -249,6 +250,12 @@ async fn read_permissions(
         .map(str::to_owned)
         .collect();
     for e in actual.resources.iter().filter(|e| e.owner == Owner::Us) {
+        // The deployment's own functions, whose statements may all be stale.
+        if e.resource.kind == Kind::Function
+            && let Some(arn) = str_at(&e.resource.spec, "FunctionArn")
+        {
+            functions.push(arn.to_owned());
+        }
         for t in e
             .resource
             .spec
@@ -496,6 +503,71 @@ async fn read_functions(
         });
     }
     Ok(())
+}
+
+/// The SNS subscriptions of the deployment's functions.
+async fn read_subscriptions(c: &Clients, actual: &mut Actual) -> Result<(), RemoteError> {
+    let functions: Vec<(String, String)> = actual
+        .resources
+        .iter()
+        .filter(|e| e.owner == Owner::Us && e.resource.kind == Kind::Function)
+        .map(|e| {
+            (
+                e.resource.name.clone(),
+                str_at(&e.resource.spec, "FunctionArn")
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    if functions.is_empty() {
+        return Ok(());
+    }
+    for sub in list_subscriptions(c).await? {
+        let (Some(endpoint), Some(topic)) = (sub.endpoint.as_deref(), sub.topic_arn.as_deref())
+        else {
+            continue;
+        };
+        let Some((name, _)) = functions.iter().find(|(_, arn)| arn == endpoint) else {
+            continue;
+        };
+        actual.resources.push(Existing {
+            resource: Resource {
+                kind: Kind::Subscription,
+                name: format!("{name}@{topic}"),
+                spec: json!({
+                    "TopicArn": topic,
+                    "Protocol": sub.protocol.as_deref().unwrap_or_default(),
+                    "Endpoint": endpoint,
+                }),
+                origin: None,
+            },
+            owner: Owner::Us,
+        });
+    }
+    Ok(())
+}
+
+async fn list_subscriptions(
+    c: &Clients,
+) -> Result<Vec<aws_sdk_sns::types::Subscription>, RemoteError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = c
+            .sns
+            .list_subscriptions()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(call("ListSubscriptions"))?;
+        out.extend(page.subscriptions.unwrap_or_default());
+        match page.next_token {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => break,
+        }
+    }
+    Ok(out)
 }
 
 /// The event-source mappings of the deployment's functions.
@@ -1360,6 +1432,28 @@ async fn write_policy(
     Ok(())
 }
 
+/// Removes the subscriptions of an endpoint to a topic.
+async fn unsubscribe(c: &Clients, r: &Resource) -> Result<(), RemoteError> {
+    let topic = str_at(&r.spec, "TopicArn").unwrap_or_default();
+    let endpoint = str_at(&r.spec, "Endpoint").unwrap_or_default();
+    for sub in list_subscriptions(c).await? {
+        if sub.topic_arn.as_deref() != Some(topic) || sub.endpoint.as_deref() != Some(endpoint) {
+            continue;
+        }
+        let Some(arn) = sub.subscription_arn else {
+            continue;
+        };
+        c.wrote();
+        c.sns
+            .unsubscribe()
+            .subscription_arn(arn)
+            .send()
+            .await
+            .map_err(call("Unsubscribe"))?;
+    }
+    Ok(())
+}
+
 async fn add_permission(c: &Clients, r: &Resource) -> Result<(), RemoteError> {
     let s = &r.spec;
     c.wrote();
@@ -2065,6 +2159,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         Kind::Permission,
         Kind::QueuePolicy,
         Kind::TopicPolicy,
+        Kind::Subscription,
         Kind::Rule,
         Kind::Schedule,
     ] {
@@ -2107,6 +2202,21 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                 Kind::ApiDestination => put_api_destination(c, want, create).await?,
                 Kind::Function => put_function(c, ctx, want, create, &fields).await?,
                 Kind::EventSourceMapping => put_mapping(c, want, create).await?,
+                // Its fields are what it is: a change is a new subscription.
+                Kind::Subscription => {
+                    if let (false, Some(old)) = (create, &ch.actual) {
+                        unsubscribe(c, old).await?;
+                    }
+                    c.wrote();
+                    c.sns
+                        .subscribe()
+                        .topic_arn(str_at(&want.spec, "TopicArn").unwrap_or_default())
+                        .protocol(str_at(&want.spec, "Protocol").unwrap_or_default())
+                        .endpoint(str_at(&want.spec, "Endpoint").unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(call("Subscribe"))?;
+                }
                 Kind::Permission => {
                     // A statement cannot be changed in place: replaced.
                     if let (false, Some(old)) = (create, &ch.actual) {
@@ -2118,6 +2228,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         }
     }
     for kind in [
+        Kind::Subscription,
         Kind::Schedule,
         Kind::Rule,
         Kind::Permission,
@@ -2175,6 +2286,11 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                         .send()
                         .await
                         .map_err(call("DeleteApiDestination"))?;
+                }
+                Kind::Subscription => {
+                    if let Some(old) = &ch.actual {
+                        unsubscribe(c, old).await?;
+                    }
                 }
                 Kind::EventSourceMapping => {
                     let s = ch.actual.as_ref().map(|a| &a.spec).unwrap_or(&Value::Null);

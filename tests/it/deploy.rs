@@ -1507,3 +1507,88 @@ async fn function_destinations_become_its_event_invoke_config() {
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
 }
+
+/// An `sns` trigger on an `sns` source: the function subscribed to each topic, with the
+/// permission SNS needs; removing the trigger removes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sns_triggers_deploy_as_subscriptions() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let sns = aws_sdk_sns::Client::new(&w.conf);
+    let topic = sns
+        .create_topic()
+        .name("alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let code = w.dir.path().join("shop/fn/pager");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 1\n",
+    )
+    .unwrap();
+    let function = |triggers: &str| {
+        format!(
+            "sources:\n  alerts:\n    sns: {{topic_arns: [{topic}]}}\nfunctions:\n  pager:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/pager\n{triggers}rules: []\n"
+        )
+    };
+    w.rules(&function("    triggers:\n      - sns: {source: alerts}\n"));
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(written[0], "POST /2015-03-31/functions ");
+    assert!(
+        written[1].ends_with("/policy "),
+        "the permission first: {written:?}"
+    );
+    assert_eq!(written[2], "POST / Subscribe");
+    let subs = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].protocol.as_deref(), Some("lambda"));
+    assert_eq!(
+        subs[0].endpoint.as_deref(),
+        Some("arn:aws:lambda:us-east-1:123456789012:function:pager")
+    );
+    let sids = policy_sids(&w, "pager").await;
+    assert_eq!(sids.len(), 1, "{sids:?}");
+    assert!(
+        sids[0].0.ends_with("-sns-alerts") && sids[0].1 == topic,
+        "{sids:?}"
+    );
+
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+
+    // The trigger goes; the function stays.
+    w.rules(&function(""));
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(written[0], "POST / Unsubscribe");
+    assert!(
+        written[1].starts_with("DELETE ") && written[1].contains("/policy/"),
+        "{written:?}"
+    );
+    let subs = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .unwrap_or_default();
+    assert!(subs.is_empty(), "{subs:?}");
+}
