@@ -12,6 +12,8 @@
 //! * [`plan`] (pure): desired against actual, field by field; its text and JSON forms.
 //! * [`remote`]: reads what AWS holds (owned resources and same-named conflicts) through the
 //!   SDK, and applies a plan: upserts in dependency order, then deletions (targets first).
+//! * [`package`]: a local function's code directory as a deterministic zip.
+//! * [`session`]: one `trigd deploy` run, from the rules to its outcome.
 //! * [`export`] (pure): the deterministic CloudFormation or SAM template.
 
 pub mod desired;
@@ -19,6 +21,7 @@ pub mod export;
 pub mod package;
 pub mod plan;
 pub mod remote;
+pub mod session;
 pub mod source;
 
 pub use desired::{Context, Desired, Finding, Severity};
