@@ -257,18 +257,6 @@ fn function(
         line: f.line,
         column: f.column,
     });
-    if !f.layers.is_empty() {
-        undeployable(
-            out,
-            &at,
-            format!(
-                "function `{}` has layers, which this version of `trigd deploy` does not publish; \
-                 put the layers' files into its code directory, or deploy it yourself",
-                f.name
-            ),
-        );
-        return;
-    }
     let Some(package) = ctx.packages.get(&f.name) else {
         note(
             out,
@@ -317,6 +305,23 @@ fn function(
         json!(ctx.function_role_arn.clone().unwrap_or_default()),
     );
     spec.insert("CodeSha256".into(), json!(package.sha256));
+    let mut layers = Vec::new();
+    for (i, _) in f.layers.iter().enumerate() {
+        let Some(p) = ctx.packages.get(&layer_package(&f.name, i)) else {
+            continue;
+        };
+        let name = layer_name(ctx, &f.name, i);
+        layers.push(json!(format!("{LAYER}{name}@{}", p.sha256)));
+        out.resources.push(Resource {
+            kind: Kind::Layer,
+            name: name.clone(),
+            spec: json!({"LayerName": name, "CodeSha256": p.sha256}),
+            origin: at.clone(),
+        });
+    }
+    if !layers.is_empty() {
+        spec.insert("Layers".into(), Value::Array(layers));
+    }
     if let Some(d) = &f.description {
         spec.insert("Description".into(), json!(d));
     }
@@ -523,6 +528,20 @@ fn sqs_trigger(
         spec: Value::Object(spec),
         origin: at,
     });
+}
+
+/// How a function names its layer versions in the desired state (`layer:NAME@CODE_SHA256`):
+/// a version's ARN is known only once it is published.
+pub const LAYER: &str = "layer:";
+
+/// The key of a function's `index`-th layer in [`Context::packages`].
+pub fn layer_package(function: &str, index: usize) -> String {
+    format!("{function}/layer/{index}")
+}
+
+/// The name of a function's `index`-th layer: the deployment's prefix, the function, the index.
+pub fn layer_name(ctx: &Context, function: &str, index: usize) -> String {
+    format!("{}{function}-{index}", statement_prefix(ctx))
 }
 
 /// The ARN a destination names on AWS, or why it has none.

@@ -126,7 +126,7 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
             // left out (the template's description says so).
             Kind::QueuePolicy | Kind::TopicPolicy => {}
             // Never built here: export packages no code (the build warns).
-            Kind::Function | Kind::EventSourceMapping | Kind::Subscription => {}
+            Kind::Layer | Kind::Function | Kind::EventSourceMapping | Kind::Subscription => {}
             Kind::Connection => connection(r, desired, &mut resources, &mut parameters),
             Kind::ApiDestination => {
                 let id = logical_id("ApiDestination", &r.name);

@@ -49,6 +49,9 @@ pub enum Kind {
     /// An EventBridge API destination (the endpoint of an `http` target), named as its
     /// connection.
     ApiDestination,
+    /// A Lambda layer made from a function's layer directory, named with the deployment's
+    /// prefix (layers cannot be tagged); compared by its latest version's code.
+    Layer,
     /// A Lambda function made from a local function, tagged like rules.
     Function,
     /// An SQS event-source mapping of such a function (an `sqs` trigger); named
@@ -69,6 +72,7 @@ impl Kind {
             Kind::TopicPolicy => "topic policy",
             Kind::Connection => "connection",
             Kind::ApiDestination => "api destination",
+            Kind::Layer => "layer",
             Kind::Function => "function",
             Kind::EventSourceMapping => "event-source mapping",
             Kind::Subscription => "subscription",

@@ -196,6 +196,7 @@ pub fn diff_with(desired: &Desired, actual: &Actual, now: DateTime<Utc>, adopt: 
             | Kind::Schedule
             | Kind::Connection
             | Kind::ApiDestination
+            | Kind::Layer
             | Kind::Function
             | Kind::EventSourceMapping
             | Kind::Subscription => None,

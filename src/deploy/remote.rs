@@ -183,6 +183,7 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
         });
     }
 
+    read_layers(c, ctx, &mut actual).await?;
     read_functions(c, ctx, wanted, &mut actual).await?;
     read_mappings(c, &mut actual).await?;
     read_subscriptions(c, &mut actual).await?;
@@ -505,6 +506,126 @@ async fn read_functions(
     Ok(())
 }
 
+/// The deployment's layers (by their names' prefix), each as its latest version.
+async fn read_layers(c: &Clients, ctx: &Context, actual: &mut Actual) -> Result<(), RemoteError> {
+    let prefix = super::desired::statement_prefix(ctx);
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = c
+            .lambda
+            .list_layers()
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(call("ListLayers"))?;
+        names.extend(
+            page.layers
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|l| l.layer_name)
+                .filter(|n| n.starts_with(&prefix)),
+        );
+        match page.next_marker {
+            Some(m) if !m.is_empty() => marker = Some(m),
+            _ => break,
+        }
+    }
+    for name in names {
+        let Some(latest) = layer_versions(c, &name)
+            .await?
+            .into_iter()
+            .max_by_key(|v| v.version)
+        else {
+            continue;
+        };
+        let sha = layer_sha(c, latest.layer_version_arn.as_deref().unwrap_or_default()).await?;
+        actual.resources.push(Existing {
+            resource: Resource {
+                kind: Kind::Layer,
+                name: name.clone(),
+                spec: json!({"LayerName": name, "CodeSha256": sha}),
+                origin: None,
+            },
+            owner: Owner::Us,
+        });
+    }
+    Ok(())
+}
+
+async fn layer_versions(
+    c: &Clients,
+    name: &str,
+) -> Result<Vec<aws_sdk_lambda::types::LayerVersionsListItem>, RemoteError> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = c
+            .lambda
+            .list_layer_versions()
+            .layer_name(name)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(call("ListLayerVersions"))?;
+        out.extend(page.layer_versions.unwrap_or_default());
+        match page.next_marker {
+            Some(m) if !m.is_empty() => marker = Some(m),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The code hash of a layer version, by its ARN (`arn:aws:lambda:R:A:layer:NAME:VERSION`).
+async fn layer_sha(c: &Clients, version_arn: &str) -> Result<String, RemoteError> {
+    let mut parts = version_arn.rsplit(':');
+    let version: i64 = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    let name = parts.next().unwrap_or_default();
+    let out = c
+        .lambda
+        .get_layer_version()
+        .layer_name(name)
+        .version_number(version)
+        .send()
+        .await
+        .map_err(call("GetLayerVersion"))?;
+    Ok(out.content.and_then(|c| c.code_sha256).unwrap_or_default())
+}
+
+/// The version ARNs for a function's `layer:NAME@SHA` references: the newest version of each
+/// layer with that code.
+async fn layer_arns(c: &Clients, spec: &Value) -> Result<Vec<String>, RemoteError> {
+    let mut out = Vec::new();
+    for r in spec
+        .get("Layers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let Some((name, sha)) = r
+            .strip_prefix(super::desired::LAYER)
+            .and_then(|r| r.split_once('@'))
+        else {
+            continue;
+        };
+        let mut versions = layer_versions(c, name).await?;
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
+        for v in versions {
+            let arn = v.layer_version_arn.unwrap_or_default();
+            if layer_sha(c, &arn).await? == sha {
+                out.push(arn);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The SNS subscriptions of the deployment's functions.
 async fn read_subscriptions(c: &Clients, actual: &mut Actual) -> Result<(), RemoteError> {
     let functions: Vec<(String, String)> = actual
@@ -763,6 +884,17 @@ async fn function_spec(
             ),
         );
     }
+    let mut layers = Vec::new();
+    for l in f.layers.iter().flatten() {
+        let arn = l.arn.as_deref().unwrap_or_default();
+        // `arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION`.
+        let name = arn.rsplit(':').nth(1).unwrap_or_default();
+        let sha = layer_sha(c, arn).await?;
+        layers.push(json!(format!("{}{name}@{sha}", super::desired::LAYER)));
+    }
+    if !layers.is_empty() {
+        spec.insert("Layers".into(), Value::Array(layers));
+    }
     let reserved = c
         .lambda
         .get_function_concurrency()
@@ -870,10 +1002,12 @@ async fn put_function(
                 .iter()
                 .any(|p| *p == field || p.starts_with(&format!("{field}.")))
     };
+    let layers = layer_arns(c, s).await?;
     if create {
         let mut req = c
             .lambda
             .create_function()
+            .set_layers((!layers.is_empty()).then(|| layers.clone()))
             .function_name(&r.name)
             .runtime(Runtime::from(str_at(s, "Runtime").unwrap_or_default()))
             .role(str_at(s, "Role").unwrap_or_default())
@@ -912,11 +1046,13 @@ async fn put_function(
             "Role",
             "Description",
             "Environment",
+            "Layers",
         ];
         if settings.iter().any(|f| touched(f)) {
             c.wrote();
             c.lambda
                 .update_function_configuration()
+                .set_layers(Some(layers.clone()))
                 .function_name(&r.name)
                 .runtime(Runtime::from(str_at(s, "Runtime").unwrap_or_default()))
                 .role(str_at(s, "Role").unwrap_or_default())
@@ -2152,6 +2288,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
     }
     // Permissions and policies first, so that a new target can be reached at once.
     for kind in [
+        Kind::Layer,
         Kind::Function,
         Kind::EventSourceMapping,
         Kind::Connection,
@@ -2201,6 +2338,27 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                 }
                 Kind::ApiDestination => put_api_destination(c, want, create).await?,
                 Kind::Function => put_function(c, ctx, want, create, &fields).await?,
+                // A new version; older ones stay for whoever still uses them.
+                Kind::Layer => {
+                    let package = ctx
+                        .packages
+                        .iter()
+                        .find(|(_, p)| Some(p.sha256.as_str()) == str_at(&want.spec, "CodeSha256"));
+                    let zip = package.map(|(_, p)| p.zip.clone()).unwrap_or_default();
+                    c.wrote();
+                    c.lambda
+                        .publish_layer_version()
+                        .layer_name(&ch.name)
+                        .description(format!("trigd deployment {}", ctx.deployment))
+                        .content(
+                            aws_sdk_lambda::types::LayerVersionContentInput::builder()
+                                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(call("PublishLayerVersion"))?;
+                }
                 Kind::EventSourceMapping => put_mapping(c, want, create).await?,
                 // Its fields are what it is: a change is a new subscription.
                 Kind::Subscription => {
@@ -2238,6 +2396,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         Kind::Connection,
         Kind::EventSourceMapping,
         Kind::Function,
+        Kind::Layer,
     ] {
         for ch in plan
             .changes
@@ -2305,6 +2464,18 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                             .send()
                             .await
                             .map_err(call("DeleteEventSourceMapping"))?;
+                    }
+                }
+                Kind::Layer => {
+                    for v in layer_versions(c, &ch.name).await? {
+                        c.wrote();
+                        c.lambda
+                            .delete_layer_version()
+                            .layer_name(&ch.name)
+                            .version_number(v.version)
+                            .send()
+                            .await
+                            .map_err(call("DeleteLayerVersion"))?;
                     }
                 }
                 Kind::Function => {

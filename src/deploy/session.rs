@@ -52,17 +52,25 @@ pub enum SessionError {
     Remote(#[from] RemoteError),
 }
 
-/// The local functions' code, zipped (functions with layers are refused by the plan).
+/// The local functions' code and layers, zipped.
 pub fn packages(
     set: &RuleSet,
 ) -> Result<std::collections::BTreeMap<String, package::Package>, SessionError> {
     let mut out = std::collections::BTreeMap::new();
-    for f in set.functions.iter().filter(|f| f.layers.is_empty()) {
-        let p = package::package(&f.code).map_err(|source| SessionError::Package {
-            function: f.name.clone(),
-            source,
-        })?;
-        out.insert(f.name.clone(), p);
+    for f in &set.functions {
+        let dirs = std::iter::once((f.name.clone(), &f.code)).chain(
+            f.layers
+                .iter()
+                .enumerate()
+                .map(|(i, dir)| (desired::layer_package(&f.name, i), dir)),
+        );
+        for (key, dir) in dirs {
+            let p = package::package(dir).map_err(|source| SessionError::Package {
+                function: f.name.clone(),
+                source,
+            })?;
+            out.insert(key, p);
+        }
     }
     Ok(out)
 }

@@ -1592,3 +1592,77 @@ async fn sns_triggers_deploy_as_subscriptions() {
         .unwrap_or_default();
     assert!(subs.is_empty(), "{subs:?}");
 }
+
+/// A function's layer directory becomes a layer version the function uses; new content is a
+/// new version, and the function moves to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn function_layers_deploy_as_layer_versions() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let base = w.dir.path().join("shop/fn");
+    std::fs::create_dir_all(base.join("work")).unwrap();
+    std::fs::create_dir_all(base.join("libs/python")).unwrap();
+    std::fs::write(
+        base.join("work/app.py"),
+        "import helper\ndef handler(e, c):\n    return helper.X\n",
+    )
+    .unwrap();
+    std::fs::write(base.join("libs/python/helper.py"), "X = 1\n").unwrap();
+    w.rules("functions:\n  work:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/work\n    layers: [fn/libs]\nrules: []\n");
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert!(
+        written[0].starts_with("POST /2018-10-31/layers/trigd-")
+            && written[0].ends_with("-work-0/versions "),
+        "{written:?}"
+    );
+    assert_eq!(written[1], "POST /2015-03-31/functions ", "{written:?}");
+    let lambda = aws_sdk_lambda::Client::new(&w.conf);
+    let layer_arn = |f: aws_sdk_lambda::operation::get_function::GetFunctionOutput| {
+        f.configuration.unwrap().layers.unwrap()[0]
+            .arn
+            .clone()
+            .unwrap()
+    };
+    let first = layer_arn(
+        lambda
+            .get_function()
+            .function_name("work")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(first.ends_with("-work-0:1"), "{first}");
+
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+
+    std::fs::write(base.join("libs/python/helper.py"), "X = 2\n").unwrap();
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(written[0].ends_with("-work-0/versions "), "{written:?}");
+    assert_eq!(written[1], "PUT /2015-03-31/functions/work/configuration ");
+    let second = layer_arn(
+        lambda
+            .get_function()
+            .function_name("work")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(second.ends_with("-work-0:2"), "{second}");
+
+    w.rules("rules: []\n");
+    let (gone, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    let written = writes(&calls);
+    assert_eq!(
+        written[0], "DELETE /2015-03-31/functions/work ",
+        "{written:?}"
+    );
+    assert_eq!(written.len(), 3, "both versions go: {written:?}");
+}
