@@ -1634,17 +1634,14 @@ fn schedule_target(
                 }),
             );
         }
-        TargetKind::Http { .. } => {
-            undeployable(
-                out,
-                at,
-                format!(
-                    "{who} is an `http` target: Scheduler has no HTTP target, and the bus hop \
-                     through an API destination is not created by this version of `trigd \
-                     deploy`; keep this rule on a trigd instance"
-                ),
-            );
-            return None;
+        TargetKind::Http {
+            url,
+            method,
+            headers,
+            timeout,
+        } => {
+            // Scheduler has no HTTP target: the bus hop.
+            return http_hop(rule, t, (url, method, headers, *timeout), ctx, at, out);
         }
         TargetKind::Command { .. } => {
             undeployable(
@@ -1719,6 +1716,128 @@ fn schedule_target(
         }
     }
     Some(Value::Object(v))
+}
+
+/// The source and detail-type of the events a schedule puts on the bus for an `http` target.
+pub const HOP_SOURCE: &str = "trigd.schedule";
+
+/// An `http` target of a schedule rule, as a bus hop: the schedule puts
+/// `{"rule","target","time"}` on the deployment's bus (source `trigd.schedule`), and a rule
+/// of the deployment matching exactly that sends it to the target's API destination, with an
+/// input transformer that rebuilds what trigd delivers (the hop event's `id` as the event id,
+/// and the scheduled time). The schedule's target, or why there is none.
+fn http_hop(
+    rule: &Rule,
+    t: &Target,
+    (url, method, headers, timeout): (
+        &crate::rules::HttpUrl,
+        &str,
+        &[(String, String)],
+        std::time::Duration,
+    ),
+    ctx: &Context,
+    at: &Option<Origin>,
+    out: &mut Desired,
+) -> Option<Value> {
+    let who = format!("target `{}` of schedule rule `{}`", t.id, rule.name);
+    let input = match schedule_input(&rule.name, &t.input, ctx) {
+        Ok(text) => text,
+        Err(e) => {
+            undeployable(
+                out,
+                at,
+                format!(
+                    "{who}: its input cannot be rendered for a Scheduled Event ({e}), so every \
+                     fire would fail; fix the input"
+                ),
+            );
+            return None;
+        }
+    };
+    let name = http_target(rule, &t.id, url, method, headers, timeout, ctx, at, out)?;
+    let mut target = Map::new();
+    target.insert("Id".into(), json!(t.id));
+    target.insert("Arn".into(), json!(format!("{API_DESTINATION}{name}")));
+    target.insert(
+        "RoleArn".into(),
+        json!(ctx.events_role_arn.clone().unwrap_or_default()),
+    );
+    let plain: Map<String, Value> = headers
+        .iter()
+        .filter(|(_, value)| !value.contains("${"))
+        .map(|(k, value)| (k.clone(), json!(value)))
+        .collect();
+    if !plain.is_empty() {
+        target.insert(
+            "HttpParameters".into(),
+            json!({ "HeaderParameters": plain }),
+        );
+    }
+    target.insert(
+        "InputTransformer".into(),
+        json!({
+            "InputPathsMap": {"id": "$.id", "time": "$.detail.time"},
+            "InputTemplate": input
+                .replace(EXECUTION_ID, "<id>")
+                .replace(SCHEDULED_TIME, "<time>"),
+        }),
+    );
+    target.insert("RetryPolicy".into(), retry_policy(&t.retry));
+    if let Some(d) = &t.dead_letter {
+        match dead_letter_arn(d, ctx) {
+            Ok(arn) => {
+                target.insert("DeadLetterConfig".into(), json!({ "Arn": arn }));
+            }
+            Err(why) => {
+                undeployable(out, at, format!("{who}: {why}"));
+                return None;
+            }
+        }
+    }
+    let hop = http_name(ctx, &format!("hop-{}", rule.name), &t.id);
+    out.resources.push(Resource {
+        kind: Kind::Rule,
+        name: hop.clone(),
+        spec: json!({
+            "Name": hop,
+            "EventBusName": ctx.bus,
+            "Description": format!(
+                "trigd: schedule rule {} to its http target {} (Scheduler cannot call HTTP)",
+                rule.name, t.id
+            ),
+            "State": if rule.enabled { "ENABLED" } else { "DISABLED" },
+            "EventPattern": {
+                "source": [HOP_SOURCE],
+                "detail-type": ["Scheduled Event"],
+                "detail": {"rule": [rule.name], "target": [t.id]},
+            },
+            "Targets": { t.id.clone(): target },
+        }),
+        origin: at.clone(),
+    });
+    note(
+        out,
+        Severity::Info,
+        at,
+        format!(
+            "{who}: Scheduler cannot call HTTP, so the schedule puts an event on bus `{}` and \
+             rule `{hop}` sends it on; the Scheduler role must be allowed events:PutEvents there",
+            ctx.bus
+        ),
+    );
+    Some(json!({
+        "Arn": bus_arn(&ctx.bus, ctx),
+        "RoleArn": ctx.scheduler_role_arn.clone().unwrap_or_default(),
+        "Input": crate::event::compact(&json!({
+            "rule": rule.name,
+            "target": t.id,
+            "time": SCHEDULED_TIME,
+        })),
+        "EventBridgeParameters": {"Source": HOP_SOURCE, "DetailType": "Scheduled Event"},
+        // The hop's own delivery is retried by EventBridge; the target's settings are on the
+        // hop rule's target.
+        "RetryPolicy": retry_policy(&crate::rules::RetryPolicy::default()),
+    }))
 }
 
 /// The statement id of this deployment's statement in queue and topic policies.

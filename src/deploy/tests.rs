@@ -1007,3 +1007,48 @@ fn destinations_of_function_targets_go_on_the_function_and_must_agree() {
     );
     assert!(d.resources.iter().all(|r| r.kind != Kind::Function));
 }
+
+#[test]
+fn http_targets_of_schedules_hop_through_the_bus() {
+    let d = check(
+        "rules:\n  - name: tick\n    schedule: rate(1 hour)\n    targets:\n      - id: hook\n        http: https://hooks.example.com/tick\n        input_transformer:\n          input_paths: {t: $.time, id: $.id}\n          input_template: '{\"at\": <t>, \"id\": <id>}'\n",
+    );
+    assert_eq!(findings(&d, Severity::Undeployable), Vec::<String>::new());
+    let schedule = resource(&d, Kind::Schedule, "tick.hook");
+    assert_eq!(
+        schedule["Target"]["Arn"],
+        "arn:aws:events:eu-west-2:111122223333:event-bus/default"
+    );
+    assert_eq!(
+        schedule["Target"]["Input"],
+        r#"{"rule":"tick","target":"hook","time":"<aws.scheduler.scheduled-time>"}"#
+    );
+    assert_eq!(
+        schedule["Target"]["EventBridgeParameters"],
+        json!({"Source": "trigd.schedule", "DetailType": "Scheduled Event"})
+    );
+    let hop = desired::http_name(&ctx(), "hop-tick", "hook");
+    let rule = resource(&d, Kind::Rule, &hop);
+    assert_eq!(
+        rule["EventPattern"],
+        json!({"source": ["trigd.schedule"], "detail-type": ["Scheduled Event"],
+               "detail": {"rule": ["tick"], "target": ["hook"]}})
+    );
+    let target = &rule["Targets"]["hook"];
+    assert_eq!(
+        target["Arn"],
+        format!(
+            "api-destination:{}",
+            desired::http_name(&ctx(), "tick", "hook")
+        )
+    );
+    // What trigd delivers, with the hop event's id and scheduled time filled in by EventBridge.
+    assert_eq!(
+        target["InputTransformer"],
+        json!({
+            "InputPathsMap": {"id": "$.id", "time": "$.detail.time"},
+            "InputTemplate": r#"{"at": "<time>", "id": "<id>"}"#,
+        })
+    );
+    assert!(d.resources.iter().any(|r| r.kind == Kind::ApiDestination));
+}

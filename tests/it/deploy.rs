@@ -1666,3 +1666,72 @@ async fn function_layers_deploy_as_layer_versions() {
     );
     assert_eq!(written.len(), 3, "both versions go: {written:?}");
 }
+
+/// An `http` target of a schedule rule: the schedule puts an event on the bus, and a rule of
+/// the deployment sends it to the API destination, rebuilding trigd's payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_targets_of_schedules_hop_through_the_bus() {
+    let w = World::new().await;
+    w.rules("rules:\n  - name: tick\n    schedule: rate(1 hour)\n    targets:\n      - id: hook\n        http: https://hooks.example.com/tick\n        input: {ping: true}\n");
+    let (apply, calls) = w.deploy(&["--events-role", EVENTS_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST /schedule-groups/trigd-shop ",
+            "POST / CreateConnection",
+            "POST / CreateApiDestination",
+            "POST / PutRule",
+            "POST / PutTargets",
+            "POST /schedules/tick.hook ",
+        ]
+    );
+    let s = w
+        .scheduler()
+        .get_schedule()
+        .name("tick.hook")
+        .group_name("trigd-shop")
+        .send()
+        .await
+        .unwrap();
+    let target = s.target().unwrap();
+    assert_eq!(
+        target.arn,
+        "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    );
+    assert_eq!(
+        target.event_bridge_parameters.as_ref().unwrap().source,
+        "trigd.schedule"
+    );
+    let events = w.events();
+    let rules = events.list_rules().send().await.unwrap().rules.unwrap();
+    let hop = rules
+        .iter()
+        .find(|r| {
+            r.name
+                .as_deref()
+                .unwrap_or_default()
+                .contains("-hop-tick.hook")
+        })
+        .unwrap_or_else(|| panic!("{rules:?}"));
+    let targets = events
+        .list_targets_by_rule()
+        .rule(hop.name.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap();
+    assert!(targets[0].arn.contains(":api-destination/"), "{targets:?}");
+    assert_eq!(
+        targets[0]
+            .input_transformer
+            .as_ref()
+            .unwrap()
+            .input_template,
+        r#"{"ping":true}"#
+    );
+    let (again, calls) = w.deploy(&["--events-role", EVENTS_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+}
