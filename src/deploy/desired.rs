@@ -1440,7 +1440,7 @@ fn schedule_rule(
             ),
         });
     }
-    if let CatchUp::Once { .. } = s.catch_up {
+    if matches!(s.catch_up, CatchUp::Once { .. }) && sources.catch_up_written(&rule.name) {
         note(
             out,
             Severity::Info,

@@ -31,6 +31,8 @@ pub struct RuleSources {
     targets: HashMap<(String, String), Origin>,
     /// Functions whose `concurrency` is written (only those reserve concurrency on AWS).
     concurrency_written: Vec<String>,
+    /// Rules that write `catch_up` (it has no effect on AWS: worth a note only when written).
+    catch_up_written: Vec<String>,
     /// The filters of `sqs` triggers as written, by (function, source).
     sqs_filters: HashMap<(String, String), Vec<Value>>,
 }
@@ -99,6 +101,9 @@ impl RuleSources {
             let Some(name) = get(rule, "name").and_then(Node::as_str) else {
                 continue;
             };
+            if get(rule, "catch_up").is_some() {
+                self.catch_up_written.push(name.to_owned());
+            }
             if let Some(p) = get(rule, "pattern") {
                 let json = match &p.kind {
                     Kind::Str(s) => serde_json::from_str(s).ok(),
@@ -129,6 +134,11 @@ impl RuleSources {
         self.sqs_filters
             .get(&(function.to_owned(), source.to_owned()))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether rule `name` writes `catch_up`.
+    pub fn catch_up_written(&self, name: &str) -> bool {
+        self.catch_up_written.iter().any(|n| n == name)
     }
 
     /// Whether function `name` writes its `concurrency`.

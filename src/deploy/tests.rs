@@ -1052,3 +1052,16 @@ fn http_targets_of_schedules_hop_through_the_bus() {
     );
     assert!(d.resources.iter().any(|r| r.kind == Kind::ApiDestination));
 }
+
+#[test]
+fn catch_up_is_noted_only_where_it_is_written() {
+    let d = check(
+        "rules:\n  - name: a\n    schedule: rate(1 hour)\n    targets:\n      - id: fn\n        lambda: f\n  - name: b\n    schedule: rate(1 hour)\n    catch_up: {policy: once, within: 1h}\n    targets:\n      - id: fn\n        lambda: f\n",
+    );
+    let notes: Vec<String> = findings(&d, Severity::Info)
+        .into_iter()
+        .filter(|f| f.contains("catch_up"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("rule `b`"), "{notes:?}");
+}

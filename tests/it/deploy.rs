@@ -385,7 +385,7 @@ async fn deploy_plans_without_writing_applies_once_and_then_has_no_changes() {
     let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     assert_eq!(writes(&calls), Vec::<String>::new());
-    // Only the notes (the function that does not exist, the schedule's catch-up) and the
+    // Only the notes (the function that does not exist) and the
     // verdict: no `+`, `~`, `-` or `!` line.
     assert!(plan.stdout.ends_with("\n\nno changes\n"), "{}", plan.stdout);
     assert!(
