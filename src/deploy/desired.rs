@@ -219,12 +219,22 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
                 line: t.line,
                 column: t.column,
             }),
-            message: format!(
-                "the `{}` trigger of function `{}` is not deployed: this version of `trigd \
-                 deploy` creates no event-source mappings, notifications or subscriptions",
-                t.kind.name(),
-                t.function
-            ),
+            message: match &t.kind {
+                crate::rules::FunctionTriggerKind::Api(_) => format!(
+                    "the `api` trigger of function `{}` is not deployed: deploy creates no API \
+                     Gateway; put an HTTP API with a Lambda proxy integration, or a function URL, \
+                     in front of the function",
+                    t.function
+                ),
+                _ => format!(
+                    "the `s3` trigger of function `{}` is not deployed: S3 sends to Lambda from \
+                     the bucket's notification configuration, which is one document per bucket \
+                     that deploy does not rewrite; add the function to the bucket's \
+                     notifications (`aws s3api put-bucket-notification-configuration`) and let \
+                     s3.amazonaws.com invoke it (`aws lambda add-permission`)",
+                    t.function
+                ),
+            },
         });
     }
     policies(&mut out, ctx);
