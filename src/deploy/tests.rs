@@ -587,6 +587,11 @@ rules:
         .map(|(id, r)| (id.as_str(), r["Type"].as_str().unwrap()))
         .collect();
     let rule_id = super::export::logical_id("Rule", "orders");
+    let queue_policy = types
+        .iter()
+        .find(|(id, _)| id.starts_with("QueuePolicyQ"))
+        .map(|(id, _)| (*id).to_owned())
+        .unwrap_or_default();
     assert_eq!(
         types,
         vec![
@@ -599,6 +604,7 @@ rules:
                 super::export::logical_id("Schedule", "nightly.fn").as_str(),
                 "AWS::Scheduler::Schedule"
             ),
+            (queue_policy.as_str(), "AWS::SQS::QueuePolicy"),
             ("ScheduleGroup", "AWS::Scheduler::ScheduleGroup"),
             ("SchedulerRole", "AWS::IAM::Role"),
         ]
@@ -624,6 +630,21 @@ rules:
     assert!(
         input.contains(r#""account":"${AWS::AccountId}""#),
         "{input}"
+    );
+    let policy = &resources[&queue_policy]["Properties"];
+    assert_eq!(
+        policy["Queues"],
+        json!([{"Fn::Sub": "https://sqs.${AWS::Region}.amazonaws.com/111122223333/q"}])
+    );
+    assert_eq!(
+        policy["PolicyDocument"]["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        json!([{"Fn::Sub": "arn:aws:events:${AWS::Region}:${AWS::AccountId}:rule/orders"}])
+    );
+    assert!(
+        one["Description"]
+            .as_str()
+            .unwrap()
+            .contains("replace the queues' and topics' whole policies")
     );
     let sam = super::export::template(&d, &ctx, super::export::Format::Sam);
     assert_eq!(sam["Transform"], "AWS::Serverless-2016-10-31");
