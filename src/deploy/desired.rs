@@ -435,10 +435,13 @@ fn sns_trigger(
     };
     let function = function_arn(&t.function, ctx);
     for topic in topics {
-        let sid = format!(
-            "{}sns-{}",
-            statement_prefix(ctx),
-            topic.rsplit(':').next().unwrap_or_default()
+        let sid = fit(
+            format!(
+                "{}sns-{}",
+                statement_prefix(ctx),
+                topic.rsplit(':').next().unwrap_or_default()
+            ),
+            MAX_STATEMENT_ID,
         );
         out.resources.push(Resource {
             kind: Kind::Permission,
@@ -1378,6 +1381,20 @@ fn trigd_only_source(pattern: &Value) -> Option<&'static str> {
         }
     }
     found
+}
+
+/// Lambda's longest statement id.
+pub const MAX_STATEMENT_ID: usize = 100;
+
+/// `name`, or, when longer than `max`, its head, `-` and 8 hex digits of its SHA-256.
+pub fn fit(name: String, max: usize) -> String {
+    if name.len() <= max {
+        return name;
+    }
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(name.as_bytes());
+    let head: String = name.chars().take(max - 9).collect();
+    format!("{head}-{}", &hex::encode(hash)[..8])
 }
 
 /// The name of the schedule for target `target` of rule `rule`: `<rule>.<target>`, or, when

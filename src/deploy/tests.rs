@@ -1086,3 +1086,18 @@ fn catch_up_is_noted_only_where_it_is_written() {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("rule `b`"), "{notes:?}");
 }
+
+#[test]
+fn names_past_their_limits_are_shortened_with_a_hash() {
+    let long = "x".repeat(150);
+    let fitted = desired::fit(long.clone(), desired::MAX_STATEMENT_ID);
+    assert_eq!(fitted.len(), 100);
+    assert_ne!(
+        fitted,
+        desired::fit(format!("{long}y"), desired::MAX_STATEMENT_ID)
+    );
+    assert_eq!(desired::fit("short".to_owned(), 100), "short");
+    let name = desired::http_name(&ctx(), &"r".repeat(64), "target");
+    assert!(name.len() <= desired::MAX_NAME, "{name}");
+    assert!(name.starts_with(&desired::statement_prefix(&ctx())));
+}
