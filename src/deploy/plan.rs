@@ -36,6 +36,8 @@ pub struct Actual {
     pub resources: Vec<Existing>,
     /// Whether the deployment's schedule group exists (owned by it).
     pub group_exists: bool,
+    /// Whether that group carries this deployment's tags (only then is it deleted).
+    pub group_owned: bool,
     /// How many rules the bus holds in all (for the quota).
     pub rules_on_bus: usize,
     /// Functions, queues and topics (ARNs) that targets name and that do not exist: no
@@ -82,6 +84,8 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// The deployment's schedule group must be created first.
     pub create_group: bool,
+    /// The deployment's schedule group is deleted last: no schedule is left in it.
+    pub delete_group: bool,
     pub findings: Vec<Finding>,
     /// What connections send (never shown).
     pub secrets: super::desired::Secrets,
@@ -104,7 +108,7 @@ impl Plan {
 
     pub fn has_changes(&self) -> bool {
         let (a, b, c) = self.change_count();
-        a + b + c > 0 || self.create_group
+        a + b + c > 0 || self.create_group || self.delete_group
     }
 
     pub fn conflicts(&self) -> usize {
@@ -281,9 +285,9 @@ pub fn diff_with(desired: &Desired, actual: &Actual, now: DateTime<Utc>, adopt: 
         };
         plan.changes.push(change);
     }
-    if desired.resources.iter().any(|r| r.kind == Kind::Schedule) && !actual.group_exists {
-        plan.create_group = true;
-    }
+    let schedules = desired.resources.iter().any(|r| r.kind == Kind::Schedule);
+    plan.create_group = schedules && !actual.group_exists;
+    plan.delete_group = !schedules && actual.group_exists && actual.group_owned;
     for have in &actual.resources {
         if have.owner != Owner::Us {
             continue;
@@ -429,6 +433,9 @@ pub fn render_text(plan: &Plan) -> String {
     if plan.create_group {
         out.push_str("+ schedule group (created for this deployment's schedules)\n");
     }
+    if plan.delete_group {
+        out.push_str("- schedule group (no schedule left in it)\n");
+    }
     for c in &plan.changes {
         let what = format!("{} {}", c.kind.label(), c.name);
         match &c.action {
@@ -512,6 +519,7 @@ pub fn render_json(plan: &Plan) -> Value {
     json!({
         "changes": changes,
         "create_group": plan.create_group,
+        "delete_group": plan.delete_group,
         "findings": findings,
         "summary": {"add": add, "change": change, "delete": delete, "conflict": plan.conflicts()},
     })

@@ -193,7 +193,24 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
 
     let group = ctx.group();
     match c.scheduler.get_schedule_group().name(&group).send().await {
-        Ok(_) => actual.group_exists = true,
+        Ok(out) => {
+            actual.group_exists = true;
+            let tags = c
+                .scheduler
+                .list_tags_for_resource()
+                .resource_arn(out.arn.unwrap_or_default())
+                .send()
+                .await
+                .map_err(call("ListTagsForResource"))?
+                .tags
+                .unwrap_or_default();
+            actual.group_owned = tags
+                .iter()
+                .any(|t| t.key == MANAGED_BY.0 && t.value == MANAGED_BY.1)
+                && tags
+                    .iter()
+                    .any(|t| t.key == DEPLOYMENT_TAG && t.value == ctx.deployment);
+        }
         Err(e) if is_not_found(&e) => return Ok(actual),
         Err(e) => return Err(call("GetScheduleGroup")(e)),
     }
@@ -2498,6 +2515,15 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
                 }
             }
         }
+    }
+    if plan.delete_group {
+        c.wrote();
+        c.scheduler
+            .delete_schedule_group()
+            .name(ctx.group())
+            .send()
+            .await
+            .map_err(call("DeleteScheduleGroup"))?;
     }
     Ok(())
 }

@@ -545,6 +545,12 @@ async fn removed_rules_are_deleted_targets_first_and_nobody_elses_are_touched() 
         "{}",
         plan.stdout
     );
+    assert!(
+        plan.stdout
+            .contains("- schedule group (no schedule left in it)\n"),
+        "{}",
+        plan.stdout
+    );
     assert!(!plan.stdout.contains("theirs"), "{}", plan.stdout);
     let (apply, calls) = w.deploy(&["--bus", "shop-bus"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
@@ -554,10 +560,11 @@ async fn removed_rules_are_deleted_targets_first_and_nobody_elses_are_touched() 
             "POST / SetQueueAttributes",
             "DELETE /schedules/nightly.q ",
             "POST / RemoveTargets",
-            "POST / DeleteRule"
+            "POST / DeleteRule",
+            "DELETE /schedule-groups/trigd-shop "
         ],
         "the queue's statement without the rule, the schedule, then the rule's targets, then \
-         the rule"
+         the rule, and the empty schedule group last"
     );
     for c in calls
         .iter()
