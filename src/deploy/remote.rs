@@ -36,6 +36,12 @@ pub enum RemoteError {
     Call { op: &'static str, message: String },
     #[error("PutTargets on rule `{rule}` failed for {entries}")]
     PartialTargets { rule: String, entries: String },
+    /// A change failed: which, written where, and why.
+    #[error("{what}")]
+    Change {
+        what: String,
+        source: Box<RemoteError>,
+    },
     #[error("no region: set AWS_REGION (or give --region)")]
     NoRegion,
     #[error("cannot build the {what} request: {message}")]
@@ -2240,6 +2246,20 @@ async fn put_schedule(c: &Clients, r: &Resource, create: bool) -> Result<(), Rem
     Ok(())
 }
 
+/// An error of one change, with the resource and where it is written.
+fn at(ch: &super::plan::Change, e: RemoteError) -> RemoteError {
+    let origin = ch
+        .desired
+        .as_ref()
+        .and_then(|d| d.origin.as_ref())
+        .map(|o| format!(" ({o})"))
+        .unwrap_or_default();
+    RemoteError::Change {
+        what: format!("{} {}{origin}", ch.kind.label(), ch.name),
+        source: Box::new(e),
+    }
+}
+
 /// Tags a resource trigd did not create for this deployment (`--adopt`).
 async fn adopt(
     c: &Clients,
@@ -2318,88 +2338,96 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
         Kind::Schedule,
     ] {
         for ch in plan.changes.iter().filter(|ch| ch.kind == kind) {
-            let (create, fields) = match &ch.action {
-                Action::Create => (true, Vec::new()),
-                Action::Update(fields) => (false, fields.iter().map(|f| f.path.as_str()).collect()),
-                Action::Delete | Action::Conflict(_) => continue,
-            };
-            let Some(want) = &ch.desired else { continue };
-            if ch.adopt {
-                adopt(c, ctx, kind, &ch.name, want).await?;
-            }
-            match kind {
-                Kind::Rule => {
-                    let rule_fields_changed = create
-                        || fields
-                            .iter()
-                            .any(|p| *p != "Targets" && !p.starts_with("Targets."));
-                    if rule_fields_changed {
-                        put_rule(c, ctx, want, create).await?;
+            let result: Result<(), RemoteError> = async {
+                let (create, fields) = match &ch.action {
+                    Action::Create => (true, Vec::new()),
+                    Action::Update(fields) => {
+                        (false, fields.iter().map(|f| f.path.as_str()).collect())
                     }
-                    sync_targets(
-                        c,
-                        ctx,
-                        &ch.name,
-                        &targets_of(Some(&want.spec)),
-                        &targets_of(ch.actual.as_ref().map(|a| &a.spec)),
-                    )
-                    .await?;
+                    Action::Delete | Action::Conflict(_) => return Ok(()),
+                };
+                let Some(want) = &ch.desired else {
+                    return Ok(());
+                };
+                if ch.adopt {
+                    adopt(c, ctx, kind, &ch.name, want).await?;
                 }
-                Kind::Schedule => put_schedule(c, want, create).await?,
-                Kind::QueuePolicy | Kind::TopicPolicy => {
-                    write_policy(c, ctx, kind, &ch.name, Some(&want.spec)).await?;
-                }
-                Kind::Connection => {
-                    let secrets = plan.secrets.0.get(&ch.name).cloned().unwrap_or_default();
-                    put_connection(c, want, &secrets, create).await?;
-                }
-                Kind::ApiDestination => put_api_destination(c, want, create).await?,
-                Kind::Function => put_function(c, ctx, want, create, &fields).await?,
-                // A new version; older ones stay for whoever still uses them.
-                Kind::Layer => {
-                    let package = ctx
-                        .packages
-                        .iter()
-                        .find(|(_, p)| Some(p.sha256.as_str()) == str_at(&want.spec, "CodeSha256"));
-                    let zip = package.map(|(_, p)| p.zip.clone()).unwrap_or_default();
-                    c.wrote();
-                    c.lambda
-                        .publish_layer_version()
-                        .layer_name(&ch.name)
-                        .description(format!("trigd deployment {}", ctx.deployment))
-                        .content(
-                            aws_sdk_lambda::types::LayerVersionContentInput::builder()
-                                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                                .build(),
+                match kind {
+                    Kind::Rule => {
+                        let rule_fields_changed = create
+                            || fields
+                                .iter()
+                                .any(|p| *p != "Targets" && !p.starts_with("Targets."));
+                        if rule_fields_changed {
+                            put_rule(c, ctx, want, create).await?;
+                        }
+                        sync_targets(
+                            c,
+                            ctx,
+                            &ch.name,
+                            &targets_of(Some(&want.spec)),
+                            &targets_of(ch.actual.as_ref().map(|a| &a.spec)),
                         )
-                        .send()
-                        .await
-                        .map_err(call("PublishLayerVersion"))?;
-                }
-                Kind::EventSourceMapping => put_mapping(c, want, create).await?,
-                // Its fields are what it is: a change is a new subscription.
-                Kind::Subscription => {
-                    if let (false, Some(old)) = (create, &ch.actual) {
-                        unsubscribe(c, old).await?;
+                        .await?;
                     }
-                    c.wrote();
-                    c.sns
-                        .subscribe()
-                        .topic_arn(str_at(&want.spec, "TopicArn").unwrap_or_default())
-                        .protocol(str_at(&want.spec, "Protocol").unwrap_or_default())
-                        .endpoint(str_at(&want.spec, "Endpoint").unwrap_or_default())
-                        .send()
-                        .await
-                        .map_err(call("Subscribe"))?;
-                }
-                Kind::Permission => {
-                    // A statement cannot be changed in place: replaced.
-                    if let (false, Some(old)) = (create, &ch.actual) {
-                        remove_permission(c, old).await?;
+                    Kind::Schedule => put_schedule(c, want, create).await?,
+                    Kind::QueuePolicy | Kind::TopicPolicy => {
+                        write_policy(c, ctx, kind, &ch.name, Some(&want.spec)).await?;
                     }
-                    add_permission(c, want).await?;
+                    Kind::Connection => {
+                        let secrets = plan.secrets.0.get(&ch.name).cloned().unwrap_or_default();
+                        put_connection(c, want, &secrets, create).await?;
+                    }
+                    Kind::ApiDestination => put_api_destination(c, want, create).await?,
+                    Kind::Function => put_function(c, ctx, want, create, &fields).await?,
+                    // A new version; older ones stay for whoever still uses them.
+                    Kind::Layer => {
+                        let package = ctx.packages.iter().find(|(_, p)| {
+                            Some(p.sha256.as_str()) == str_at(&want.spec, "CodeSha256")
+                        });
+                        let zip = package.map(|(_, p)| p.zip.clone()).unwrap_or_default();
+                        c.wrote();
+                        c.lambda
+                            .publish_layer_version()
+                            .layer_name(&ch.name)
+                            .description(format!("trigd deployment {}", ctx.deployment))
+                            .content(
+                                aws_sdk_lambda::types::LayerVersionContentInput::builder()
+                                    .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                                    .build(),
+                            )
+                            .send()
+                            .await
+                            .map_err(call("PublishLayerVersion"))?;
+                    }
+                    Kind::EventSourceMapping => put_mapping(c, want, create).await?,
+                    // Its fields are what it is: a change is a new subscription.
+                    Kind::Subscription => {
+                        if let (false, Some(old)) = (create, &ch.actual) {
+                            unsubscribe(c, old).await?;
+                        }
+                        c.wrote();
+                        c.sns
+                            .subscribe()
+                            .topic_arn(str_at(&want.spec, "TopicArn").unwrap_or_default())
+                            .protocol(str_at(&want.spec, "Protocol").unwrap_or_default())
+                            .endpoint(str_at(&want.spec, "Endpoint").unwrap_or_default())
+                            .send()
+                            .await
+                            .map_err(call("Subscribe"))?;
+                    }
+                    Kind::Permission => {
+                        // A statement cannot be changed in place: replaced.
+                        if let (false, Some(old)) = (create, &ch.actual) {
+                            remove_permission(c, old).await?;
+                        }
+                        add_permission(c, want).await?;
+                    }
                 }
+                Ok(())
             }
+            .await;
+            result.map_err(|e| at(ch, e))?;
         }
     }
     for kind in [
@@ -2420,100 +2448,105 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
             .iter()
             .filter(|ch| ch.kind == kind && ch.action == Action::Delete)
         {
-            match kind {
-                Kind::Schedule => {
-                    c.wrote();
-                    c.scheduler
-                        .delete_schedule()
-                        .name(&ch.name)
-                        .group_name(ctx.group())
-                        .send()
-                        .await
-                        .map_err(call("DeleteSchedule"))?;
-                }
-                Kind::Rule => {
-                    let ids: Vec<String> = targets_of(ch.actual.as_ref().map(|a| &a.spec))
-                        .keys()
-                        .cloned()
-                        .collect();
-                    remove_targets(c, ctx, &ch.name, ids).await?;
-                    c.wrote();
-                    c.events
-                        .delete_rule()
-                        .name(&ch.name)
-                        .event_bus_name(&ctx.bus)
-                        .send()
-                        .await
-                        .map_err(call("DeleteRule"))?;
-                }
-                Kind::Permission => {
-                    if let Some(old) = &ch.actual {
-                        remove_permission(c, old).await?;
-                    }
-                }
-                Kind::QueuePolicy | Kind::TopicPolicy => {
-                    write_policy(c, ctx, kind, &ch.name, None).await?;
-                }
-                Kind::ApiDestination => {
-                    c.wrote();
-                    c.events
-                        .delete_api_destination()
-                        .name(&ch.name)
-                        .send()
-                        .await
-                        .map_err(call("DeleteApiDestination"))?;
-                }
-                Kind::Subscription => {
-                    if let Some(old) = &ch.actual {
-                        unsubscribe(c, old).await?;
-                    }
-                }
-                Kind::EventSourceMapping => {
-                    let s = ch.actual.as_ref().map(|a| &a.spec).unwrap_or(&Value::Null);
-                    let function = str_at(s, "FunctionName").unwrap_or_default();
-                    let source = str_at(s, "EventSourceArn");
-                    for m in list_mappings(c, function, source).await? {
-                        let Some(uuid) = m.uuid else { continue };
+            let result: Result<(), RemoteError> = async {
+                match kind {
+                    Kind::Schedule => {
                         c.wrote();
-                        c.lambda
-                            .delete_event_source_mapping()
-                            .uuid(uuid)
+                        c.scheduler
+                            .delete_schedule()
+                            .name(&ch.name)
+                            .group_name(ctx.group())
                             .send()
                             .await
-                            .map_err(call("DeleteEventSourceMapping"))?;
+                            .map_err(call("DeleteSchedule"))?;
                     }
-                }
-                Kind::Layer => {
-                    for v in layer_versions(c, &ch.name).await? {
+                    Kind::Rule => {
+                        let ids: Vec<String> = targets_of(ch.actual.as_ref().map(|a| &a.spec))
+                            .keys()
+                            .cloned()
+                            .collect();
+                        remove_targets(c, ctx, &ch.name, ids).await?;
                         c.wrote();
-                        c.lambda
-                            .delete_layer_version()
-                            .layer_name(&ch.name)
-                            .version_number(v.version)
+                        c.events
+                            .delete_rule()
+                            .name(&ch.name)
+                            .event_bus_name(&ctx.bus)
                             .send()
                             .await
-                            .map_err(call("DeleteLayerVersion"))?;
+                            .map_err(call("DeleteRule"))?;
+                    }
+                    Kind::Permission => {
+                        if let Some(old) = &ch.actual {
+                            remove_permission(c, old).await?;
+                        }
+                    }
+                    Kind::QueuePolicy | Kind::TopicPolicy => {
+                        write_policy(c, ctx, kind, &ch.name, None).await?;
+                    }
+                    Kind::ApiDestination => {
+                        c.wrote();
+                        c.events
+                            .delete_api_destination()
+                            .name(&ch.name)
+                            .send()
+                            .await
+                            .map_err(call("DeleteApiDestination"))?;
+                    }
+                    Kind::Subscription => {
+                        if let Some(old) = &ch.actual {
+                            unsubscribe(c, old).await?;
+                        }
+                    }
+                    Kind::EventSourceMapping => {
+                        let s = ch.actual.as_ref().map(|a| &a.spec).unwrap_or(&Value::Null);
+                        let function = str_at(s, "FunctionName").unwrap_or_default();
+                        let source = str_at(s, "EventSourceArn");
+                        for m in list_mappings(c, function, source).await? {
+                            let Some(uuid) = m.uuid else { continue };
+                            c.wrote();
+                            c.lambda
+                                .delete_event_source_mapping()
+                                .uuid(uuid)
+                                .send()
+                                .await
+                                .map_err(call("DeleteEventSourceMapping"))?;
+                        }
+                    }
+                    Kind::Layer => {
+                        for v in layer_versions(c, &ch.name).await? {
+                            c.wrote();
+                            c.lambda
+                                .delete_layer_version()
+                                .layer_name(&ch.name)
+                                .version_number(v.version)
+                                .send()
+                                .await
+                                .map_err(call("DeleteLayerVersion"))?;
+                        }
+                    }
+                    Kind::Function => {
+                        c.wrote();
+                        c.lambda
+                            .delete_function()
+                            .function_name(&ch.name)
+                            .send()
+                            .await
+                            .map_err(call("DeleteFunction"))?;
+                    }
+                    Kind::Connection => {
+                        c.wrote();
+                        c.events
+                            .delete_connection()
+                            .name(&ch.name)
+                            .send()
+                            .await
+                            .map_err(call("DeleteConnection"))?;
                     }
                 }
-                Kind::Function => {
-                    c.wrote();
-                    c.lambda
-                        .delete_function()
-                        .function_name(&ch.name)
-                        .send()
-                        .await
-                        .map_err(call("DeleteFunction"))?;
-                }
-                Kind::Connection => {
-                    c.wrote();
-                    c.events
-                        .delete_connection()
-                        .name(&ch.name)
-                        .send()
-                        .await
-                        .map_err(call("DeleteConnection"))?;
-                }
+                Ok(())
             }
+            .await;
+            result.map_err(|e| at(ch, e))?;
         }
     }
     if plan.delete_group {

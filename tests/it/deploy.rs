@@ -1742,3 +1742,28 @@ async fn http_targets_of_schedules_hop_through_the_bus() {
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
 }
+
+/// A change AWS refuses is reported with the resource and where it is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_change_names_its_resource_and_line() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let code = w.dir.path().join("shop/fn/pager");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 1\n",
+    )
+    .unwrap();
+    // A topic that does not exist: the subscription is refused.
+    w.rules("sources:\n  alerts:\n    sns: {topic_arns: ['arn:aws:sns:us-east-1:123456789012:nowhere']}\nfunctions:\n  pager:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/pager\n    triggers:\n      - sns: {source: alerts}\nrules: []\n");
+    let (apply, _) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 2, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains(
+            "trigd: error: subscription pager@arn:aws:sns:us-east-1:123456789012:nowhere (shop/r.yaml:10:9): Subscribe failed"
+        ),
+        "{}",
+        apply.stderr
+    );
+}
