@@ -175,6 +175,8 @@ impl Desired {
 pub const PATTERN_QUOTA: usize = 2048;
 /// EventBridge's default rules-per-bus quota (adjustable; 100 in a few regions).
 pub const RULES_PER_BUS_QUOTA: usize = 300;
+/// Descriptions of rules and schedules.
+pub const MAX_DESCRIPTION: usize = 512;
 /// Names of rules, targets, schedules and groups.
 pub const MAX_NAME: usize = 64;
 /// Targets per rule.
@@ -192,6 +194,21 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
             line: rule.line,
             column: rule.column,
         });
+        if let Some(d) = &rule.description
+            && d.chars().count() > MAX_DESCRIPTION
+        {
+            out.findings.push(Finding {
+                severity: Severity::Error,
+                origin: at.clone(),
+                message: format!(
+                    "the description of rule `{}` is {} characters: EventBridge and Scheduler \
+                     take at most {MAX_DESCRIPTION}; shorten it",
+                    rule.name,
+                    d.chars().count()
+                ),
+            });
+            continue;
+        }
         match &rule.trigger {
             Trigger::Pattern(_) => pattern_rule(rule, sources, ctx, at, &mut out),
             Trigger::Schedule(s) => schedule_rule(rule, s, sources, ctx, at, &mut out),
@@ -1640,6 +1657,22 @@ fn schedule_target(
             source,
             detail_type,
         } => {
+            let detail = detail_type.as_deref().unwrap_or("Scheduled Event");
+            if let Some(s) = source
+                .as_deref()
+                .filter(|s| s.len() > 256)
+                .or(Some(detail).filter(|d| d.len() > 128))
+            {
+                out.findings.push(Finding {
+                    severity: Severity::Error,
+                    origin: at.clone(),
+                    message: format!(
+                        "{who}: `{s}` is too long for Scheduler (source at most 256 characters, \
+                         detail-type at most 128)"
+                    ),
+                });
+                return None;
+            }
             let Some(source) = source.as_deref().filter(|s| !s.starts_with("aws.")) else {
                 undeployable(
                     out,

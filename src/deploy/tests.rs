@@ -1101,3 +1101,20 @@ fn names_past_their_limits_are_shortened_with_a_hash() {
     assert!(name.len() <= desired::MAX_NAME, "{name}");
     assert!(name.starts_with(&desired::statement_prefix(&ctx())));
 }
+
+#[test]
+fn descriptions_and_event_fields_past_awss_limits_are_errors_before_any_call() {
+    let long = "d".repeat(513);
+    let d = check(&format!(
+        "rules:\n  - name: a\n    description: {long}\n    pattern: {{source: [x]}}\n    targets:\n      - id: fn\n        lambda: f\n  - name: b\n    schedule: rate(1 hour)\n    targets:\n      - id: bus\n        eventbridge: audit\n        source: trigd.x\n        detail_type: {}\n",
+        "t".repeat(129)
+    ));
+    let errors = findings(&d, Severity::Error);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("2:11 error: the description of rule `a` is 513 characters"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("too long for Scheduler"), "{errors:?}");
+    assert!(d.blocks(true));
+}
