@@ -86,6 +86,7 @@ struct Fatal {
 /// The daemon's long-running tasks. Each runs on its own; a watcher per task reports it when
 /// it ends (returns or panics) before the daemon asked it to stop, and the daemon then stops
 /// with an error rather than run on with a part missing.
+#[derive(Clone)]
 struct Supervisor {
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -118,6 +119,27 @@ impl Supervisor {
         move |cause| {
             let _ = fatal.send(Fatal { task, cause });
         }
+    }
+}
+
+/// Pollers (SQS sources and triggers) end by themselves when a reload retires them; one that
+/// panics is a task the daemon cannot run without.
+impl crate::sources::pollers::Spawn for Supervisor {
+    fn spawn(&self, name: &str, task: crate::sources::pollers::PollerTask) {
+        let handle = tokio::spawn(task);
+        let stop = self.stop.clone();
+        let fatal = self.fatal.clone();
+        let task = format!("the poller of {name}");
+        self.tasks.spawn(async move {
+            if let Err(e) = handle.await
+                && !stop.is_cancelled()
+            {
+                let _ = fatal.send(Fatal {
+                    task,
+                    cause: ended_because(e),
+                });
+            }
+        });
     }
 }
 
@@ -358,13 +380,24 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         }
     };
     // SQS sources as the rules declare them; the reloader then keeps them in step.
+    let pollers: Arc<dyn crate::sources::pollers::Spawn> = Arc::new(sup.clone());
     let mut sqs = crate::sources::sqs::SqsSources::new(
         aws.sqs.clone(),
         intake.clone(),
         stop.clone(),
-        tasks.clone(),
+        Arc::clone(&pollers),
     );
     sqs.apply(&rules);
+    // sqs triggers (Lambda's event-source mappings) likewise.
+    let mut sqs_triggers = crate::sources::sqs_trigger::SqsTriggers::new(
+        aws.sqs.clone(),
+        Arc::clone(&functions),
+        Arc::clone(&metrics),
+        opts.settings.region.clone(),
+        stop.clone(),
+        pollers,
+    );
+    sqs_triggers.apply(&rules);
     sup.spawn(
         "the reloader",
         reloader(
@@ -374,6 +407,8 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
                 settings_file: opts.settings_file.clone(),
                 rules_tx,
                 sqs,
+                sqs_triggers,
+                functions: Arc::clone(&functions),
                 api_listening: api_addr.is_some(),
             },
             Arc::clone(&metrics),
@@ -385,26 +420,6 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
             stop.clone(),
         ),
     );
-    // Local functions follow reloads: changed ones get fresh environments.
-    {
-        let mut rules_rx = rules_rx.clone();
-        let functions = Arc::clone(&functions);
-        let stop = stop.clone();
-        sup.spawn("the functions' reloader", async move {
-            loop {
-                tokio::select! {
-                    changed = rules_rx.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let rules = rules_rx.borrow_and_update().clone();
-                        functions.update(&rules.functions);
-                    }
-                    () = stop.cancelled() => return,
-                }
-            }
-        });
-    }
     let watchdog = sd_notify::watchdog_interval();
     if let Some(every) = watchdog {
         let stop = stop.clone();
@@ -717,6 +732,9 @@ struct Reload {
     settings_file: Option<(PathBuf, DaemonSettings)>,
     rules_tx: watch::Sender<Arc<RuleSet>>,
     sqs: crate::sources::sqs::SqsSources,
+    sqs_triggers: crate::sources::sqs_trigger::SqsTriggers,
+    /// The local functions: updated before the triggers that invoke them start.
+    functions: Arc<crate::functions::Host>,
     /// Whether the HTTP API listener runs (it is bound at start only).
     api_listening: bool,
 }
@@ -776,9 +794,13 @@ impl Reload {
         };
         let count = new.rules.len();
         metrics.set("trigd_rules", &[], count as f64);
+        self.functions.update(&new.functions);
         self.rules_tx.send_replace(Arc::clone(&new));
         for (source, change) in self.sqs.apply(&new) {
             tracing::info!(message = "SQS source changed by the reload.", source = %source, change = change.as_str());
+        }
+        for (trigger, change) in self.sqs_triggers.apply(&new) {
+            tracing::info!(message = "sqs trigger changed by the reload.", trigger = %trigger, change = change.as_str());
         }
         tracing::info!(message = "Rules reloaded.", reason, rules = count);
         if !self.api_listening && has_api_triggers(&new) {
@@ -856,6 +878,29 @@ fn watch_dir(dir: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_poller_that_panics_is_fatal_and_one_that_ends_is_not() {
+        use crate::sources::pollers::Spawn;
+        let (fatal, mut reports) = mpsc::unbounded_channel();
+        let sup = Supervisor {
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            fatal,
+        };
+        Spawn::spawn(&sup, "orders", Box::pin(async {}));
+        Spawn::spawn(
+            &sup,
+            "uploads",
+            Box::pin(async { panic!("a poller's bug") }),
+        );
+        sup.tasks.close();
+        sup.tasks.wait().await;
+        let report = reports.try_recv().unwrap();
+        assert_eq!(report.task, "the poller of uploads");
+        assert_eq!(report.cause, "it panicked: a poller's bug");
+        assert!(reports.try_recv().is_err(), "only the panic is reported");
+    }
 
     fn rules(catch_up: &str) -> RuleSet {
         let dir = tempfile::tempdir().unwrap();

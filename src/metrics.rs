@@ -37,6 +37,16 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Asynchronous function invocations stored for the s3 and sns triggers on a source.",
     ),
     (
+        "trigd_sqs_trigger_batches_total",
+        "counter",
+        "Batches an sqs trigger handed to its function, by function, source and result (success, partial, failure).",
+    ),
+    (
+        "trigd_sqs_trigger_messages_total",
+        "counter",
+        "Messages of sqs triggers, by function, source and outcome: deleted after success, failed (left on the queue) or filtered (deleted unseen).",
+    ),
+    (
         "trigd_source_errors_total",
         "counter",
         "Failed calls of a source to its service (an SQS receive or delete), by source and operation.",

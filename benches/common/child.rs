@@ -39,6 +39,19 @@ pub fn start_trigd_with(
     extra: &[&str],
     keep: fn(&str) -> bool,
 ) -> (Child, serde_json::Value, mpsc::Receiver<String>) {
+    start_trigd_env(rules, state, rust_log, extra, &[], keep)
+}
+
+/// As [`start_trigd_with`], with more environment variables for the daemon.
+#[allow(dead_code)] // Not every bench that includes this file calls it directly.
+pub fn start_trigd_env(
+    rules: &Path,
+    state: &Path,
+    rust_log: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    keep: fn(&str) -> bool,
+) -> (Child, serde_json::Value, mpsc::Receiver<String>) {
     // `TRIGD_BENCH_BIN` runs another build of trigd (to compare two builds back to back).
     let bin =
         std::env::var("TRIGD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_trigd").to_owned());
@@ -55,6 +68,7 @@ pub fn start_trigd_with(
         .arg(state)
         .args(extra)
         .env("RUST_LOG", rust_log)
+        .envs(env.iter().copied())
         .envs(
             std::env::var("TRIGD_BENCH_DAEMON_WORKERS")
                 .ok()

@@ -6,5 +6,6 @@ pub mod api;
 pub mod route_key;
 pub mod s3;
 pub mod sns;
+pub mod sqs;
 
 pub use route_key::{RouteKey, RouteKeyError, Segment};

@@ -4,7 +4,9 @@
 
 pub mod api;
 pub mod decode;
+pub mod pollers;
 pub mod schedule;
 pub mod sns_http;
 pub mod sns_verify;
 pub mod sqs;
+pub mod sqs_trigger;

@@ -8,8 +8,8 @@
 //! [`SqsSources`] keeps the pollers as the current rule set declares them: a reload starts new
 //! sources, stops removed ones and restarts changed ones, leaving the others untouched.
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
@@ -19,14 +19,14 @@ use aws_sdk_sqs::types::{
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::decode::{Message, decode};
+pub use super::pollers::Change;
+use super::pollers::{Lease, Pollers, Spawn};
 use crate::intake::{Batch, Intake};
 use crate::metrics::Metrics;
 use crate::route::Received;
-use crate::rules::{QueueFormat, RuleSet, SourceKind};
+use crate::rules::{FunctionTriggerKind, QueueFormat, RuleSet, SourceKind};
 
 /// One SQS source.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,56 +38,11 @@ pub struct SqsSource {
 
 pub use crate::rules::queue_arn;
 
-/// How a poller is told to end.
-#[derive(Debug, Clone)]
-struct Stop {
-    /// The daemon stops: a receive in flight is abandoned (whatever it had taken comes back
-    /// after the queue's visibility timeout).
-    shutdown: CancellationToken,
-    /// A reload stops or restarts this source (a child of `shutdown`): the batch in hand
-    /// finishes; what a receive in flight still brings is made visible again at once, for the
-    /// poller that takes over, and never deleted.
-    retire: CancellationToken,
-}
-
 /// The running SQS sources, by name.
 pub struct SqsSources {
     client: aws_sdk_sqs::Client,
     intake: Intake,
-    /// The daemon's stop: every poller's `retire` token is a child of it.
-    shutdown: CancellationToken,
-    /// The daemon's tracker, so that a stop waits for the pollers.
-    tasks: TaskTracker,
-    running: HashMap<String, Running>,
-}
-
-/// One source's pollers.
-struct Running {
-    source: SqsSource,
-    concurrency: u32,
-    retire: CancellationToken,
-    /// One token per poller that may still handle a batch (and so delete messages): the
-    /// pollers that take over wait until it is empty.
-    batches: TaskTracker,
-}
-
-/// What [`SqsSources::apply`] did to one source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
-    Started,
-    Stopped,
-    Restarted,
-}
-
-impl Change {
-    /// As logged.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Change::Started => "started",
-            Change::Stopped => "stopped",
-            Change::Restarted => "restarted",
-        }
-    }
+    pollers: Pollers<(SqsSource, u32)>,
 }
 
 impl SqsSources {
@@ -95,32 +50,31 @@ impl SqsSources {
         client: aws_sdk_sqs::Client,
         intake: Intake,
         shutdown: CancellationToken,
-        tasks: TaskTracker,
+        spawner: Arc<dyn Spawn>,
     ) -> SqsSources {
         SqsSources {
             client,
             intake,
-            shutdown,
-            tasks,
-            running: HashMap::new(),
+            pollers: Pollers::new(shutdown, spawner),
         }
     }
 
     /// Runs the SQS sources `rules` declares: starts the new ones, stops the removed ones and
     /// restarts those whose queue, format or concurrency changed; the others keep running
-    /// untouched. A restarted source's new pollers begin only after the old ones finished the
-    /// batch they had in hand. Returns what changed, by source name, sorted.
+    /// untouched. A queue an `sqs` function trigger consumes is polled by that trigger
+    /// instead (see [`super::sqs_trigger`]). Returns what changed, by source name, sorted.
     pub fn apply(&mut self, rules: &RuleSet) -> Vec<(String, Change)> {
-        let declared: HashMap<&str, (SqsSource, u32)> = rules
+        let declared = rules
             .sources
             .iter()
+            .filter(|s| !consumed_by_trigger(rules, &s.name))
             .filter_map(|s| match &s.kind {
                 SourceKind::Sqs {
                     queue_url,
                     format,
                     concurrency,
                 } => Some((
-                    s.name.as_str(),
+                    s.name.clone(),
                     (
                         SqsSource {
                             name: s.name.clone(),
@@ -133,84 +87,28 @@ impl SqsSources {
                 _ => None,
             })
             .collect();
-        let mut changes = Vec::new();
-        let mut previous = HashMap::new();
-        self.running.retain(|name, run| {
-            let same = declared
-                .get(name.as_str())
-                .is_some_and(|(source, n)| *source == run.source && *n == run.concurrency);
-            if !same {
-                run.retire.cancel();
-                run.batches.close();
-                previous.insert(name.clone(), run.batches.clone());
-            }
-            same
-        });
-        for (name, (source, concurrency)) in declared {
-            if self.running.contains_key(name) {
-                continue;
-            }
-            let after = previous.remove(name);
-            changes.push((
-                name.to_owned(),
-                if after.is_some() {
-                    Change::Restarted
-                } else {
-                    Change::Started
-                },
-            ));
-            let run = self.start(source, concurrency, after);
-            self.running.insert(name.to_owned(), run);
-        }
-        changes.extend(previous.into_keys().map(|name| (name, Change::Stopped)));
-        changes.sort();
-        changes
-    }
-
-    fn start(&self, source: SqsSource, concurrency: u32, after: Option<TaskTracker>) -> Running {
-        let retire = self.shutdown.child_token();
-        let batches = TaskTracker::new();
-        for _ in 0..concurrency {
-            self.tasks.spawn(run(
-                self.client.clone(),
-                source.clone(),
-                self.intake.clone(),
-                Stop {
-                    shutdown: self.shutdown.clone(),
-                    retire: retire.clone(),
-                },
-                batches.token(),
-                after.clone(),
-            ));
-        }
-        Running {
-            source,
-            concurrency,
-            retire,
-            batches,
-        }
+        let (client, intake) = (&self.client, &self.intake);
+        self.pollers.apply(
+            declared,
+            |(_, n)| *n,
+            |(source, _), lease| run(client.clone(), source.clone(), intake.clone(), lease),
+        )
     }
 }
 
-/// Polls until `stop`. `batch` is held while this poller may handle a batch; `after`, the
-/// batches of the pollers this one replaces, which must end before this one receives.
-async fn run(
-    client: aws_sdk_sqs::Client,
-    source: SqsSource,
-    intake: Intake,
-    stop: Stop,
-    batch: TaskTrackerToken,
-    after: Option<TaskTracker>,
-) {
-    if let Some(after) = after {
-        // Waited for even when retired meanwhile: whoever replaces this poller waits on
-        // `batch`, and so on the predecessors too.
-        tokio::select! {
-            biased;
-            () = stop.shutdown.cancelled() => return,
-            () = after.wait() => {}
-        }
+/// Whether an `sqs` function trigger consumes the source's queue.
+pub fn consumed_by_trigger(rules: &RuleSet, source: &str) -> bool {
+    rules
+        .triggers_on(source)
+        .any(|t| matches!(t.kind, FunctionTriggerKind::Sqs(_)))
+}
+
+/// Polls until the lease's stop, after the pollers it replaces finished their batches.
+async fn run(client: aws_sdk_sqs::Client, source: SqsSource, intake: Intake, mut lease: Lease) {
+    if !lease.wait_turn().await {
+        return;
     }
+    let Lease { stop, batch, .. } = lease;
     let region = intake.rules().settings.region.clone();
     let arn = queue_arn(&source.queue_url, &region);
     let mut backoff = Duration::from_secs(1);
@@ -218,21 +116,14 @@ async fn run(
         if stop.retire.is_cancelled() {
             return;
         }
-        let receive = client
-            .receive_message()
-            .queue_url(&source.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(20)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send();
+        let receive = receive(&client, &source.queue_url, 10, 20).send();
         tokio::pin!(receive);
         let result = tokio::select! {
             biased;
             () = stop.shutdown.cancelled() => return,
             () = stop.retire.cancelled() => {
                 drop(batch);
-                release_late(&client, &source, intake.metrics(), receive, &stop.shutdown).await;
+                release_late(&client, &source.queue_url, &source.name, intake.metrics(), receive, &stop.shutdown).await;
                 return;
             }
             r = &mut receive => r,
@@ -260,13 +151,31 @@ async fn run(
     }
 }
 
+/// A long poll for up to `max` messages (1–10), waiting up to `wait` seconds (0–20), with
+/// every system attribute and message attribute.
+pub(super) fn receive(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: i32,
+    wait: i32,
+) -> aws_sdk_sqs::operation::receive_message::builders::ReceiveMessageFluentBuilder {
+    client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(max)
+        .wait_time_seconds(wait)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+}
+
 /// After a retired poller's receive in flight returns: its messages are made visible again
 /// at once (`ChangeMessageVisibilityBatch` to 0), unread, for the poller that took over. The
 /// long poll is not abandoned because the queue would still hand it messages and hide them for
 /// the visibility timeout.
-async fn release_late<E>(
+pub(super) async fn release_late<E>(
     client: &aws_sdk_sqs::Client,
-    source: &SqsSource,
+    queue_url: &str,
+    name: &str,
     metrics: &Metrics,
     receive: impl Future<
         Output = Result<aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput, E>,
@@ -281,45 +190,63 @@ async fn release_late<E>(
     let Ok(out) = received else {
         return;
     };
-    let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = out
+    let handles = out
         .messages
         .unwrap_or_default()
         .iter()
-        .enumerate()
-        .filter_map(|(i, m)| {
-            ChangeMessageVisibilityBatchRequestEntry::builder()
-                .id(i.to_string())
-                .set_receipt_handle(m.receipt_handle().map(str::to_owned))
-                .visibility_timeout(0)
-                .build()
-                .ok()
-        })
+        .filter_map(|m| m.receipt_handle().map(str::to_owned))
         .collect();
-    if entries.is_empty() {
-        return;
-    }
-    let count = entries.len();
-    let released = client
-        .change_message_visibility_batch()
-        .queue_url(&source.queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await;
-    let failed = match released {
-        Ok(out) => out.failed().len(),
-        Err(e) => {
-            tracing::warn!(message = "SQS messages received while the source stopped could not be released; they come back after the visibility timeout.", source = %source.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
-            count
+    release(client, queue_url, name, metrics, handles).await;
+}
+
+/// Makes received messages visible again at once (`ChangeMessageVisibilityBatch` to 0), in
+/// requests of ten; failures are counted in `trigd_source_errors_total{operation="release"}`
+/// (those messages come back after their visibility timeout instead).
+pub(super) async fn release(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    name: &str,
+    metrics: &Metrics,
+    handles: Vec<String>,
+) {
+    let count = handles.len();
+    for chunk in handles.chunks(10) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, handle)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let released = client
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        let failed = match released {
+            Ok(out) => out.failed().len(),
+            Err(e) => {
+                tracing::warn!(message = "SQS messages could not be released; they come back after the visibility timeout.", source = %name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
+                chunk.len()
+            }
+        };
+        if failed > 0 {
+            metrics.add(
+                "trigd_source_errors_total",
+                &[("source", name), ("operation", "release")],
+                failed as f64,
+            );
         }
-    };
-    if failed > 0 {
-        metrics.add(
-            "trigd_source_errors_total",
-            &[("source", &source.name), ("operation", "release")],
-            failed as f64,
-        );
     }
-    tracing::info!(message = "SQS messages received while the source stopped were left on the queue.", source = %source.name, messages = count);
+    if count > 0 {
+        tracing::info!(message = "SQS messages received while stopping were left on the queue.", source = %name, messages = count);
+    }
 }
 
 /// The longest wait between failed receives.
@@ -351,7 +278,7 @@ async fn handle_batch(
     let mut done = Vec::new();
     // As received, for function triggers on the source.
     let mut received = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
+    for m in &messages {
         let group = m
             .attributes()
             .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
@@ -380,7 +307,7 @@ async fn handle_batch(
                 groups.extend(std::iter::repeat_n(group, evs.len()));
                 events.extend(evs);
                 if let Some(handle) = m.receipt_handle() {
-                    done.push((i, handle.to_owned()));
+                    done.push(handle.to_owned());
                 }
             }
             Err(e) => {
@@ -399,57 +326,66 @@ async fn handle_batch(
         tracing::error!(message = "Events from SQS could not be stored; the messages stay on the queue.", source = %source.name, error = %e);
         return;
     }
-    delete(client, source, intake.metrics(), done).await;
+    delete(
+        client,
+        &source.queue_url,
+        &source.name,
+        intake.metrics(),
+        done,
+    )
+    .await;
 }
 
-/// Deletes processed messages; per-entry failures are logged and counted (the message will
-/// come back, and its deliveries, having the same ids, are stored once).
-async fn delete(
+/// Deletes processed messages, in requests of ten; per-entry failures are logged and
+/// counted (the message will come back, and its deliveries, having the same ids, are stored
+/// once). Returns how many could not be deleted.
+pub(super) async fn delete(
     client: &aws_sdk_sqs::Client,
-    source: &SqsSource,
+    queue_url: &str,
+    name: &str,
     metrics: &Metrics,
-    done: Vec<(usize, String)>,
-) {
-    if done.is_empty() {
-        return;
-    }
-    let entries: Vec<DeleteMessageBatchRequestEntry> = done
-        .into_iter()
-        .filter_map(|(i, handle)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(handle)
-                .build()
-                .ok()
-        })
-        .collect();
-    match client
-        .delete_message_batch()
-        .queue_url(&source.queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-    {
-        Ok(out) => {
-            if !out.failed().is_empty() {
-                metrics.add(
-                    "trigd_source_errors_total",
-                    &[("source", &source.name), ("operation", "delete")],
-                    out.failed().len() as f64,
-                );
+    handles: Vec<String>,
+) -> usize {
+    let mut failed = 0;
+    for chunk in handles.chunks(10) {
+        let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, handle)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        match client
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                failed += out.failed().len();
+                for f in out.failed() {
+                    tracing::warn!(message = "An SQS message could not be deleted; it will be received again.", source = %name, code = f.code(), error = f.message().unwrap_or_default());
+                }
             }
-            for f in out.failed() {
-                tracing::warn!(message = "An SQS message could not be deleted; it will be received again.", source = %source.name, code = f.code(), error = f.message().unwrap_or_default());
+            Err(e) => {
+                failed += chunk.len();
+                tracing::warn!(message = "SQS messages could not be deleted; they will be received again.", source = %name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
             }
         }
-        Err(e) => {
-            metrics.inc(
-                "trigd_source_errors_total",
-                &[("source", &source.name), ("operation", "delete")],
-            );
-            tracing::warn!(message = "SQS messages could not be deleted; they will be received again.", source = %source.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e));
-        }
     }
+    if failed > 0 {
+        metrics.add(
+            "trigd_source_errors_total",
+            &[("source", name), ("operation", "delete")],
+            failed as f64,
+        );
+    }
+    failed
 }
 
 /// Message attributes in Lambda's event shape.

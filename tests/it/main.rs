@@ -20,6 +20,7 @@ mod intake;
 mod replay;
 mod sns_http;
 mod sqs_reload;
+mod sqs_trigger;
 mod store;
 mod supervision;
 mod targets;
