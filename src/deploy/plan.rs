@@ -139,6 +139,32 @@ fn past_start(spec: &Value, now: DateTime<Utc>) -> bool {
         .is_some_and(|t| t <= now)
 }
 
+/// Whether a schedule is a one-shot `at()` whose time, in its time zone, is at or before `now`.
+fn one_shot_done(spec: &Value, now: DateTime<Utc>) -> bool {
+    let Some(at) = spec
+        .get("ScheduleExpression")
+        .and_then(Value::as_str)
+        .and_then(|e| e.strip_prefix("at("))
+        .and_then(|e| e.strip_suffix(')'))
+    else {
+        return false;
+    };
+    let Ok(local) = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S") else {
+        return false;
+    };
+    let tz: chrono_tz::Tz = spec
+        .get("ScheduleExpressionTimezone")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(chrono_tz::UTC);
+    // A local time skipped by a DST change counts as the instant after the gap.
+    let instant = match local.and_local_timezone(tz) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.to_utc(),
+        chrono::LocalResult::None => (local + chrono::Duration::hours(1)).and_utc(),
+    };
+    instant <= now
+}
+
 fn without_start(spec: &Value) -> Value {
     let mut spec = spec.clone();
     if let Some(m) = spec.as_object_mut() {
@@ -229,6 +255,18 @@ pub fn diff_with(desired: &Desired, actual: &Actual, now: DateTime<Utc>, adopt: 
             });
         }
         let want = &want;
+        if find(want.kind, &want.name).is_none() && one_shot_done(&want.spec, now) {
+            plan.findings.push(Finding {
+                severity: Severity::Info,
+                origin: want.origin.clone(),
+                message: format!(
+                    "= schedule `{}`: its `at()` time has passed and it is not on AWS (done, \
+                     or deleted after it fired): not created again",
+                    want.name
+                ),
+            });
+            continue;
+        }
         let change = match find(want.kind, &want.name) {
             None => Change {
                 kind: want.kind,
@@ -286,7 +324,11 @@ pub fn diff_with(desired: &Desired, actual: &Actual, now: DateTime<Utc>, adopt: 
         plan.changes.push(change);
     }
     let schedules = desired.resources.iter().any(|r| r.kind == Kind::Schedule);
-    plan.create_group = schedules && !actual.group_exists;
+    plan.create_group = !actual.group_exists
+        && plan
+            .changes
+            .iter()
+            .any(|c| c.kind == Kind::Schedule && c.action == Action::Create);
     plan.delete_group = !schedules && actual.group_exists && actual.group_owned;
     for have in &actual.resources {
         if have.owner != Owner::Us {

@@ -1118,3 +1118,34 @@ fn descriptions_and_event_fields_past_awss_limits_are_errors_before_any_call() {
     assert!(errors[1].contains("too long for Scheduler"), "{errors:?}");
     assert!(d.blocks(true));
 }
+
+#[test]
+fn a_one_shot_whose_time_has_passed_is_not_created_again() {
+    let d = check(
+        "rules:\n  - name: once\n    schedule: at(2026-12-05T13:30:00)\n    timezone: Europe/Paris\n    targets:\n      - id: fn\n        lambda: f\n",
+    );
+    // now() is 12:00 UTC: 13:30 in Paris is 12:30 UTC, still to come.
+    let p = plan::diff(&d, &Actual::default(), now());
+    assert_eq!(p.change_count(), (1, 0, 0));
+    let later = chrono::DateTime::parse_from_rfc3339("2026-12-05T12:31:00Z")
+        .unwrap()
+        .to_utc();
+    let p = plan::diff(&d, &Actual::default(), later);
+    assert_eq!(p.change_count(), (0, 0, 0));
+    assert!(!p.create_group, "no group for nothing to create");
+    assert!(
+        p.findings.iter().any(|f| f
+            .message
+            .starts_with("= schedule `once.fn`: its `at()` time has passed")),
+        "{:?}",
+        p.findings
+    );
+    // Still on AWS: compared as any schedule (no change).
+    let held = Actual {
+        resources: d.resources.iter().map(|r| existing(r, Owner::Us)).collect(),
+        group_exists: true,
+        group_owned: true,
+        ..Actual::default()
+    };
+    assert!(!plan::diff(&d, &held, later).has_changes());
+}
