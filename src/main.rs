@@ -185,12 +185,19 @@ enum Command {
         /// Deploy what can be deployed and list what was left out, instead of refusing.
         #[arg(long)]
         skip_undeployable: bool,
+        /// Take over same-named rules and functions that trigd did not create (they are
+        /// tagged for this deployment, then updated), instead of reporting conflicts.
+        #[arg(long)]
+        adopt: bool,
         /// The IAM role EventBridge Scheduler assumes to reach schedule rules' targets.
         #[arg(long, value_name = "ARN")]
         scheduler_role: Option<String>,
         /// The IAM role EventBridge assumes to call `http` targets' API destinations.
         #[arg(long, value_name = "ARN")]
         events_role: Option<String>,
+        /// The execution role of the Lambda functions made from local functions.
+        #[arg(long, value_name = "ARN")]
+        function_role: Option<String>,
         /// Send every connection's secrets again (they cannot be read back, so a changed
         /// secret alone is not seen as a change).
         #[arg(long)]
@@ -435,8 +442,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bus,
             deployment,
             skip_undeployable,
+            adopt,
             scheduler_role,
             events_role,
+            function_role,
             update_secrets,
             region,
         } => deploy(DeployArgs {
@@ -447,8 +456,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bus,
             deployment,
             skip_undeployable,
+            adopt,
             scheduler_role,
             events_role,
+            function_role,
             update_secrets,
             region,
         }),
@@ -1108,8 +1119,10 @@ struct DeployArgs {
     bus: String,
     deployment: Option<String>,
     skip_undeployable: bool,
+    adopt: bool,
     scheduler_role: Option<String>,
     events_role: Option<String>,
+    function_role: Option<String>,
     update_secrets: bool,
     region: Option<String>,
 }
@@ -1139,7 +1152,8 @@ fn print_findings(findings: &[trigd::deploy::Finding]) {
 }
 
 fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
-    use trigd::deploy::{self, desired, plan, remote};
+    use trigd::deploy::session::{self, Outcome};
+    use trigd::deploy::{self, desired, plan};
     let set = match load(&a.rules, a.format)? {
         Ok(set) => set,
         Err(code) => return Ok(code),
@@ -1148,6 +1162,7 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
     let sources = deploy::RuleSources::read(&set);
     // `${VAR}` header values are copied into connections' secrets from here.
     let env = desired::Env::Values(std::env::vars().collect());
+    let packages = session::packages(&set)?;
     let make_ctx = |region: String, account: String| deploy::Context {
         region,
         account,
@@ -1156,110 +1171,104 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
         scheduler_role_arn: a.scheduler_role.clone(),
         events_role_arn: a.events_role.clone(),
         env: env.clone(),
+        function_role_arn: a.function_role.clone(),
+        packages: packages.clone(),
     };
-    // Checked before any call to AWS: what cannot be deployed, ranges, names.
-    let offline = desired::build(
-        &set,
-        &sources,
-        &make_ctx("us-east-1".to_owned(), "123456789012".to_owned()),
-    );
-    if offline.blocks(a.skip_undeployable) && !a.plan {
-        match a.format {
-            Format::Json => print(&format!(
-                "{}\n",
-                plan::render_json(&plan::Plan {
-                    findings: offline.findings,
-                    ..plan::Plan::default()
-                })
-            ))?,
-            Format::Text => {
-                print_findings(&offline.findings);
-                eprintln!(
-                    "nothing applied: fix the problems above{}",
-                    if a.skip_undeployable {
-                        ""
-                    } else {
-                        ", or leave undeployable parts out with --skip-undeployable"
-                    }
-                );
-            }
-        }
-        return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
-    }
+    let opts = session::Options {
+        apply: !a.plan,
+        skip_undeployable: a.skip_undeployable,
+        adopt: a.adopt,
+        update_secrets: a.update_secrets,
+        region: a.region.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let (clients, region) = remote::Clients::load(a.region.as_deref()).await?;
-        let account = clients.account().await?;
-        let ctx = make_ctx(region, account);
-        let wanted = desired::build(&set, &sources, &ctx);
-        let actual = remote::read(&clients, &ctx, &wanted.resources).await?;
-        let mut the_plan = plan::diff(&wanted, &actual, chrono::Utc::now());
-        if a.update_secrets {
-            plan::resend_secrets(&mut the_plan, &wanted);
+    let outcome = runtime.block_on(session::run(
+        &set,
+        &sources,
+        make_ctx,
+        &opts,
+        chrono::Utc::now,
+    ))?;
+    let show = |p: &plan::Plan| -> anyhow::Result<()> {
+        match a.format {
+            Format::Json => print(&format!("{}\n", plan::render_json(p))),
+            Format::Text => print(&plan::render_text(p)),
         }
-        let show = |p: &plan::Plan| -> anyhow::Result<()> {
+    };
+    match outcome {
+        Outcome::Refused(offline) => {
             match a.format {
-                Format::Json => print(&format!("{}\n", plan::render_json(p))),
-                Format::Text => print(&plan::render_text(p)),
+                Format::Json => show(&plan::Plan {
+                    findings: offline.findings,
+                    ..plan::Plan::default()
+                })?,
+                Format::Text => {
+                    print_findings(&offline.findings);
+                    eprintln!(
+                        "nothing applied: fix the problems above{}",
+                        if a.skip_undeployable {
+                            ""
+                        } else {
+                            ", or leave undeployable parts out with --skip-undeployable"
+                        }
+                    );
+                }
             }
-        };
-        if a.plan {
+            Ok(ExitCode::from(EXIT_FOUND_PROBLEMS))
+        }
+        Outcome::Planned(the_plan) => {
             show(&the_plan)?;
-            return Ok(if the_plan.has_errors(a.skip_undeployable) {
+            let errors = the_plan.has_errors(a.skip_undeployable);
+            if errors && !a.plan {
+                eprintln!("nothing applied: resolve the problems and conflicts above");
+            }
+            Ok(if errors {
                 ExitCode::from(EXIT_FOUND_PROBLEMS)
-            } else if a.detailed_exitcode && the_plan.has_changes() {
+            } else if a.plan && a.detailed_exitcode && the_plan.has_changes() {
                 ExitCode::from(EXIT_PLAN_CHANGES)
             } else {
                 ExitCode::SUCCESS
-            });
+            })
         }
-        if the_plan.has_errors(a.skip_undeployable) {
-            show(&the_plan)?;
-            eprintln!("nothing applied: resolve the problems and conflicts above");
-            return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
+        Outcome::Applied {
+            plan: the_plan,
+            writes,
+            remaining,
+        } => {
+            if a.format == Format::Text {
+                print_findings(&the_plan.findings);
+            }
+            if remaining.has_changes() {
+                show(&remaining)?;
+                eprintln!(
+                    "applied with {writes} write call(s), but AWS still differs from the rules \
+                     as shown above (eventual consistency, or a change made meanwhile): run again"
+                );
+                return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
+            }
+            let (add, change, delete) = the_plan.change_count();
+            match a.format {
+                Format::Json => print(&format!(
+                    "{}\n",
+                    serde_json::json!({
+                        "applied": plan::render_json(&the_plan),
+                        "writes": writes,
+                    })
+                ))?,
+                Format::Text => print(&format!(
+                    "{}applied: {add} added, {change} changed, {delete} deleted ({writes} write calls)\n",
+                    plan::render_text(&plan::Plan {
+                        findings: Vec::new(),
+                        ..the_plan.clone()
+                    })
+                ))?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        if !the_plan.has_changes() {
-            show(&the_plan)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        remote::apply(&clients, &ctx, &the_plan).await?;
-        let writes = clients.writes();
-        // Re-planned: what AWS holds now must match; anything else is reported, not retried.
-        let after = remote::read(&clients, &ctx, &wanted.resources).await?;
-        let rest = plan::diff(&wanted, &after, chrono::Utc::now());
-        let (add, change, delete) = the_plan.change_count();
-        if a.format == Format::Text {
-            print_findings(&the_plan.findings);
-        }
-        if rest.has_changes() {
-            show(&rest)?;
-            eprintln!(
-                "applied with {writes} write call(s), but AWS still differs from the rules as \
-                 shown above (eventual consistency, or a change made meanwhile): run again"
-            );
-            return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
-        }
-        match a.format {
-            Format::Json => print(&format!(
-                "{}\n",
-                serde_json::json!({
-                    "applied": plan::render_json(&the_plan),
-                    "writes": writes,
-                })
-            ))?,
-            Format::Text => print(&format!(
-                "{}applied: {add} added, {change} changed, {delete} deleted ({writes} write calls)\n",
-                plan::render_text(&plan::Plan {
-                    findings: Vec::new(),
-                    ..the_plan.clone()
-                })
-            ))?,
-        }
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
+    }
 }
 
 fn export(

@@ -40,6 +40,8 @@ pub fn context(
         scheduler_role_arn: Some(scheduler_role_arn.unwrap_or(ROLE_STAND_IN).to_owned()),
         events_role_arn: Some(events_role_arn.unwrap_or(EVENTS_ROLE_STAND_IN).to_owned()),
         env: super::desired::Env::Names,
+        function_role_arn: None,
+        packages: Default::default(),
     }
 }
 
@@ -52,9 +54,15 @@ const GROUP_ID: &str = "ScheduleGroup";
 /// A logical id: `Prefix` + the name's letters and digits in PascalCase + 8 hex digits of the
 /// name's hash (names differing only in punctuation stay apart).
 pub fn logical_id(prefix: &str, name: &str) -> String {
+    keyed_id(prefix, name, name)
+}
+
+/// A logical id from a readable part and the key whose hash keeps it unique.
+fn keyed_id(prefix: &str, readable: &str, key: &str) -> String {
     use sha2::Digest as _;
+    let name = key;
     let mut out = String::from(prefix);
-    for part in name.split(|c: char| !c.is_ascii_alphanumeric()) {
+    for part in readable.split(|c: char| !c.is_ascii_alphanumeric()) {
         let mut chars = part.chars();
         if let Some(first) = chars.next() {
             out.push(first.to_ascii_uppercase());
@@ -120,9 +128,35 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
         match r.kind {
             // Written beside each rule, with the rule's ARN from CloudFormation.
             Kind::Permission => {}
-            // CloudFormation's policy resources replace a queue's or topic's whole policy:
-            // left out (the template's description says so).
-            Kind::QueuePolicy | Kind::TopicPolicy => {}
+            // They replace a queue's or topic's whole policy: the description says so.
+            Kind::QueuePolicy => {
+                let mut parts = r.name.rsplit(':');
+                let name = parts.next().unwrap_or_default();
+                let account = parts.next().unwrap_or_default();
+                let url = format!("https://sqs.{REGION}.amazonaws.com/{account}/{name}");
+                resources.insert(
+                    keyed_id("QueuePolicy", name, &r.name),
+                    json!({"Type": "AWS::SQS::QueuePolicy", "Properties": {
+                        "Queues": [url],
+                        "PolicyDocument": {"Version": "2012-10-17", "Statement": [r.spec.clone()]},
+                    }}),
+                );
+            }
+            Kind::TopicPolicy => {
+                resources.insert(
+                    keyed_id(
+                        "TopicPolicy",
+                        r.name.rsplit(':').next().unwrap_or_default(),
+                        &r.name,
+                    ),
+                    json!({"Type": "AWS::SNS::TopicPolicy", "Properties": {
+                        "Topics": [r.name],
+                        "PolicyDocument": {"Version": "2012-10-17", "Statement": [r.spec.clone()]},
+                    }}),
+                );
+            }
+            // Never built here: export packages no code (the build warns).
+            Kind::Layer | Kind::Function | Kind::EventSourceMapping | Kind::Subscription => {}
             Kind::Connection => connection(r, desired, &mut resources, &mut parameters),
             Kind::ApiDestination => {
                 let id = logical_id("ApiDestination", &r.name);
@@ -196,9 +230,10 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
         "Description".into(),
         json!(format!(
             "trigd deployment {}: written by `trigd export`; regenerate rather than edit. \
-             Queue and topic policies that let EventBridge send to SQS and SNS targets are not \
-             included (CloudFormation's policy resources replace a queue's or topic's whole \
-             policy): grant them beside this stack.",
+             WARNING: its AWS::SQS::QueuePolicy and AWS::SNS::TopicPolicy resources replace the \
+             queues' and topics' whole policies (CloudFormation has no resource for one \
+             statement): merge in the statements others need first. Local functions are not \
+             included (their code must be uploaded: use trigd deploy).",
             ctx.deployment
         )),
     );

@@ -12,12 +12,16 @@
 //! * [`plan`] (pure): desired against actual, field by field; its text and JSON forms.
 //! * [`remote`]: reads what AWS holds (owned resources and same-named conflicts) through the
 //!   SDK, and applies a plan: upserts in dependency order, then deletions (targets first).
+//! * [`package`]: a local function's code directory as a deterministic zip.
+//! * [`session`]: one `trigd deploy` run, from the rules to its outcome.
 //! * [`export`] (pure): the deterministic CloudFormation or SAM template.
 
 pub mod desired;
 pub mod export;
+pub mod package;
 pub mod plan;
 pub mod remote;
+pub mod session;
 pub mod source;
 
 pub use desired::{Context, Desired, Finding, Severity};
@@ -45,6 +49,17 @@ pub enum Kind {
     /// An EventBridge API destination (the endpoint of an `http` target), named as its
     /// connection.
     ApiDestination,
+    /// A Lambda layer made from a function's layer directory, named with the deployment's
+    /// prefix (layers cannot be tagged); compared by its latest version's code.
+    Layer,
+    /// A Lambda function made from a local function, tagged like rules.
+    Function,
+    /// An SQS event-source mapping of such a function (an `sqs` trigger); named
+    /// `FUNCTION@QUEUE_ARN`, owned with its function.
+    EventSourceMapping,
+    /// An SNS subscription of such a function to a topic (an `sns` trigger); named
+    /// `FUNCTION@TOPIC_ARN`, owned with its function.
+    Subscription,
 }
 
 impl Kind {
@@ -57,6 +72,10 @@ impl Kind {
             Kind::TopicPolicy => "topic policy",
             Kind::Connection => "connection",
             Kind::ApiDestination => "api destination",
+            Kind::Layer => "layer",
+            Kind::Function => "function",
+            Kind::EventSourceMapping => "event-source mapping",
+            Kind::Subscription => "subscription",
         }
     }
 }

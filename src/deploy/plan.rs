@@ -36,6 +36,8 @@ pub struct Actual {
     pub resources: Vec<Existing>,
     /// Whether the deployment's schedule group exists (owned by it).
     pub group_exists: bool,
+    /// Whether that group carries this deployment's tags (only then is it deleted).
+    pub group_owned: bool,
     /// How many rules the bus holds in all (for the quota).
     pub rules_on_bus: usize,
     /// Functions, queues and topics (ARNs) that targets name and that do not exist: no
@@ -72,6 +74,8 @@ pub struct Change {
     pub desired: Option<Resource>,
     /// The resource as read (updates and deletes).
     pub actual: Option<Resource>,
+    /// An update that first tags a resource trigd did not create (`--adopt`).
+    pub adopt: bool,
 }
 
 /// The whole plan.
@@ -80,6 +84,8 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// The deployment's schedule group must be created first.
     pub create_group: bool,
+    /// The deployment's schedule group is deleted last: no schedule is left in it.
+    pub delete_group: bool,
     pub findings: Vec<Finding>,
     /// What connections send (never shown).
     pub secrets: super::desired::Secrets,
@@ -102,7 +108,7 @@ impl Plan {
 
     pub fn has_changes(&self) -> bool {
         let (a, b, c) = self.change_count();
-        a + b + c > 0 || self.create_group
+        a + b + c > 0 || self.create_group || self.delete_group
     }
 
     pub fn conflicts(&self) -> usize {
@@ -133,6 +139,32 @@ fn past_start(spec: &Value, now: DateTime<Utc>) -> bool {
         .is_some_and(|t| t <= now)
 }
 
+/// Whether a schedule is a one-shot `at()` whose time, in its time zone, is at or before `now`.
+fn one_shot_done(spec: &Value, now: DateTime<Utc>) -> bool {
+    let Some(at) = spec
+        .get("ScheduleExpression")
+        .and_then(Value::as_str)
+        .and_then(|e| e.strip_prefix("at("))
+        .and_then(|e| e.strip_suffix(')'))
+    else {
+        return false;
+    };
+    let Ok(local) = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S") else {
+        return false;
+    };
+    let tz: chrono_tz::Tz = spec
+        .get("ScheduleExpressionTimezone")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(chrono_tz::UTC);
+    // A local time skipped by a DST change counts as the instant after the gap.
+    let instant = match local.and_local_timezone(tz) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.to_utc(),
+        chrono::LocalResult::None => (local + chrono::Duration::hours(1)).and_utc(),
+    };
+    instant <= now
+}
+
 fn without_start(spec: &Value) -> Value {
     let mut spec = spec.clone();
     if let Some(m) = spec.as_object_mut() {
@@ -143,6 +175,15 @@ fn without_start(spec: &Value) -> Value {
 
 /// Diffs `desired` against `actual`, at `now` (for schedules whose start has passed).
 pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
+    diff_with(desired, actual, now, false)
+}
+
+/// The path of the field change that stands for the tags an adopted resource gets.
+pub const TAGS: &str = "(tags)";
+
+/// As [`diff`]; with `adopt`, a same-named resource without trigd's tags (not another
+/// deployment's) is taken over: tagged, then updated, instead of reported as a conflict.
+pub fn diff_with(desired: &Desired, actual: &Actual, now: DateTime<Utc>, adopt: bool) -> Plan {
     let mut plan = Plan {
         findings: desired.findings.clone(),
         secrets: desired.secrets.clone(),
@@ -154,7 +195,20 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
             .iter()
             .find(|e| e.resource.kind == kind && e.resource.name == name)
     };
-    for arn in &actual.missing {
+    // Functions the plan creates are missing only until it runs.
+    let created: Vec<&str> = desired
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Function)
+        .filter_map(|r| r.spec.get("FunctionArn").and_then(Value::as_str))
+        .collect();
+    let missing: Vec<&str> = actual
+        .missing
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !created.contains(m))
+        .collect();
+    for arn in &missing {
         plan.findings.push(Finding {
             severity: Severity::Warning,
             origin: None,
@@ -168,9 +222,16 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
         let grants_on = match want.kind {
             Kind::Permission => want.spec.get("FunctionName").and_then(Value::as_str),
             Kind::QueuePolicy | Kind::TopicPolicy => Some(want.name.as_str()),
-            Kind::Rule | Kind::Schedule | Kind::Connection | Kind::ApiDestination => None,
+            Kind::Rule
+            | Kind::Schedule
+            | Kind::Connection
+            | Kind::ApiDestination
+            | Kind::Layer
+            | Kind::Function
+            | Kind::EventSourceMapping
+            | Kind::Subscription => None,
         };
-        if grants_on.is_some_and(|arn| actual.missing.iter().any(|m| m == arn)) {
+        if grants_on.is_some_and(|arn| missing.contains(&arn)) {
             continue;
         }
         let mut want = want.clone();
@@ -194,6 +255,18 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
             });
         }
         let want = &want;
+        if find(want.kind, &want.name).is_none() && one_shot_done(&want.spec, now) {
+            plan.findings.push(Finding {
+                severity: Severity::Info,
+                origin: want.origin.clone(),
+                message: format!(
+                    "= schedule `{}`: its `at()` time has passed and it is not on AWS (done, \
+                     or deleted after it fired): not created again",
+                    want.name
+                ),
+            });
+            continue;
+        }
         let change = match find(want.kind, &want.name) {
             None => Change {
                 kind: want.kind,
@@ -201,6 +274,7 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
                 action: Action::Create,
                 desired: Some(want.clone()),
                 actual: None,
+                adopt: false,
             },
             Some(have) => {
                 let action = match &have.owner {
@@ -217,6 +291,19 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
                          or deploy it with --deployment {d}",
                         want.kind.label()
                     )),
+                    Owner::Foreign if adopt => {
+                        let have = have_spec.as_ref().unwrap_or(&have.resource.spec);
+                        let mut fields = field_changes(have, &want.spec);
+                        fields.insert(
+                            0,
+                            FieldChange {
+                                path: TAGS.to_owned(),
+                                before: None,
+                                after: Some(json!("managed-by=trigd, trigd:deployment=this one")),
+                            },
+                        );
+                        Action::Update(fields)
+                    }
                     Owner::Foreign => Action::Conflict(format!(
                         "a {} with this name exists and was not created by trigd (it has no \
                          `managed-by: trigd` tag); it is left alone: rename the rule, or delete \
@@ -230,14 +317,19 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
                     action,
                     desired: Some(want.clone()),
                     actual: Some(have.resource.clone()),
+                    adopt: adopt && have.owner == Owner::Foreign,
                 }
             }
         };
         plan.changes.push(change);
     }
-    if desired.resources.iter().any(|r| r.kind == Kind::Schedule) && !actual.group_exists {
-        plan.create_group = true;
-    }
+    let schedules = desired.resources.iter().any(|r| r.kind == Kind::Schedule);
+    plan.create_group = !actual.group_exists
+        && plan
+            .changes
+            .iter()
+            .any(|c| c.kind == Kind::Schedule && c.action == Action::Create);
+    plan.delete_group = !schedules && actual.group_exists && actual.group_owned;
     for have in &actual.resources {
         if have.owner != Owner::Us {
             continue;
@@ -253,6 +345,7 @@ pub fn diff(desired: &Desired, actual: &Actual, now: DateTime<Utc>) -> Plan {
                 action: Action::Delete,
                 desired: None,
                 actual: Some(have.resource.clone()),
+                adopt: false,
             });
         }
     }
@@ -312,6 +405,7 @@ pub fn resend_secrets(plan: &mut Plan, desired: &Desired) {
                 action: Action::Update(vec![secrets]),
                 desired: Some(want.clone()),
                 actual: Some(want.clone()),
+                adopt: false,
             }),
         }
     }
@@ -380,6 +474,9 @@ pub fn render_text(plan: &Plan) -> String {
     }
     if plan.create_group {
         out.push_str("+ schedule group (created for this deployment's schedules)\n");
+    }
+    if plan.delete_group {
+        out.push_str("- schedule group (no schedule left in it)\n");
     }
     for c in &plan.changes {
         let what = format!("{} {}", c.kind.label(), c.name);
@@ -464,6 +561,7 @@ pub fn render_json(plan: &Plan) -> Value {
     json!({
         "changes": changes,
         "create_group": plan.create_group,
+        "delete_group": plan.delete_group,
         "findings": findings,
         "summary": {"add": add, "change": change, "delete": delete, "conflict": plan.conflicts()},
     })

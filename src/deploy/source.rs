@@ -29,6 +29,12 @@ impl std::fmt::Display for Origin {
 pub struct RuleSources {
     patterns: HashMap<String, Value>,
     targets: HashMap<(String, String), Origin>,
+    /// Functions whose `concurrency` is written (only those reserve concurrency on AWS).
+    concurrency_written: Vec<String>,
+    /// Rules that write `catch_up` (it has no effect on AWS: worth a note only when written).
+    catch_up_written: Vec<String>,
+    /// The filters of `sqs` triggers as written, by (function, source).
+    sqs_filters: HashMap<(String, String), Vec<Value>>,
 }
 
 impl RuleSources {
@@ -36,7 +42,12 @@ impl RuleSources {
     /// vanished since the rules were loaded) leaves its rules without patterns; the caller
     /// reports that.
     pub fn read(set: &RuleSet) -> RuleSources {
-        let mut files: Vec<&str> = set.rules.iter().map(|r| r.file.as_str()).collect();
+        let mut files: Vec<&str> = set
+            .rules
+            .iter()
+            .map(|r| r.file.as_str())
+            .chain(set.functions.iter().map(|f| f.file.as_str()))
+            .collect();
         files.sort_unstable();
         files.dedup();
         let mut out = RuleSources::default();
@@ -54,6 +65,35 @@ impl RuleSources {
         let Ok(root) = yaml::parse(text) else {
             return;
         };
+        if let Some(Kind::Map(functions)) = get(&root, "functions").map(|n| &n.kind) {
+            for (name, f) in functions {
+                let Some(name) = name.as_str() else { continue };
+                if get(f, "concurrency").is_some() {
+                    self.concurrency_written.push(name.to_owned());
+                }
+                let Some(Kind::Seq(triggers)) = get(f, "triggers").map(|n| &n.kind) else {
+                    continue;
+                };
+                for t in triggers {
+                    let Some(sqs) = get(t, "sqs") else { continue };
+                    let (Some(source), Some(Kind::Seq(filters))) = (
+                        get(sqs, "source").and_then(Node::as_str),
+                        get(sqs, "filter").map(|n| &n.kind),
+                    ) else {
+                        continue;
+                    };
+                    let filters = filters
+                        .iter()
+                        .filter_map(|p| match &p.kind {
+                            Kind::Str(s) => serde_json::from_str(s).ok(),
+                            _ => p.to_json().ok(),
+                        })
+                        .collect();
+                    self.sqs_filters
+                        .insert((name.to_owned(), source.to_owned()), filters);
+                }
+            }
+        }
         let Some(Kind::Seq(rules)) = get(&root, "rules").map(|n| &n.kind) else {
             return;
         };
@@ -61,6 +101,9 @@ impl RuleSources {
             let Some(name) = get(rule, "name").and_then(Node::as_str) else {
                 continue;
             };
+            if get(rule, "catch_up").is_some() {
+                self.catch_up_written.push(name.to_owned());
+            }
             if let Some(p) = get(rule, "pattern") {
                 let json = match &p.kind {
                     Kind::Str(s) => serde_json::from_str(s).ok(),
@@ -84,6 +127,23 @@ impl RuleSources {
     /// The pattern of rule `name`, as written.
     pub fn pattern(&self, rule: &str) -> Option<&Value> {
         self.patterns.get(rule)
+    }
+
+    /// The filters of function `function`'s `sqs` trigger on source `source`, as written.
+    pub fn sqs_filters(&self, function: &str, source: &str) -> &[Value] {
+        self.sqs_filters
+            .get(&(function.to_owned(), source.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether rule `name` writes `catch_up`.
+    pub fn catch_up_written(&self, name: &str) -> bool {
+        self.catch_up_written.iter().any(|n| n == name)
+    }
+
+    /// Whether function `name` writes its `concurrency`.
+    pub fn concurrency_written(&self, name: &str) -> bool {
+        self.concurrency_written.iter().any(|n| n == name)
     }
 
     /// Where target `id` of rule `rule` is written.

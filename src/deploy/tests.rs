@@ -27,6 +27,8 @@ fn ctx() -> Context {
                 .into_iter()
                 .collect(),
         ),
+        function_role_arn: Some("arn:aws:iam::111122223333:role/fn".to_owned()),
+        packages: Default::default(),
     }
 }
 
@@ -585,6 +587,11 @@ rules:
         .map(|(id, r)| (id.as_str(), r["Type"].as_str().unwrap()))
         .collect();
     let rule_id = super::export::logical_id("Rule", "orders");
+    let queue_policy = types
+        .iter()
+        .find(|(id, _)| id.starts_with("QueuePolicyQ"))
+        .map(|(id, _)| (*id).to_owned())
+        .unwrap_or_default();
     assert_eq!(
         types,
         vec![
@@ -597,6 +604,7 @@ rules:
                 super::export::logical_id("Schedule", "nightly.fn").as_str(),
                 "AWS::Scheduler::Schedule"
             ),
+            (queue_policy.as_str(), "AWS::SQS::QueuePolicy"),
             ("ScheduleGroup", "AWS::Scheduler::ScheduleGroup"),
             ("SchedulerRole", "AWS::IAM::Role"),
         ]
@@ -622,6 +630,21 @@ rules:
     assert!(
         input.contains(r#""account":"${AWS::AccountId}""#),
         "{input}"
+    );
+    let policy = &resources[&queue_policy]["Properties"];
+    assert_eq!(
+        policy["Queues"],
+        json!([{"Fn::Sub": "https://sqs.${AWS::Region}.amazonaws.com/111122223333/q"}])
+    );
+    assert_eq!(
+        policy["PolicyDocument"]["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        json!([{"Fn::Sub": "arn:aws:events:${AWS::Region}:${AWS::AccountId}:rule/orders"}])
+    );
+    assert!(
+        one["Description"]
+            .as_str()
+            .unwrap()
+            .contains("replace the queues' and topics' whole policies")
     );
     let sam = super::export::template(&d, &ctx, super::export::Format::Sam);
     assert_eq!(sam["Transform"], "AWS::Serverless-2016-10-31");
@@ -961,4 +984,168 @@ fn exported_connections_take_their_secrets_as_noecho_parameters() {
         json!({"Fn::GetAtt": ["EventsRole", "Arn"]})
     );
     assert_eq!(t["Resources"]["EventsRole"]["Type"], "AWS::IAM::Role");
+}
+
+#[test]
+fn destinations_of_function_targets_go_on_the_function_and_must_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("fn")).unwrap();
+    std::fs::write(dir.path().join("fn/app.py"), "def h(e, c): pass\n").unwrap();
+    let text = |second_success: &str| {
+        format!(
+            "functions:\n  work:\n    runtime: python3.12\n    handler: app.h\n    code: fn\nrules:\n  - name: a\n    pattern: {{source: [a]}}\n    targets:\n      - id: f\n        function: work\n        on_success: {{sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/done}}\n        on_failure: {{bus: true}}\n  - name: b\n    pattern: {{source: [b]}}\n    targets:\n      - id: f\n        function: work\n        on_success: {second_success}\n        on_failure: {{bus: true}}\n"
+        )
+    };
+    let build = |text: &str| {
+        std::fs::write(dir.path().join("r.yaml"), text).unwrap();
+        let set = crate::config::load_rules(dir.path(), Settings::default()).unwrap();
+        let mut c = ctx();
+        c.packages.insert(
+            "work".to_owned(),
+            super::package::package(&dir.path().join("fn")).unwrap(),
+        );
+        desired::build(&set, &RuleSources::read(&set), &c)
+    };
+    let d = build(&text(
+        "{sqs: https://sqs.eu-west-2.amazonaws.com/111122223333/done}",
+    ));
+    assert_eq!(findings(&d, Severity::Undeployable), Vec::<String>::new());
+    assert_eq!(
+        resource(&d, Kind::Function, "work")["EventInvokeConfig"],
+        json!({
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 21600,
+            "OnSuccess": "arn:aws:sqs:eu-west-2:111122223333:done",
+            "OnFailure": "arn:aws:events:eu-west-2:111122223333:event-bus/default",
+        })
+    );
+    let d = build(&text("{sns: arn:aws:sns:eu-west-2:111122223333:other}"));
+    let found = findings(&d, Severity::Undeployable);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("rules `a` and `b` give function `work` different destinations"),
+        "{found:?}"
+    );
+    assert!(d.resources.iter().all(|r| r.kind != Kind::Function));
+}
+
+#[test]
+fn http_targets_of_schedules_hop_through_the_bus() {
+    let d = check(
+        "rules:\n  - name: tick\n    schedule: rate(1 hour)\n    targets:\n      - id: hook\n        http: https://hooks.example.com/tick\n        input_transformer:\n          input_paths: {t: $.time, id: $.id}\n          input_template: '{\"at\": <t>, \"id\": <id>}'\n",
+    );
+    assert_eq!(findings(&d, Severity::Undeployable), Vec::<String>::new());
+    let schedule = resource(&d, Kind::Schedule, "tick.hook");
+    assert_eq!(
+        schedule["Target"]["Arn"],
+        "arn:aws:events:eu-west-2:111122223333:event-bus/default"
+    );
+    assert_eq!(
+        schedule["Target"]["Input"],
+        r#"{"rule":"tick","target":"hook","time":"<aws.scheduler.scheduled-time>"}"#
+    );
+    assert_eq!(
+        schedule["Target"]["EventBridgeParameters"],
+        json!({"Source": "trigd.schedule", "DetailType": "Scheduled Event"})
+    );
+    let hop = desired::http_name(&ctx(), "hop-tick", "hook");
+    let rule = resource(&d, Kind::Rule, &hop);
+    assert_eq!(
+        rule["EventPattern"],
+        json!({"source": ["trigd.schedule"], "detail-type": ["Scheduled Event"],
+               "detail": {"rule": ["tick"], "target": ["hook"]}})
+    );
+    let target = &rule["Targets"]["hook"];
+    assert_eq!(
+        target["Arn"],
+        format!(
+            "api-destination:{}",
+            desired::http_name(&ctx(), "tick", "hook")
+        )
+    );
+    // What trigd delivers, with the hop event's id and scheduled time filled in by EventBridge.
+    assert_eq!(
+        target["InputTransformer"],
+        json!({
+            "InputPathsMap": {"id": "$.id", "time": "$.detail.time"},
+            "InputTemplate": r#"{"at": "<time>", "id": "<id>"}"#,
+        })
+    );
+    assert!(d.resources.iter().any(|r| r.kind == Kind::ApiDestination));
+}
+
+#[test]
+fn catch_up_is_noted_only_where_it_is_written() {
+    let d = check(
+        "rules:\n  - name: a\n    schedule: rate(1 hour)\n    targets:\n      - id: fn\n        lambda: f\n  - name: b\n    schedule: rate(1 hour)\n    catch_up: {policy: once, within: 1h}\n    targets:\n      - id: fn\n        lambda: f\n",
+    );
+    let notes: Vec<String> = findings(&d, Severity::Info)
+        .into_iter()
+        .filter(|f| f.contains("catch_up"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("rule `b`"), "{notes:?}");
+}
+
+#[test]
+fn names_past_their_limits_are_shortened_with_a_hash() {
+    let long = "x".repeat(150);
+    let fitted = desired::fit(long.clone(), desired::MAX_STATEMENT_ID);
+    assert_eq!(fitted.len(), 100);
+    assert_ne!(
+        fitted,
+        desired::fit(format!("{long}y"), desired::MAX_STATEMENT_ID)
+    );
+    assert_eq!(desired::fit("short".to_owned(), 100), "short");
+    let name = desired::http_name(&ctx(), &"r".repeat(64), "target");
+    assert!(name.len() <= desired::MAX_NAME, "{name}");
+    assert!(name.starts_with(&desired::statement_prefix(&ctx())));
+}
+
+#[test]
+fn descriptions_and_event_fields_past_awss_limits_are_errors_before_any_call() {
+    let long = "d".repeat(513);
+    let d = check(&format!(
+        "rules:\n  - name: a\n    description: {long}\n    pattern: {{source: [x]}}\n    targets:\n      - id: fn\n        lambda: f\n  - name: b\n    schedule: rate(1 hour)\n    targets:\n      - id: bus\n        eventbridge: audit\n        source: trigd.x\n        detail_type: {}\n",
+        "t".repeat(129)
+    ));
+    let errors = findings(&d, Severity::Error);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("2:11 error: the description of rule `a` is 513 characters"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("too long for Scheduler"), "{errors:?}");
+    assert!(d.blocks(true));
+}
+
+#[test]
+fn a_one_shot_whose_time_has_passed_is_not_created_again() {
+    let d = check(
+        "rules:\n  - name: once\n    schedule: at(2026-12-05T13:30:00)\n    timezone: Europe/Paris\n    targets:\n      - id: fn\n        lambda: f\n",
+    );
+    // now() is 12:00 UTC: 13:30 in Paris is 12:30 UTC, still to come.
+    let p = plan::diff(&d, &Actual::default(), now());
+    assert_eq!(p.change_count(), (1, 0, 0));
+    let later = chrono::DateTime::parse_from_rfc3339("2026-12-05T12:31:00Z")
+        .unwrap()
+        .to_utc();
+    let p = plan::diff(&d, &Actual::default(), later);
+    assert_eq!(p.change_count(), (0, 0, 0));
+    assert!(!p.create_group, "no group for nothing to create");
+    assert!(
+        p.findings.iter().any(|f| f
+            .message
+            .starts_with("= schedule `once.fn`: its `at()` time has passed")),
+        "{:?}",
+        p.findings
+    );
+    // Still on AWS: compared as any schedule (no change).
+    let held = Actual {
+        resources: d.resources.iter().map(|r| existing(r, Owner::Us)).collect(),
+        group_exists: true,
+        group_owned: true,
+        ..Actual::default()
+    };
+    assert!(!plan::diff(&d, &held, later).has_changes());
 }

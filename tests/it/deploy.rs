@@ -385,7 +385,7 @@ async fn deploy_plans_without_writing_applies_once_and_then_has_no_changes() {
     let (plan, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     assert_eq!(writes(&calls), Vec::<String>::new());
-    // Only the notes (the function that does not exist, the schedule's catch-up) and the
+    // Only the notes (the function that does not exist) and the
     // verdict: no `+`, `~`, `-` or `!` line.
     assert!(plan.stdout.ends_with("\n\nno changes\n"), "{}", plan.stdout);
     assert!(
@@ -545,6 +545,12 @@ async fn removed_rules_are_deleted_targets_first_and_nobody_elses_are_touched() 
         "{}",
         plan.stdout
     );
+    assert!(
+        plan.stdout
+            .contains("- schedule group (no schedule left in it)\n"),
+        "{}",
+        plan.stdout
+    );
     assert!(!plan.stdout.contains("theirs"), "{}", plan.stdout);
     let (apply, calls) = w.deploy(&["--bus", "shop-bus"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
@@ -554,10 +560,11 @@ async fn removed_rules_are_deleted_targets_first_and_nobody_elses_are_touched() 
             "POST / SetQueueAttributes",
             "DELETE /schedules/nightly.q ",
             "POST / RemoveTargets",
-            "POST / DeleteRule"
+            "POST / DeleteRule",
+            "DELETE /schedule-groups/trigd-shop "
         ],
         "the queue's statement without the rule, the schedule, then the rule's targets, then \
-         the rule"
+         the rule, and the empty schedule group last"
     );
     for c in calls
         .iter()
@@ -1200,4 +1207,563 @@ async fn http_targets_deploy_as_connections_and_api_destinations() {
     );
     let left = events.list_connections().send().await.unwrap();
     assert_eq!(left.connections.unwrap_or_default().len(), 0);
+}
+
+const FUNCTION_ROLE: &str = "arn:aws:iam::123456789012:role/fn-role";
+
+/// A local function becomes a Lambda function (its code zipped, its settings, its reserved
+/// concurrency), which a `function` target then reaches with its permission; unchanged code
+/// is no change, changed code is uploaded alone, and a removed function is deleted last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_functions_deploy_as_lambda_functions() {
+    let w = World::new().await;
+    // The execution role (moto checks that it exists), made through a throwaway function.
+    create_function(&w, "scratch").await;
+    let code = w.dir.path().join("shop/fn/resize");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 1\n",
+    )
+    .unwrap();
+    let rules = "functions:\n  resize:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/resize\n    timeout: 10s\n    memory: 256\n    concurrency: 3\n    environment: {SIZE: '64'}\nrules:\n  - name: orders\n    pattern: {source: [shop]}\n    targets:\n      - id: f\n        function: resize\n";
+    w.rules(rules);
+    let (plan, calls) = w.deploy(&["--plan", "--function-role", FUNCTION_ROLE]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+    assert!(
+        plan.stdout.contains("+ function resize\n"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("+ permission "), "{}", plan.stdout);
+
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written[0], "POST /2015-03-31/functions ", "{written:?}");
+    assert!(written[1].ends_with("/concurrency "), "{written:?}");
+    assert!(
+        written[2].ends_with("/policy "),
+        "the permission after the function: {written:?}"
+    );
+    assert_eq!(written[3..], ["POST / PutRule", "POST / PutTargets"]);
+
+    let lambda = aws_sdk_lambda::Client::new(&w.conf);
+    let f = lambda
+        .get_function()
+        .function_name("resize")
+        .send()
+        .await
+        .unwrap();
+    let conf = f.configuration().unwrap();
+    assert_eq!(conf.handler(), Some("app.handler"));
+    assert_eq!(conf.timeout(), Some(10));
+    assert_eq!(conf.memory_size(), Some(256));
+    assert_eq!(
+        conf.environment().unwrap().variables().unwrap()["SIZE"],
+        "64"
+    );
+    assert_eq!(
+        f.concurrency().unwrap().reserved_concurrent_executions(),
+        Some(3)
+    );
+    assert_eq!(f.tags().unwrap()["trigd:deployment"], "shop");
+    let targets = w
+        .events()
+        .list_targets_by_rule()
+        .rule("orders")
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap();
+    assert_eq!(Some(targets[0].arn.as_str()), conf.function_arn());
+
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+
+    // New code: uploaded alone.
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 2\n",
+    )
+    .unwrap();
+    let (plan, _) = w.deploy(&["--plan", "--function-role", FUNCTION_ROLE]);
+    assert!(
+        plan.stdout.contains("~ function resize\n    CodeSha256: "),
+        "{}",
+        plan.stdout
+    );
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(writes(&calls), ["PUT /2015-03-31/functions/resize/code "]);
+
+    // Gone from the files: the rule first, then its permission, then the function.
+    w.rules("rules: []\n");
+    let (gone, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    let written = writes(&calls);
+    assert_eq!(written[..2], ["POST / RemoveTargets", "POST / DeleteRule"]);
+    assert!(
+        written[2].starts_with("DELETE ") && written[2].contains("/policy/"),
+        "{written:?}"
+    );
+    assert_eq!(written[3], "DELETE /2015-03-31/functions/resize ");
+    assert!(
+        lambda
+            .get_function()
+            .function_name("scratch")
+            .send()
+            .await
+            .is_ok(),
+        "a function trigd did not create is left alone"
+    );
+}
+
+/// An `sqs` trigger becomes the function's event-source mapping, with its batch, window,
+/// partial batch responses, filters and concurrency; a change updates it in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqs_triggers_deploy_as_event_source_mappings() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let queue = w.moto.queue("inbox").await;
+    let code = w.dir.path().join("shop/fn/worker");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return {}\n",
+    )
+    .unwrap();
+    let rules = |batch: u32| {
+        format!(
+            "sources:\n  inbox:\n    sqs: {{queue_url: {queue}}}\nfunctions:\n  worker:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/worker\n    triggers:\n      - sqs:\n          source: inbox\n          batch_size: {batch}\n          batch_window: 5s\n          report_batch_item_failures: true\n          max_concurrency: 4\n          filter:\n            - {{body: {{kind: [order]}}}}\nrules: []\n"
+        )
+    };
+    w.rules(&rules(20));
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written[0], "POST /2015-03-31/functions ", "{written:?}");
+    assert_eq!(
+        written[1..],
+        ["POST /2015-03-31/event-source-mappings "],
+        "{written:?}"
+    );
+    let lambda = aws_sdk_lambda::Client::new(&w.conf);
+    let mappings = lambda
+        .list_event_source_mappings()
+        .function_name("worker")
+        .send()
+        .await
+        .unwrap()
+        .event_source_mappings
+        .unwrap();
+    assert_eq!(mappings.len(), 1);
+    let m = &mappings[0];
+    assert_eq!(
+        m.event_source_arn.as_deref(),
+        Some("arn:aws:sqs:us-east-1:123456789012:inbox")
+    );
+    assert_eq!(m.batch_size, Some(20));
+    assert_eq!(m.maximum_batching_window_in_seconds, Some(5));
+    assert_eq!(
+        m.function_response_types.as_ref().unwrap()[0].as_str(),
+        "ReportBatchItemFailures"
+    );
+    let pattern: Value = serde_json::from_str(
+        m.filter_criteria
+            .as_ref()
+            .unwrap()
+            .filters
+            .as_ref()
+            .unwrap()[0]
+            .pattern
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pattern, serde_json::json!({"body": {"kind": ["order"]}}));
+    assert_eq!(
+        m.scaling_config.as_ref().unwrap().maximum_concurrency,
+        Some(4)
+    );
+
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+
+    w.rules(&rules(50));
+    let (plan, _) = w.deploy(&["--plan", "--function-role", FUNCTION_ROLE]);
+    assert!(
+        plan.stdout.contains(
+            "~ event-source mapping worker@arn:aws:sqs:us-east-1:123456789012:inbox\n    BatchSize: 20 -> 50\n"
+        ),
+        "{}",
+        plan.stdout
+    );
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(
+        written[0].starts_with("PUT /2015-03-31/event-source-mappings/"),
+        "{written:?}"
+    );
+
+    // The function leaves the files: its mapping first, then the function.
+    w.rules("rules: []\n");
+    let (gone, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(
+        written[0].starts_with("DELETE /2015-03-31/event-source-mappings/"),
+        "{written:?}"
+    );
+    assert_eq!(written[1], "DELETE /2015-03-31/functions/worker ");
+}
+
+/// `--adopt` takes over a same-named rule trigd did not create: tagged, then updated; from
+/// then on it is the deployment's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adopt_takes_over_a_same_named_rule() {
+    let w = World::new().await;
+    let queue = w.moto.queue("orders").await;
+    let events = w.events();
+    events
+        .put_rule()
+        .name("orders")
+        .event_pattern(r#"{"source":["old"]}"#)
+        .send()
+        .await
+        .unwrap();
+    w.rules(&format!(
+        "rules:\n  - name: orders\n    pattern: {{source: [shop]}}\n    targets:\n      - id: q\n        sqs: {queue}\n"
+    ));
+    let (plan, _) = w.deploy(&["--plan"]);
+    assert_eq!(plan.code, 1, "a conflict without --adopt: {}", plan.stdout);
+    let (plan, calls) = w.deploy(&["--plan", "--adopt"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+    assert!(
+        plan.stdout
+            .contains("~ rule orders\n    (tags): (none) -> "),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("    EventPattern.source: [\"old\"] -> [\"shop\"]\n"),
+        "{}",
+        plan.stdout
+    );
+    let (apply, calls) = w.deploy(&["--adopt"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST / SetQueueAttributes",
+            "POST / TagResource",
+            "POST / PutRule",
+            "POST / PutTargets"
+        ]
+    );
+    let (again, calls) = w.deploy(&["--plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "now ours, without --adopt: {}", again.stdout);
+    assert_eq!(writes(&calls), Vec::<String>::new());
+}
+
+/// The destinations of `function` targets become the deployed function's event invoke config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn function_destinations_become_its_event_invoke_config() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let queue = w.moto.queue("done").await;
+    let code = w.dir.path().join("shop/fn/work");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 1\n",
+    )
+    .unwrap();
+    w.rules(&format!(
+        "functions:\n  work:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/work\n    max_retry_attempts: 1\n    max_event_age: 1h\nrules:\n  - name: orders\n    pattern: {{source: [shop]}}\n    targets:\n      - id: f\n        function: work\n        on_success: {{sqs: {queue}}}\n        on_failure: {{bus: true}}\n"
+    ));
+    let (apply, _) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let config = aws_sdk_lambda::Client::new(&w.conf)
+        .get_function_event_invoke_config()
+        .function_name("work")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(config.maximum_retry_attempts, Some(1));
+    assert_eq!(config.maximum_event_age_in_seconds, Some(3600));
+    let d = config.destination_config.unwrap();
+    assert_eq!(
+        d.on_success.unwrap().destination.as_deref(),
+        Some("arn:aws:sqs:us-east-1:123456789012:done")
+    );
+    assert_eq!(
+        d.on_failure.unwrap().destination.as_deref(),
+        Some("arn:aws:events:us-east-1:123456789012:event-bus/default")
+    );
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+}
+
+/// An `sns` trigger on an `sns` source: the function subscribed to each topic, with the
+/// permission SNS needs; removing the trigger removes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sns_triggers_deploy_as_subscriptions() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let sns = aws_sdk_sns::Client::new(&w.conf);
+    let topic = sns
+        .create_topic()
+        .name("alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let code = w.dir.path().join("shop/fn/pager");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 1\n",
+    )
+    .unwrap();
+    let function = |triggers: &str| {
+        format!(
+            "sources:\n  alerts:\n    sns: {{topic_arns: [{topic}]}}\nfunctions:\n  pager:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/pager\n{triggers}rules: []\n"
+        )
+    };
+    w.rules(&function("    triggers:\n      - sns: {source: alerts}\n"));
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(written[0], "POST /2015-03-31/functions ");
+    assert!(
+        written[1].ends_with("/policy "),
+        "the permission first: {written:?}"
+    );
+    assert_eq!(written[2], "POST / Subscribe");
+    let subs = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].protocol.as_deref(), Some("lambda"));
+    assert_eq!(
+        subs[0].endpoint.as_deref(),
+        Some("arn:aws:lambda:us-east-1:123456789012:function:pager")
+    );
+    let sids = policy_sids(&w, "pager").await;
+    assert_eq!(sids.len(), 1, "{sids:?}");
+    assert!(
+        sids[0].0.ends_with("-sns-alerts") && sids[0].1 == topic,
+        "{sids:?}"
+    );
+
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+
+    // The trigger goes; the function stays.
+    w.rules(&function(""));
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(written[0], "POST / Unsubscribe");
+    assert!(
+        written[1].starts_with("DELETE ") && written[1].contains("/policy/"),
+        "{written:?}"
+    );
+    let subs = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .unwrap_or_default();
+    assert!(subs.is_empty(), "{subs:?}");
+}
+
+/// A function's layer directory becomes a layer version the function uses; new content is a
+/// new version, and the function moves to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn function_layers_deploy_as_layer_versions() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let base = w.dir.path().join("shop/fn");
+    std::fs::create_dir_all(base.join("work")).unwrap();
+    std::fs::create_dir_all(base.join("libs/python")).unwrap();
+    std::fs::write(
+        base.join("work/app.py"),
+        "import helper\ndef handler(e, c):\n    return helper.X\n",
+    )
+    .unwrap();
+    std::fs::write(base.join("libs/python/helper.py"), "X = 1\n").unwrap();
+    w.rules("functions:\n  work:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/work\n    layers: [fn/libs]\nrules: []\n");
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert!(
+        written[0].starts_with("POST /2018-10-31/layers/trigd-")
+            && written[0].ends_with("-work-0/versions "),
+        "{written:?}"
+    );
+    assert_eq!(written[1], "POST /2015-03-31/functions ", "{written:?}");
+    let lambda = aws_sdk_lambda::Client::new(&w.conf);
+    let layer_arn = |f: aws_sdk_lambda::operation::get_function::GetFunctionOutput| {
+        f.configuration.unwrap().layers.unwrap()[0]
+            .arn
+            .clone()
+            .unwrap()
+    };
+    let first = layer_arn(
+        lambda
+            .get_function()
+            .function_name("work")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(first.ends_with("-work-0:1"), "{first}");
+
+    let (again, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+
+    std::fs::write(base.join("libs/python/helper.py"), "X = 2\n").unwrap();
+    let (apply, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let written = writes(&calls);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(written[0].ends_with("-work-0/versions "), "{written:?}");
+    assert_eq!(written[1], "PUT /2015-03-31/functions/work/configuration ");
+    let second = layer_arn(
+        lambda
+            .get_function()
+            .function_name("work")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(second.ends_with("-work-0:2"), "{second}");
+
+    w.rules("rules: []\n");
+    let (gone, calls) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    let written = writes(&calls);
+    assert_eq!(
+        written[0], "DELETE /2015-03-31/functions/work ",
+        "{written:?}"
+    );
+    assert_eq!(written.len(), 3, "both versions go: {written:?}");
+}
+
+/// An `http` target of a schedule rule: the schedule puts an event on the bus, and a rule of
+/// the deployment sends it to the API destination, rebuilding trigd's payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_targets_of_schedules_hop_through_the_bus() {
+    let w = World::new().await;
+    w.rules("rules:\n  - name: tick\n    schedule: rate(1 hour)\n    targets:\n      - id: hook\n        http: https://hooks.example.com/tick\n        input: {ping: true}\n");
+    let (apply, calls) = w.deploy(&["--events-role", EVENTS_ROLE]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST /schedule-groups/trigd-shop ",
+            "POST / CreateConnection",
+            "POST / CreateApiDestination",
+            "POST / PutRule",
+            "POST / PutTargets",
+            "POST /schedules/tick.hook ",
+        ]
+    );
+    let s = w
+        .scheduler()
+        .get_schedule()
+        .name("tick.hook")
+        .group_name("trigd-shop")
+        .send()
+        .await
+        .unwrap();
+    let target = s.target().unwrap();
+    assert_eq!(
+        target.arn,
+        "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    );
+    assert_eq!(
+        target.event_bridge_parameters.as_ref().unwrap().source,
+        "trigd.schedule"
+    );
+    let events = w.events();
+    let rules = events.list_rules().send().await.unwrap().rules.unwrap();
+    let hop = rules
+        .iter()
+        .find(|r| {
+            r.name
+                .as_deref()
+                .unwrap_or_default()
+                .contains("-hop-tick.hook")
+        })
+        .unwrap_or_else(|| panic!("{rules:?}"));
+    let targets = events
+        .list_targets_by_rule()
+        .rule(hop.name.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap();
+    assert!(targets[0].arn.contains(":api-destination/"), "{targets:?}");
+    assert_eq!(
+        targets[0]
+            .input_transformer
+            .as_ref()
+            .unwrap()
+            .input_template,
+        r#"{"ping":true}"#
+    );
+    let (again, calls) = w.deploy(&["--events-role", EVENTS_ROLE]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(writes(&calls), Vec::<String>::new(), "{}", again.stdout);
+}
+
+/// A change AWS refuses is reported with the resource and where it is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_change_names_its_resource_and_line() {
+    let w = World::new().await;
+    create_function(&w, "scratch").await;
+    let code = w.dir.path().join("shop/fn/pager");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("app.py"),
+        "def handler(event, context):\n    return 1\n",
+    )
+    .unwrap();
+    // A topic that does not exist: the subscription is refused.
+    w.rules("sources:\n  alerts:\n    sns: {topic_arns: ['arn:aws:sns:us-east-1:123456789012:nowhere']}\nfunctions:\n  pager:\n    runtime: python3.12\n    handler: app.handler\n    code: fn/pager\n    triggers:\n      - sns: {source: alerts}\nrules: []\n");
+    let (apply, _) = w.deploy(&["--function-role", FUNCTION_ROLE]);
+    assert_eq!(apply.code, 2, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains(
+            "trigd: error: subscription pager@arn:aws:sns:us-east-1:123456789012:nowhere (shop/r.yaml:10:9): Subscribe failed"
+        ),
+        "{}",
+        apply.stderr
+    );
 }
