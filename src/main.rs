@@ -224,6 +224,9 @@ enum Command {
         /// Use this role for API destinations instead of the one the template declares.
         #[arg(long, value_name = "ARN")]
         events_role: Option<String>,
+        /// The local functions' execution role [default: a template parameter, FunctionRole].
+        #[arg(long, value_name = "ARN")]
+        function_role: Option<String>,
     },
     /// Post an event (an EventBridge envelope: source, detail-type, detail) to a running
     /// daemon through its PutEvents endpoint.
@@ -471,13 +474,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             skip_undeployable,
             scheduler_role,
             events_role,
+            function_role,
         } => export(
             &rules,
             format,
             &bus,
             deployment,
             skip_undeployable,
-            (scheduler_role.as_deref(), events_role.as_deref()),
+            (
+                scheduler_role.as_deref(),
+                events_role.as_deref(),
+                function_role.as_deref(),
+            ),
         ),
         Command::Invoke {
             rules,
@@ -1173,6 +1181,7 @@ fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
         env: env.clone(),
         function_role_arn: a.function_role.clone(),
         packages: packages.clone(),
+        template: None,
     };
     let opts = session::Options {
         apply: !a.plan,
@@ -1277,7 +1286,7 @@ fn export(
     bus: &str,
     deployment: Option<String>,
     skip_undeployable: bool,
-    (scheduler_role, events_role): (Option<&str>, Option<&str>),
+    (scheduler_role, events_role, function_role): (Option<&str>, Option<&str>, Option<&str>),
 ) -> anyhow::Result<ExitCode> {
     use trigd::deploy::{self, desired, export};
     let set = match load(rules, Format::Text)? {
@@ -1286,7 +1295,19 @@ fn export(
     };
     let deployment = deployment_name(rules, deployment)?;
     let sources = deploy::RuleSources::read(&set);
-    let ctx = export::context(bus, &deployment, scheduler_role, events_role);
+    let format = match format {
+        ExportFormat::Cloudformation => export::Format::CloudFormation,
+        ExportFormat::Sam => export::Format::Sam,
+    };
+    // Code directories are written relative to the rules directory, as the loader resolved it.
+    let rules_dir = std::path::absolute(rules).unwrap_or_else(|_| rules.to_owned());
+    let ctx = export::context(
+        bus,
+        &deployment,
+        (scheduler_role, events_role, function_role),
+        &rules_dir,
+        format,
+    );
     let wanted = desired::build(&set, &sources, &ctx);
     let problems: Vec<_> = wanted
         .findings
@@ -1301,10 +1322,6 @@ fn export(
         );
         return Ok(ExitCode::from(EXIT_FOUND_PROBLEMS));
     }
-    let format = match format {
-        ExportFormat::Cloudformation => export::Format::CloudFormation,
-        ExportFormat::Sam => export::Format::Sam,
-    };
     let template = export::template(&wanted, &ctx, format);
     print(&format!("{}\n", serde_json::to_string_pretty(&template)?))?;
     Ok(ExitCode::SUCCESS)

@@ -29,8 +29,13 @@ pub const REGION: &str = "TRIGDEXPORTREGION0";
 pub fn context(
     bus: &str,
     deployment: &str,
-    scheduler_role_arn: Option<&str>,
-    events_role_arn: Option<&str>,
+    (scheduler_role_arn, events_role_arn, function_role_arn): (
+        Option<&str>,
+        Option<&str>,
+        Option<&str>,
+    ),
+    rules_dir: &std::path::Path,
+    format: Format,
 ) -> Context {
     Context {
         region: REGION.to_owned(),
@@ -40,10 +45,22 @@ pub fn context(
         scheduler_role_arn: Some(scheduler_role_arn.unwrap_or(ROLE_STAND_IN).to_owned()),
         events_role_arn: Some(events_role_arn.unwrap_or(EVENTS_ROLE_STAND_IN).to_owned()),
         env: super::desired::Env::Names,
-        function_role_arn: None,
+        function_role_arn: Some(
+            function_role_arn
+                .unwrap_or(FUNCTION_ROLE_STAND_IN)
+                .to_owned(),
+        ),
         packages: Default::default(),
+        template: Some(super::desired::Template {
+            rules_dir: rules_dir.to_owned(),
+            sam: format == Format::Sam,
+        }),
     }
 }
+
+const FUNCTION_ROLE_STAND_IN: &str = "TRIGDEXPORTFUNCTIONROLE0";
+/// The parameter that names the functions' execution role when none is given.
+pub const FUNCTION_ROLE_PARAMETER: &str = "FunctionRole";
 
 const ROLE_STAND_IN: &str = "TRIGDEXPORTSCHEDULERROLE0";
 const EVENTS_ROLE_STAND_IN: &str = "TRIGDEXPORTEVENTSROLE0";
@@ -76,9 +93,11 @@ fn keyed_id(prefix: &str, readable: &str, key: &str) -> String {
 
 /// Every string holding a stand-in becomes an `Fn::Sub` (other `${` escaped as `${!`); the
 /// role's stand-in becomes the role resource's ARN.
-fn substitute(v: Value) -> Value {
+fn substitute(v: Value, functions: &Map<String, Value>) -> Value {
     match v {
         Value::String(s) if s == ROLE_STAND_IN => json!({"Fn::GetAtt": [ROLE_ID, "Arn"]}),
+        Value::String(s) if s == FUNCTION_ROLE_STAND_IN => json!({"Ref": FUNCTION_ROLE_PARAMETER}),
+        Value::String(s) if functions.contains_key(&s) => functions[&s].clone(),
         Value::String(s) if s == EVENTS_ROLE_STAND_IN => {
             json!({"Fn::GetAtt": [EVENTS_ROLE_ID, "Arn"]})
         }
@@ -93,8 +112,12 @@ fn substitute(v: Value) -> Value {
                 .replace(REGION, "${AWS::Region}");
             json!({ "Fn::Sub": escaped })
         }
-        Value::Array(a) => Value::Array(a.into_iter().map(substitute).collect()),
-        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, substitute(v))).collect()),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| substitute(v, functions)).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, substitute(v, functions)))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -124,6 +147,23 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
     let mut role_statements: Vec<(&'static str, String)> = Vec::new();
     let mut parameters = Map::new();
     let mut api_destinations: Vec<String> = Vec::new();
+    // A local function's ARN, wherever it is written, becomes its resource's.
+    let mut function_arns = Map::new();
+    for r in desired
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Function)
+    {
+        if let Some(arn) = r.spec.get("FunctionArn").and_then(Value::as_str) {
+            function_arns.insert(
+                arn.to_owned(),
+                json!({"Fn::GetAtt": [logical_id("Function", &r.name), "Arn"]}),
+            );
+        }
+    }
+    let sam = format == Format::Sam;
+    // SAM: each function's `Events`, by function name.
+    let mut events: std::collections::BTreeMap<String, Map<String, Value>> = Default::default();
     for r in &desired.resources {
         match r.kind {
             // Written beside each rule, with the rule's ARN from CloudFormation.
@@ -155,8 +195,106 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
                     }}),
                 );
             }
-            // Never built here: export packages no code (the build warns).
-            Kind::Layer | Kind::Function | Kind::EventSourceMapping | Kind::Subscription => {}
+            Kind::Function => {
+                let id = logical_id("Function", &r.name);
+                let mut f = function(r, ctx, sam);
+                if let Some(mut c) = f
+                    .as_object_mut()
+                    .and_then(|m| m.remove("EventInvokeConfig"))
+                    && let Some(m) = c.as_object_mut()
+                {
+                    m.insert("FunctionName".into(), json!({"Ref": id}));
+                    m.insert("Qualifier".into(), json!("$LATEST"));
+                    resources.insert(
+                        logical_id("InvokeConfig", &r.name),
+                        json!({"Type": "AWS::Lambda::EventInvokeConfig", "Properties": c}),
+                    );
+                }
+                resources.insert(id, f);
+            }
+            Kind::Layer => {
+                let content = r.spec.get("Content").cloned().unwrap_or_default();
+                let layer = if sam {
+                    json!({"Type": "AWS::Serverless::LayerVersion", "Properties": {
+                        "LayerName": r.name, "ContentUri": content,
+                    }})
+                } else {
+                    json!({"Type": "AWS::Lambda::LayerVersion", "Properties": {
+                        "LayerName": r.name, "Content": content,
+                    }})
+                };
+                resources.insert(logical_id("Layer", &r.name), layer);
+            }
+            Kind::EventSourceMapping => {
+                let (function, queue) = r.name.split_once('@').unwrap_or((&r.name, ""));
+                let mut props = Map::new();
+                for (k, v) in r.spec.as_object().into_iter().flatten() {
+                    match k.as_str() {
+                        "FunctionName" => {}
+                        "EventSourceArn" if sam => {
+                            props.insert("Queue".into(), v.clone());
+                        }
+                        "Filters" => {
+                            let filters: Vec<Value> = v
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|p| json!({"Pattern": text(p)}))
+                                .collect();
+                            props.insert("FilterCriteria".into(), json!({"Filters": filters}));
+                        }
+                        "MaximumConcurrency" => {
+                            props.insert("ScalingConfig".into(), json!({"MaximumConcurrency": v}));
+                        }
+                        _ => {
+                            props.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                let queue_name = queue.rsplit(':').next().unwrap_or_default();
+                if sam {
+                    events.entry(function.to_owned()).or_default().insert(
+                        keyed_id("Sqs", queue_name, &r.name),
+                        json!({"Type": "SQS", "Properties": props}),
+                    );
+                } else {
+                    props.insert(
+                        "FunctionName".into(),
+                        json!({"Ref": logical_id("Function", function)}),
+                    );
+                    resources.insert(
+                        keyed_id("Mapping", queue_name, &r.name),
+                        json!({"Type": "AWS::Lambda::EventSourceMapping", "Properties": props}),
+                    );
+                }
+            }
+            Kind::Subscription => {
+                let (function, topic) = r.name.split_once('@').unwrap_or((&r.name, ""));
+                let topic_name = topic.rsplit(':').next().unwrap_or_default();
+                if sam {
+                    events.entry(function.to_owned()).or_default().insert(
+                        keyed_id("Sns", topic_name, &r.name),
+                        json!({"Type": "SNS", "Properties": {"Topic": topic}}),
+                    );
+                } else {
+                    let arn = json!({"Fn::GetAtt": [logical_id("Function", function), "Arn"]});
+                    resources.insert(
+                        keyed_id("Subscription", topic_name, &r.name),
+                        json!({"Type": "AWS::SNS::Subscription", "Properties": {
+                            "TopicArn": topic, "Protocol": "lambda", "Endpoint": arn,
+                        }}),
+                    );
+                    resources.insert(
+                        keyed_id("SnsPermission", topic_name, &r.name),
+                        json!({"Type": "AWS::Lambda::Permission", "Properties": {
+                            "Action": "lambda:InvokeFunction",
+                            "FunctionName": arn,
+                            "Principal": "sns.amazonaws.com",
+                            "SourceArn": topic,
+                        }}),
+                    );
+                }
+            }
             Kind::Connection => connection(r, desired, &mut resources, &mut parameters),
             Kind::ApiDestination => {
                 let id = logical_id("ApiDestination", &r.name);
@@ -200,12 +338,61 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
                         }
                     }
                 }
-                resources.insert(
-                    logical_id("Schedule", &r.name),
-                    json!({"Type": "AWS::Scheduler::Schedule", "Properties": props}),
-                );
+                let local = desired.resources.iter().find(|f| {
+                    f.kind == Kind::Function && f.spec.get("FunctionArn") == Some(&json!(arn))
+                });
+                if let (true, Some(f)) = (sam, local) {
+                    events
+                        .entry(f.name.clone())
+                        .or_default()
+                        .insert(logical_id("Schedule", &r.name), schedule_v2(props));
+                } else {
+                    resources.insert(
+                        logical_id("Schedule", &r.name),
+                        json!({"Type": "AWS::Scheduler::Schedule", "Properties": props}),
+                    );
+                }
             }
         }
+    }
+    if sam {
+        for route in &desired.routes {
+            let mut props = Map::new();
+            if let Some(m) = &route.method {
+                props.insert("Method".into(), json!(m));
+            }
+            if let Some(p) = &route.path {
+                props.insert("Path".into(), json!(p));
+            }
+            props.insert("PayloadFormatVersion".into(), json!(route.payload_format));
+            let key = format!(
+                "{} {}",
+                route.method.as_deref().unwrap_or("$default"),
+                route.path.as_deref().unwrap_or_default()
+            );
+            events.entry(route.function.clone()).or_default().insert(
+                keyed_id("Api", &key, &format!("{}@{key}", route.function)),
+                json!({"Type": "HttpApi", "Properties": props}),
+            );
+        }
+    }
+    for (function, evs) in events {
+        if let Some(props) = resources
+            .get_mut(&logical_id("Function", &function))
+            .and_then(|f| f.get_mut("Properties"))
+            .and_then(Value::as_object_mut)
+        {
+            props.insert("Events".into(), Value::Object(evs));
+        }
+    }
+    if ctx.function_role_arn.as_deref() == Some(FUNCTION_ROLE_STAND_IN)
+        && desired.resources.iter().any(|r| r.kind == Kind::Function)
+    {
+        parameters.insert(
+            FUNCTION_ROLE_PARAMETER.to_owned(),
+            json!({"Type": "String", "Description":
+                "the ARN of the local functions' execution role (trigd deploy's --function-role)"}),
+        );
     }
     if !schedules.is_empty() {
         resources.insert(
@@ -232,15 +419,24 @@ pub fn template(desired: &Desired, ctx: &Context, format: Format) -> Value {
             "trigd deployment {}: written by `trigd export`; regenerate rather than edit. \
              WARNING: its AWS::SQS::QueuePolicy and AWS::SNS::TopicPolicy resources replace the \
              queues' and topics' whole policies (CloudFormation has no resource for one \
-             statement): merge in the statements others need first. Local functions are not \
-             included (their code must be uploaded: use trigd deploy).",
-            ctx.deployment
+             statement): merge in the statements others need first. {}",
+            ctx.deployment,
+            if sam {
+                "Local functions' code is named by directory: run `sam build` and `sam deploy` \
+                 (or `sam package`) rather than deploying this file as it is."
+            } else {
+                "Local functions' code is named by directory: run `aws cloudformation package` \
+                 first, and deploy the template it writes."
+            }
         )),
     );
     if !parameters.is_empty() {
         out.insert("Parameters".into(), Value::Object(parameters));
     }
-    out.insert("Resources".into(), substitute(Value::Object(resources)));
+    out.insert(
+        "Resources".into(),
+        substitute(Value::Object(resources), &function_arns),
+    );
     Value::Object(out)
 }
 
@@ -437,4 +633,122 @@ fn events_role(api_destinations: &[String]) -> Value {
             }],
         },
     })
+}
+
+/// A local function: `AWS::Lambda::Function` with its code directory as `Code` (for `aws
+/// cloudformation package`), or `AWS::Serverless::Function` with it as `CodeUri`; its event
+/// invoke config inline (SAM) or as `AWS::Lambda::EventInvokeConfig` beside it (not here: see
+/// [`template`]).
+fn function(r: &Resource, ctx: &Context, sam: bool) -> Value {
+    let mut props = Map::new();
+    for (k, v) in r.spec.as_object().into_iter().flatten() {
+        match k.as_str() {
+            "FunctionArn" => {}
+            "Code" if sam => {
+                props.insert("CodeUri".into(), v.clone());
+            }
+            "Environment" => {
+                props.insert("Environment".into(), json!({ "Variables": v }));
+            }
+            "Layers" => {
+                let layers: Vec<Value> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|l| {
+                        let name = l.strip_prefix(super::desired::LAYER).unwrap_or(l);
+                        json!({"Ref": logical_id("Layer", name)})
+                    })
+                    .collect();
+                props.insert("Layers".into(), Value::Array(layers));
+            }
+            "EventInvokeConfig" => {
+                let mut config = Map::new();
+                let mut destinations = Map::new();
+                for (ck, cv) in v.as_object().into_iter().flatten() {
+                    match ck.as_str() {
+                        "OnSuccess" | "OnFailure" => {
+                            let arn = cv.as_str().unwrap_or_default();
+                            let mut d = Map::new();
+                            if sam {
+                                d.insert("Type".into(), json!(destination_type(arn)));
+                            }
+                            d.insert("Destination".into(), cv.clone());
+                            destinations.insert(ck.clone(), Value::Object(d));
+                        }
+                        _ => {
+                            config.insert(ck.clone(), cv.clone());
+                        }
+                    }
+                }
+                if !destinations.is_empty() {
+                    config.insert("DestinationConfig".into(), Value::Object(destinations));
+                }
+                props.insert("EventInvokeConfig".into(), Value::Object(config));
+            }
+            _ => {
+                props.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let invoke = props.remove("EventInvokeConfig");
+    if sam {
+        if let Some(c) = invoke {
+            props.insert("EventInvokeConfig".into(), c);
+        }
+        props.insert(
+            "Tags".into(),
+            json!({MANAGED_BY.0: MANAGED_BY.1, DEPLOYMENT_TAG: ctx.deployment}),
+        );
+        json!({"Type": "AWS::Serverless::Function", "Properties": props})
+    } else {
+        props.insert("Tags".into(), tags(ctx));
+        let mut f = json!({"Type": "AWS::Lambda::Function", "Properties": props});
+        if let (Some(c), Some(m)) = (invoke, f.as_object_mut()) {
+            // Carried to `template`, which writes it as its own resource.
+            m.insert("EventInvokeConfig".into(), c);
+        }
+        f
+    }
+}
+
+/// SAM's destination `Type` of an ARN.
+fn destination_type(arn: &str) -> &'static str {
+    if arn.starts_with("arn:aws:sqs:") {
+        "SQS"
+    } else if arn.starts_with("arn:aws:sns:") {
+        "SNS"
+    } else if arn.starts_with("arn:aws:lambda:") {
+        "Lambda"
+    } else {
+        "EventBridge"
+    }
+}
+
+/// A schedule of a local function as SAM's `ScheduleV2` event: the schedule's fields, with its
+/// target's input, role, retry policy and dead-letter queue, as `trigd deploy` sends them.
+fn schedule_v2(schedule: Map<String, Value>) -> Value {
+    let mut props = Map::new();
+    for (k, v) in schedule {
+        match k.as_str() {
+            "Target" => {
+                for (tk, tv) in v.as_object().into_iter().flatten() {
+                    match tk.as_str() {
+                        "Input" => {
+                            props.insert("Input".into(), text(tv));
+                        }
+                        "RoleArn" | "RetryPolicy" | "DeadLetterConfig" => {
+                            props.insert(tk.clone(), tv.clone());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {
+                props.insert(k, v);
+            }
+        }
+    }
+    json!({"Type": "ScheduleV2", "Properties": props})
 }

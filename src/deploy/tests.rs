@@ -29,6 +29,7 @@ fn ctx() -> Context {
         ),
         function_role_arn: Some("arn:aws:iam::111122223333:role/fn".to_owned()),
         packages: Default::default(),
+        template: None,
     }
 }
 
@@ -569,7 +570,13 @@ rules:
       - id: fn
         lambda: report
 "#;
-    let ctx = super::export::context("default", "shop", None, None);
+    let ctx = super::export::context(
+        "default",
+        "shop",
+        (None, None, None),
+        std::path::Path::new("/rules"),
+        super::export::Format::CloudFormation,
+    );
     let (d, _) = check_in(text, &ctx);
     let one = super::export::template(&d, &ctx, super::export::Format::CloudFormation);
     let two = super::export::template(
@@ -954,7 +961,13 @@ fn http_targets_become_a_connection_and_an_api_destination_with_secrets_kept_apa
 
 #[test]
 fn exported_connections_take_their_secrets_as_noecho_parameters() {
-    let ctx = super::export::context("default", "shop", None, None);
+    let ctx = super::export::context(
+        "default",
+        "shop",
+        (None, None, None),
+        std::path::Path::new("/rules"),
+        super::export::Format::CloudFormation,
+    );
     let (d, _) = check_in(HTTP_RULE, &ctx);
     assert_eq!(findings(&d, Severity::Undeployable), Vec::<String>::new());
     let t = super::export::template(&d, &ctx, super::export::Format::CloudFormation);
@@ -1148,4 +1161,177 @@ fn a_one_shot_whose_time_has_passed_is_not_created_again() {
         ..Actual::default()
     };
     assert!(!plan::diff(&d, &held, later).has_changes());
+}
+
+/// Loads `text` with a `fn` code directory and a `lib` layer, and exports it in `format`.
+#[track_caller]
+fn export_functions(text: &str, format: super::export::Format) -> (Value, Desired) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("fn")).unwrap();
+    std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+    std::fs::write(dir.path().join("fn/app.py"), "def h(e, c):\n    return e\n").unwrap();
+    std::fs::write(dir.path().join("r.yaml"), text).unwrap();
+    let set = crate::config::load_rules(dir.path(), Settings::default())
+        .unwrap_or_else(|e| panic!("the rules load: {e}"));
+    let sources = RuleSources::read(&set);
+    let root = std::path::absolute(dir.path()).unwrap();
+    let ctx = super::export::context("default", "shop", (None, None, None), &root, format);
+    let d = desired::build(&set, &sources, &ctx);
+    (super::export::template(&d, &ctx, format), d)
+}
+
+const FUNCTION_RULES: &str = "sources:\n  orders:\n    sqs: {queue_url: \"https://sqs.eu-west-2.amazonaws.com/111122223333/orders\"}\n  alerts:\n    sns: {topic_arns: [\"arn:aws:sns:eu-west-2:111122223333:alerts\"]}\nfunctions:\n  work:\n    runtime: python3.12\n    handler: app.h\n    code: fn\n    layers: [lib]\n    timeout: 30\n    memory: 256\n    concurrency: 3\n    environment: {MODE: prod}\n    triggers:\n      - sqs: {source: orders, batch_size: 5, report_batch_item_failures: true}\n      - sns: {source: alerts}\n      - api: {route: GET /hello}\n      - schedule: {expression: rate(5 minutes), input: {message: WAKE}}\n";
+
+#[test]
+fn exported_cloudformation_has_local_functions_with_code_paths_and_triggers() {
+    use super::export::{Format, logical_id};
+    let (t, d) = export_functions(FUNCTION_RULES, Format::CloudFormation);
+    let (again, _) = export_functions(FUNCTION_RULES, Format::CloudFormation);
+    assert_eq!(t, again, "deterministic");
+    let r = &t["Resources"];
+    let f = &r[logical_id("Function", "work")];
+    assert_eq!(f["Type"], "AWS::Lambda::Function");
+    let p = &f["Properties"];
+    assert_eq!(p["Code"], "fn");
+    assert_eq!(p["Handler"], "app.h");
+    assert_eq!(p["Runtime"], "python3.12");
+    assert_eq!(p["Timeout"], 30);
+    assert_eq!(p["MemorySize"], 256);
+    assert_eq!(p["ReservedConcurrentExecutions"], 3);
+    assert_eq!(p["Environment"], json!({"Variables": {"MODE": "prod"}}));
+    assert_eq!(p["Role"], json!({"Ref": "FunctionRole"}));
+    assert_eq!(t["Parameters"]["FunctionRole"]["Type"], "String");
+    let layer_ref = &p["Layers"][0]["Ref"];
+    let layer = &r[layer_ref.as_str().unwrap()];
+    assert_eq!(layer["Type"], "AWS::Lambda::LayerVersion");
+    assert_eq!(layer["Properties"]["Content"], "lib");
+    let of_type = |ty: &str| -> Vec<&Value> {
+        r.as_object()
+            .unwrap()
+            .values()
+            .filter(|v| v["Type"] == ty)
+            .map(|v| &v["Properties"])
+            .collect()
+    };
+    let esm = of_type("AWS::Lambda::EventSourceMapping");
+    assert_eq!(esm.len(), 1);
+    assert_eq!(esm[0]["BatchSize"], 5);
+    assert_eq!(
+        esm[0]["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(
+        esm[0]["FunctionName"],
+        json!({"Ref": logical_id("Function", "work")})
+    );
+    let sub = of_type("AWS::SNS::Subscription");
+    assert_eq!(sub.len(), 1);
+    assert_eq!(sub[0]["Protocol"], "lambda");
+    assert!(
+        of_type("AWS::Lambda::Permission")
+            .iter()
+            .any(|p| p["Principal"] == "sns.amazonaws.com")
+    );
+    // The schedule trigger is a Scheduler schedule targeting the function's resource.
+    let schedules = of_type("AWS::Scheduler::Schedule");
+    assert_eq!(schedules.len(), 1);
+    assert_eq!(
+        schedules[0]["Target"]["Arn"],
+        json!({"Fn::GetAtt": [logical_id("Function", "work"), "Arn"]})
+    );
+    // The api trigger cannot be in plain CloudFormation: reported.
+    assert!(
+        d.findings
+            .iter()
+            .any(|f| f.severity == Severity::Undeployable && f.message.contains("`api` trigger"))
+    );
+    assert!(
+        t["Description"]
+            .as_str()
+            .unwrap()
+            .contains("aws cloudformation package")
+    );
+}
+
+#[test]
+fn exported_sam_has_functions_with_events() {
+    use super::export::{Format, logical_id};
+    let (t, d) = export_functions(FUNCTION_RULES, Format::Sam);
+    assert_eq!(t["Transform"], "AWS::Serverless-2016-10-31");
+    let f = &t["Resources"][logical_id("Function", "work")];
+    assert_eq!(f["Type"], "AWS::Serverless::Function");
+    let p = &f["Properties"];
+    assert_eq!(p["CodeUri"], "fn");
+    let layer = &t["Resources"][p["Layers"][0]["Ref"].as_str().unwrap()];
+    assert_eq!(layer["Type"], "AWS::Serverless::LayerVersion");
+    assert_eq!(layer["Properties"]["ContentUri"], "lib");
+    let events: Vec<&Value> = p["Events"].as_object().unwrap().values().collect();
+    let of = |ty: &str| {
+        *events
+            .iter()
+            .find(|e| e["Type"] == ty)
+            .unwrap_or_else(|| panic!("no {ty}: {events:?}"))
+    };
+    assert_eq!(
+        of("SQS")["Properties"]["Queue"],
+        json!({"Fn::Sub": "arn:aws:sqs:${AWS::Region}:111122223333:orders"})
+    );
+    assert_eq!(of("SQS")["Properties"]["BatchSize"], 5);
+    assert_eq!(
+        of("SNS")["Properties"]["Topic"],
+        "arn:aws:sns:eu-west-2:111122223333:alerts"
+    );
+    assert_eq!(
+        of("HttpApi")["Properties"],
+        json!({"Method": "GET", "Path": "/hello", "PayloadFormatVersion": "2.0"})
+    );
+    let schedule = &of("ScheduleV2")["Properties"];
+    assert_eq!(schedule["ScheduleExpression"], "rate(5 minutes)");
+    assert!(schedule["Input"].as_str().unwrap().contains("WAKE"));
+    // Nothing left for SAM to make twice.
+    for ty in [
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::SNS::Subscription",
+        "AWS::Scheduler::Schedule",
+    ] {
+        assert!(
+            !t["Resources"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|v| v["Type"] == ty),
+            "{ty}"
+        );
+    }
+    assert!(!d.blocks(false), "{:?}", d.findings);
+}
+
+#[test]
+fn exported_s3_triggers_are_reported_not_exported() {
+    let text = "sources:\n  up:\n    sqs: {queue_url: \"https://sqs.eu-west-2.amazonaws.com/111122223333/up\"}\nfunctions:\n  work:\n    runtime: python3.12\n    handler: app.h\n    code: fn\n    triggers:\n      - s3: {source: up}\n";
+    let (_, d) = export_functions(text, super::export::Format::Sam);
+    assert!(
+        d.findings
+            .iter()
+            .any(|f| f.severity == Severity::Undeployable
+                && f.message.contains("not exported")
+                && f.message.contains("same template"))
+    );
+}
+
+#[test]
+fn relative_code_paths() {
+    use std::path::Path;
+    assert_eq!(
+        desired::relative_path(Path::new("/r/fn/a"), Path::new("/r")),
+        "fn/a"
+    );
+    assert_eq!(
+        desired::relative_path(Path::new("/x/fn"), Path::new("/r/s")),
+        "../../x/fn"
+    );
+    assert_eq!(
+        desired::relative_path(Path::new("/r"), Path::new("/r")),
+        "."
+    );
 }

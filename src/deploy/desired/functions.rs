@@ -18,18 +18,22 @@ pub(super) fn function(
         line: f.line,
         column: f.column,
     });
-    let Some(package) = ctx.packages.get(&f.name) else {
-        note(
-            out,
-            Severity::Warning,
-            &at,
-            format!(
-                "function `{}` is not in the template: its code must be uploaded; deploy it \
+    let code = match (&ctx.template, ctx.packages.get(&f.name)) {
+        (Some(t), _) => ("Code", relative_path(&f.code, &t.rules_dir)),
+        (None, Some(package)) => ("CodeSha256", package.sha256.clone()),
+        (None, None) => {
+            note(
+                out,
+                Severity::Warning,
+                &at,
+                format!(
+                    "function `{}` is not in the template: its code must be uploaded; deploy it \
                  with `trigd deploy`",
-                f.name
-            ),
-        );
-        return;
+                    f.name
+                ),
+            );
+            return;
+        }
     };
     if ctx.function_role_arn.is_none() {
         out.findings.push(Finding {
@@ -65,18 +69,24 @@ pub(super) fn function(
         "Role".into(),
         json!(ctx.function_role_arn.clone().unwrap_or_default()),
     );
-    spec.insert("CodeSha256".into(), json!(package.sha256));
+    spec.insert(code.0.into(), json!(code.1));
     let mut layers = Vec::new();
-    for (i, _) in f.layers.iter().enumerate() {
-        let Some(p) = ctx.packages.get(&layer_package(&f.name, i)) else {
-            continue;
-        };
+    for (i, dir) in f.layers.iter().enumerate() {
         let name = layer_name(ctx, &f.name, i);
-        layers.push(json!(format!("{LAYER}{name}@{}", p.sha256)));
+        let content = if let Some(t) = &ctx.template {
+            layers.push(json!(format!("{LAYER}{name}")));
+            json!({"LayerName": name, "Content": relative_path(dir, &t.rules_dir)})
+        } else {
+            let Some(p) = ctx.packages.get(&layer_package(&f.name, i)) else {
+                continue;
+            };
+            layers.push(json!(format!("{LAYER}{name}@{}", p.sha256)));
+            json!({"LayerName": name, "CodeSha256": p.sha256})
+        };
         out.resources.push(Resource {
             kind: Kind::Layer,
             name: name.clone(),
-            spec: json!({"LayerName": name, "CodeSha256": p.sha256}),
+            spec: content,
             origin: at.clone(),
         });
     }

@@ -53,8 +53,51 @@ pub struct Context {
     /// The execution role of the Lambda functions deploy creates from local functions.
     pub function_role_arn: Option<String>,
     /// The local functions' code, zipped (`package`), by function name. `trigd export` has
-    /// none: it leaves functions out.
+    /// none: it names the code directories instead (`template`).
     pub packages: std::collections::BTreeMap<String, super::package::Package>,
+    /// Set by `trigd export`: functions carry their code directory (relative to the rules
+    /// directory) instead of a package, for `sam deploy` / `aws cloudformation package`.
+    pub template: Option<Template>,
+}
+
+/// What `trigd export` builds the desired state for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The rules directory, absolute: code directories are written relative to it.
+    pub rules_dir: std::path::PathBuf,
+    /// SAM (which can hold `api` triggers as `HttpApi` events) rather than plain CloudFormation.
+    pub sam: bool,
+}
+
+/// An `api` trigger as SAM's `HttpApi` event (only built for a SAM template).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub function: String,
+    /// `None` with `path` `None`: `$default`.
+    pub method: Option<String>,
+    pub path: Option<String>,
+    /// `1.0` or `2.0`.
+    pub payload_format: &'static str,
+    pub origin: Option<Origin>,
+}
+
+/// `path` relative to `root`, with `/` (`..` where it lies outside); `.` when equal.
+pub fn relative_path(path: &std::path::Path, root: &std::path::Path) -> String {
+    let p: Vec<_> = path.components().collect();
+    let r: Vec<_> = root.components().collect();
+    let common = p.iter().zip(&r).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = Vec::new();
+    parts.extend(std::iter::repeat_n("..".to_owned(), r.len() - common));
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    }
 }
 
 /// Where `${VAR}` values come from.
@@ -176,6 +219,8 @@ pub struct Desired {
     pub findings: Vec<Finding>,
     /// What connections send and nobody may read: kept out of `resources`.
     pub secrets: Secrets,
+    /// `api` triggers, for a SAM template only (deploy creates no API).
+    pub routes: Vec<Route>,
 }
 
 impl Desired {
@@ -246,13 +291,42 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
             sns_trigger(set, t, source, ctx, &mut out);
             continue;
         }
+        let at = Some(Origin {
+            file: t.file.clone(),
+            line: t.line,
+            column: t.column,
+        });
+        if let (crate::rules::FunctionTriggerKind::Api(route), Some(tpl)) = (&t.kind, &ctx.template)
+            && tpl.sam
+        {
+            if out
+                .resources
+                .iter()
+                .any(|r| r.kind == Kind::Function && r.name == t.function)
+            {
+                out.routes.push(api_route(&t.function, route, at));
+            }
+            continue;
+        }
+        if matches!(t.kind, crate::rules::FunctionTriggerKind::S3 { .. }) && ctx.template.is_some()
+        {
+            undeployable(
+                &mut out,
+                &at,
+                format!(
+                    "the `s3` trigger of function `{}` is not exported: SAM's S3 event needs the \
+                     bucket in the same template, and a bucket's notification configuration is \
+                     one document that a template would replace; add the function to the \
+                     bucket's notifications by hand (`aws s3api \
+                     put-bucket-notification-configuration`, `aws lambda add-permission`)",
+                    t.function
+                ),
+            );
+            continue;
+        }
         out.findings.push(Finding {
             severity: Severity::Undeployable,
-            origin: Some(Origin {
-                file: t.file.clone(),
-                line: t.line,
-                column: t.column,
-            }),
+            origin: at,
             message: match &t.kind {
                 crate::rules::FunctionTriggerKind::Api(_) => format!(
                     "the `api` trigger of function `{}` is not deployed: deploy creates no API \
@@ -284,6 +358,32 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
         });
     }
     out
+}
+
+/// An `api` trigger as SAM's `HttpApi` event.
+fn api_route(function: &str, route: &crate::rules::ApiRoute, origin: Option<Origin>) -> Route {
+    use crate::lambda_events::RouteKey;
+    let (method, path) = match &route.route {
+        RouteKey::Default => (None, None),
+        RouteKey::Route { method, .. } => {
+            let text = route.route.to_string();
+            let path = text.split_once(' ').map(|(_, p)| p.to_owned());
+            (
+                Some(method.clone().unwrap_or_else(|| "ANY".to_owned())),
+                path,
+            )
+        }
+    };
+    Route {
+        function: function.to_owned(),
+        method,
+        path,
+        payload_format: match route.payload_format {
+            crate::rules::PayloadFormat::V1 => "1.0",
+            crate::rules::PayloadFormat::V2 => "2.0",
+        },
+        origin,
+    }
 }
 
 /// What becomes of a source on AWS: deploy creates no ingress.
