@@ -6,6 +6,10 @@
 //! Resources: `AWS::Events::Rule` (targets inline), `AWS::Lambda::Permission` for each Lambda
 //! target of a rule, `AWS::Scheduler::ScheduleGroup` and `AWS::Scheduler::Schedule`, and, when
 //! no role is given, the `AWS::IAM::Role` Scheduler assumes, allowed exactly its targets.
+//! Local functions with their code directory as a local path (`Code`/`CodeUri`, for `aws
+//! cloudformation package` or `sam deploy`), their layers, event invoke config and triggers:
+//! SAM `Events` (`SQS`, `SNS`, `HttpApi`, `ScheduleV2`), or event-source mappings, SNS
+//! subscriptions with their permissions, and schedules.
 
 use serde_json::{Map, Value, json};
 
