@@ -1767,3 +1767,84 @@ async fn a_refused_change_names_its_resource_and_line() {
         apply.stderr
     );
 }
+
+/// The examples' local functions export as SAM functions whose code is their directory and
+/// whose triggers are SAM events; what AWS cannot run is named, and left out only when asked.
+#[test]
+fn the_examples_functions_export_as_sam_functions_with_their_triggers() {
+    let root = crate::util::root();
+    let refused = crate::util::run_in(&root, &["export", "rules", "--format", "sam"], None);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains("rules/schedules.yaml:20:9: undeployable: target `append`"),
+        "{}",
+        refused.stderr
+    );
+    let run = crate::util::run_in(
+        &root,
+        &["export", "rules", "--format", "sam", "--skip-undeployable"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let t: Value = serde_json::from_str(&run.stdout).unwrap();
+    let functions: Vec<&Value> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .collect();
+    let hello = functions
+        .iter()
+        .find(|f| f["Properties"]["CodeUri"] == "functions/hello")
+        .expect("the hello function");
+    assert_eq!(hello["Properties"]["Handler"], "app.handler");
+    let mut routes: Vec<(String, String, String)> = hello["Properties"]["Events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|e| e["Type"] == "HttpApi")
+        .map(|e| {
+            let p = &e["Properties"];
+            (
+                p["Method"].as_str().unwrap().to_owned(),
+                p["Path"].as_str().unwrap().to_owned(),
+                p["PayloadFormatVersion"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            ("ANY".to_owned(), "/items/{id}".to_owned(), "1.0".to_owned()),
+            ("GET".to_owned(), "/hello".to_owned(), "2.0".to_owned())
+        ]
+    );
+    let alarm = functions
+        .iter()
+        .find(|f| f["Properties"]["CodeUri"] == "functions/alarm")
+        .expect("the alarm function");
+    let schedule = alarm["Properties"]["Events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|e| e["Type"] == "ScheduleV2")
+        .expect("its schedule trigger");
+    assert_eq!(
+        schedule["Properties"]["ScheduleExpression"],
+        "cron(0 7 ? * MON-FRI *)"
+    );
+    assert_eq!(
+        schedule["Properties"]["ScheduleExpressionTimezone"],
+        "America/New_York"
+    );
+    assert_eq!(schedule["Properties"]["Input"], r#"{"message":"WAKE UP"}"#);
+    assert!(
+        t["Description"].as_str().unwrap().contains("sam build"),
+        "{}",
+        t["Description"]
+    );
+}
