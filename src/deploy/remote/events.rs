@@ -10,30 +10,27 @@ pub(super) async fn read_http(
     actual: &mut Actual,
 ) -> Result<(), RemoteError> {
     let prefix = super::super::desired::statement_prefix(ctx);
-    let mut names = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    let prefix = prefix.as_str();
+    let names = all_pages(|token| async move {
         let out = c
             .events
             .list_connections()
-            .name_prefix(&prefix)
-            .set_next_token(token.take())
+            .name_prefix(prefix)
+            .set_next_token(token)
             .send()
             .await
             .map_err(call("ListConnections"))?;
-        names.extend(
-            out.connections
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|c| c.name)
-                // moto takes the prefix as a pattern: checked again.
-                .filter(|n| n.starts_with(&prefix)),
-        );
-        match out.next_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break,
-        }
-    }
+        let names: Vec<String> = out
+            .connections
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.name)
+            // moto takes the prefix as a pattern: checked again.
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        Ok((names, out.next_token))
+    })
+    .await?;
     for name in names {
         let d = c
             .events
@@ -86,29 +83,26 @@ pub(super) async fn read_http(
             owner: Owner::Us,
         });
     }
-    let mut names = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    let names = all_pages(|token| async move {
         let out = c
             .events
             .list_api_destinations()
-            .name_prefix(&prefix)
-            .set_next_token(token.take())
+            .name_prefix(prefix)
+            .set_next_token(token)
             .send()
             .await
             .map_err(call("ListApiDestinations"))?;
-        names.extend(
-            out.api_destinations
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|d| d.name)
-                .filter(|n| n.starts_with(&prefix)),
-        );
-        match out.next_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break,
-        }
-    }
+        let names: Vec<String> = out
+            .api_destinations
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| d.name)
+            // Checked again, as for connections.
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        Ok((names, out.next_token))
+    })
+    .await?;
     for name in names {
         let d = c
             .events
@@ -321,25 +315,19 @@ pub(super) async fn list_targets(
     ctx: &Context,
     rule: &str,
 ) -> Result<Vec<aws_sdk_eventbridge::types::Target>, RemoteError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    all_pages(|token| async move {
         let page = c
             .events
             .list_targets_by_rule()
             .rule(rule)
             .event_bus_name(&ctx.bus)
-            .set_next_token(token.take())
+            .set_next_token(token)
             .send()
             .await
             .map_err(call("ListTargetsByRule"))?;
-        out.extend(page.targets.unwrap_or_default());
-        match page.next_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break,
-        }
-    }
-    Ok(out)
+        Ok((page.targets.unwrap_or_default(), page.next_token))
+    })
+    .await
 }
 
 /// A rule read from EventBridge, in the desired state's shape.
@@ -391,14 +379,9 @@ pub(super) fn rule_spec(
             .and_then(|h| h.header_parameters.as_ref())
             .filter(|h| !h.is_empty())
         {
-            let mut sorted: Vec<_> = h.iter().collect();
-            sorted.sort();
             v.insert(
                 "HttpParameters".into(),
-                json!({"HeaderParameters": sorted
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), json!(v)))
-                    .collect::<Map<String, Value>>()}),
+                json!({"HeaderParameters": sorted_object(h)}),
             );
         }
         if let Some(i) = nonempty(t.input.as_deref()) {
@@ -410,17 +393,7 @@ pub(super) fn rule_spec(
         if let Some(tr) = &t.input_transformer {
             let mut m = Map::new();
             if let Some(paths) = tr.input_paths_map.as_ref().filter(|p| !p.is_empty()) {
-                let mut sorted: Vec<_> = paths.iter().collect();
-                sorted.sort();
-                m.insert(
-                    "InputPathsMap".into(),
-                    Value::Object(
-                        sorted
-                            .into_iter()
-                            .map(|(k, v)| (k.clone(), json!(v)))
-                            .collect(),
-                    ),
-                );
+                m.insert("InputPathsMap".into(), Value::Object(sorted_object(paths)));
             }
             m.insert("InputTemplate".into(), json!(tr.input_template));
             v.insert("InputTransformer".into(), Value::Object(m));
@@ -428,10 +401,10 @@ pub(super) fn rule_spec(
         let retry = t.retry_policy.as_ref();
         v.insert(
             "RetryPolicy".into(),
-            json!({
-                "MaximumRetryAttempts": retry.and_then(|r| r.maximum_retry_attempts).unwrap_or(185),
-                "MaximumEventAgeInSeconds": retry.and_then(|r| r.maximum_event_age_in_seconds).unwrap_or(86400),
-            }),
+            retry_json(
+                retry.and_then(|r| r.maximum_retry_attempts),
+                retry.and_then(|r| r.maximum_event_age_in_seconds),
+            ),
         );
         if let Some(arn) = t.dead_letter_config.as_ref().and_then(|d| d.arn.as_deref()) {
             v.insert("DeadLetterConfig".into(), json!({ "Arn": arn }));
@@ -518,7 +491,7 @@ pub(super) async fn put_rule(
     r: &Resource,
     create: bool,
 ) -> Result<(), RemoteError> {
-    use aws_sdk_eventbridge::types::{RuleState, Tag};
+    use aws_sdk_eventbridge::types::RuleState;
     let spec = &r.spec;
     let state = if str_at(spec, "State") == Some("DISABLED") {
         RuleState::Disabled
@@ -534,22 +507,27 @@ pub(super) async fn put_rule(
         .event_pattern(spec.get("EventPattern").map(as_text).unwrap_or_default())
         .description(str_at(spec, "Description").unwrap_or_default());
     if create {
-        for (k, v) in [
-            (MANAGED_BY.0, MANAGED_BY.1),
-            (DEPLOYMENT_TAG, ctx.deployment.as_str()),
-        ] {
-            req = req.tags(
-                Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(build("Tag"))?,
-            );
-        }
+        req = req.set_tags(Some(rule_tags(ctx)?));
     }
     c.wrote();
     req.send().await.map_err(call("PutRule"))?;
     Ok(())
+}
+
+/// [`our_tags`] as EventBridge tags.
+pub(super) fn rule_tags(
+    ctx: &Context,
+) -> Result<Vec<aws_sdk_eventbridge::types::Tag>, RemoteError> {
+    our_tags(ctx)
+        .into_iter()
+        .map(|(k, v)| {
+            aws_sdk_eventbridge::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(build("Tag"))
+        })
+        .collect()
 }
 
 pub(super) fn targets_of(spec: Option<&Value>) -> Map<String, Value> {

@@ -125,22 +125,17 @@ pub(super) async fn read_functions(
         .filter(|r| r.kind == Kind::Function)
         .map(|r| r.name.as_str())
         .collect();
-    let mut configs = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
+    let configs = all_pages(|marker| async move {
         let out = c
             .lambda
             .list_functions()
-            .set_marker(marker.take())
+            .set_marker(marker)
             .send()
             .await
             .map_err(call("ListFunctions"))?;
-        configs.extend(out.functions.unwrap_or_default());
-        match out.next_marker {
-            Some(m) if !m.is_empty() => marker = Some(m),
-            _ => break,
-        }
-    }
+        Ok((out.functions.unwrap_or_default(), out.next_marker))
+    })
+    .await?;
     for f in configs {
         let (Some(name), Some(arn)) = (f.function_name.clone(), f.function_arn.clone()) else {
             continue;
@@ -189,28 +184,25 @@ pub(super) async fn read_layers(
     actual: &mut Actual,
 ) -> Result<(), RemoteError> {
     let prefix = super::super::desired::statement_prefix(ctx);
-    let mut names = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
+    let prefix = prefix.as_str();
+    let names = all_pages(|marker| async move {
         let page = c
             .lambda
             .list_layers()
-            .set_marker(marker.take())
+            .set_marker(marker)
             .send()
             .await
             .map_err(call("ListLayers"))?;
-        names.extend(
-            page.layers
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|l| l.layer_name)
-                .filter(|n| n.starts_with(&prefix)),
-        );
-        match page.next_marker {
-            Some(m) if !m.is_empty() => marker = Some(m),
-            _ => break,
-        }
-    }
+        let names: Vec<String> = page
+            .layers
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|l| l.layer_name)
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        Ok((names, page.next_marker))
+    })
+    .await?;
     for name in names {
         let Some(latest) = layer_versions(c, &name)
             .await?
@@ -237,24 +229,18 @@ pub(super) async fn layer_versions(
     c: &Clients,
     name: &str,
 ) -> Result<Vec<aws_sdk_lambda::types::LayerVersionsListItem>, RemoteError> {
-    let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
+    all_pages(|marker| async move {
         let page = c
             .lambda
             .list_layer_versions()
             .layer_name(name)
-            .set_marker(marker.take())
+            .set_marker(marker)
             .send()
             .await
             .map_err(call("ListLayerVersions"))?;
-        out.extend(page.layer_versions.unwrap_or_default());
-        match page.next_marker {
-            Some(m) if !m.is_empty() => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(out)
+        Ok((page.layer_versions.unwrap_or_default(), page.next_marker))
+    })
+    .await
 }
 
 /// The code hash of a layer version, by its ARN (`arn:aws:lambda:R:A:layer:NAME:VERSION`).
@@ -373,25 +359,22 @@ pub(super) async fn list_mappings(
     function: &str,
     source: Option<&str>,
 ) -> Result<Vec<aws_sdk_lambda::types::EventSourceMappingConfiguration>, RemoteError> {
-    let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
+    all_pages(|marker| async move {
         let page = c
             .lambda
             .list_event_source_mappings()
             .function_name(function)
             .set_event_source_arn(source.map(str::to_owned))
-            .set_marker(marker.take())
+            .set_marker(marker)
             .send()
             .await
             .map_err(call("ListEventSourceMappings"))?;
-        out.extend(page.event_source_mappings.unwrap_or_default());
-        match page.next_marker {
-            Some(m) if !m.is_empty() => marker = Some(m),
-            _ => break,
-        }
-    }
-    Ok(out)
+        Ok((
+            page.event_source_mappings.unwrap_or_default(),
+            page.next_marker,
+        ))
+    })
+    .await
 }
 
 /// Creates or updates an event-source mapping (all its settings).
@@ -491,17 +474,7 @@ pub(super) async fn function_spec(
         .and_then(|e| e.variables.as_ref())
         .filter(|v| !v.is_empty())
     {
-        let mut sorted: Vec<_> = vars.iter().collect();
-        sorted.sort();
-        spec.insert(
-            "Environment".into(),
-            Value::Object(
-                sorted
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), json!(v)))
-                    .collect(),
-            ),
-        );
+        spec.insert("Environment".into(), Value::Object(sorted_object(vars)));
     }
     let mut layers = Vec::new();
     for l in f.layers.iter().flatten() {
@@ -639,10 +612,7 @@ pub(super) async fn put_function(
             .set_memory_size(int_at(s, &["MemorySize"]))
             .description(str_at(s, "Description").unwrap_or_default())
             .environment(environment(s));
-        for (k, v) in [
-            (MANAGED_BY.0, MANAGED_BY.1),
-            (DEPLOYMENT_TAG, ctx.deployment.as_str()),
-        ] {
+        for (k, v) in our_tags(ctx) {
             req = req.tags(k, v);
         }
         c.wrote();

@@ -79,6 +79,33 @@ fn build<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> RemoteEr
     }
 }
 
+/// Every page of a listing: `page` is given the previous page's token (`None` first) and
+/// returns its items with the next token; an absent or empty token ends the listing.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, RemoteError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), RemoteError>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    loop {
+        let (page_items, next) = page(token.take()).await?;
+        items.extend(page_items);
+        match next {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// The tags marking what trigd wrote for this deployment.
+fn our_tags(ctx: &Context) -> [(&'static str, &str); 2] {
+    [
+        (MANAGED_BY.0, MANAGED_BY.1),
+        (DEPLOYMENT_TAG, ctx.deployment.as_str()),
+    ]
+}
+
 impl Clients {
     /// Clients from the usual chain (credentials, `AWS_REGION` or the profile's region,
     /// `AWS_ENDPOINT_URL`); `region` overrides the chain's.
@@ -145,23 +172,18 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
         .map(|r| r.name.as_str())
         .collect();
     let mut actual = Actual::default();
-    let mut token: Option<String> = None;
-    let mut rules = Vec::new();
-    loop {
+    let rules = all_pages(|token| async move {
         let out = c
             .events
             .list_rules()
             .event_bus_name(&ctx.bus)
-            .set_next_token(token.take())
+            .set_next_token(token)
             .send()
             .await
             .map_err(call("ListRules"))?;
-        rules.extend(out.rules.unwrap_or_default());
-        match out.next_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break,
-        }
-    }
+        Ok((out.rules.unwrap_or_default(), out.next_token))
+    })
+    .await?;
     actual.rules_on_bus = rules.len();
     for rule in rules {
         let (Some(name), Some(arn)) = (rule.name.clone(), rule.arn.clone()) else {
@@ -234,23 +256,20 @@ pub async fn read(c: &Clients, ctx: &Context, wanted: &[Resource]) -> Result<Act
         Err(e) if is_not_found(&e) => return Ok(actual),
         Err(e) => return Err(call("GetScheduleGroup")(e)),
     }
-    let mut token: Option<String> = None;
-    let mut names = Vec::new();
-    loop {
+    let group_name = group.as_str();
+    let names = all_pages(|token| async move {
         let out = c
             .scheduler
             .list_schedules()
-            .group_name(&group)
-            .set_next_token(token.take())
+            .group_name(group_name)
+            .set_next_token(token)
             .send()
             .await
             .map_err(call("ListSchedules"))?;
-        names.extend(out.schedules.into_iter().filter_map(|s| s.name));
-        match out.next_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break,
-        }
-    }
+        let names: Vec<String> = out.schedules.into_iter().filter_map(|s| s.name).collect();
+        Ok((names, out.next_token))
+    })
+    .await?;
     for name in names {
         let s = c
             .scheduler
@@ -298,6 +317,24 @@ fn int_at(v: &Value, path: &[&str]) -> Option<i32> {
     cur.as_i64().and_then(|n| i32::try_from(n).ok())
 }
 
+/// A string map as a JSON object, in key order (so that AWS's order never shows as a change).
+fn sorted_object(map: &std::collections::HashMap<String, String>) -> Map<String, Value> {
+    let mut sorted: Vec<_> = map.iter().collect();
+    sorted.sort();
+    sorted
+        .into_iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect()
+}
+
+/// A target's retry policy, AWS's defaults (185 attempts, 86400 s) filled in.
+fn retry_json(attempts: Option<i32>, age: Option<i32>) -> Value {
+    json!({
+        "MaximumRetryAttempts": attempts.unwrap_or(185),
+        "MaximumEventAgeInSeconds": age.unwrap_or(86400),
+    })
+}
+
 /// JSON held as a value, as the text sent to AWS (compact); text as it is.
 fn as_text(v: &Value) -> String {
     match v {
@@ -328,31 +365,23 @@ async fn adopt(
     name: &str,
     want: &Resource,
 ) -> Result<(), RemoteError> {
-    let tags = [
-        (MANAGED_BY.0, MANAGED_BY.1),
-        (DEPLOYMENT_TAG, ctx.deployment.as_str()),
-    ];
     c.wrote();
     match kind {
         Kind::Rule => {
-            let mut req = c.events.tag_resource().resource_arn(ctx.rule_arn(name));
-            for (k, v) in tags {
-                req = req.tags(
-                    aws_sdk_eventbridge::types::Tag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .map_err(build("Tag"))?,
-                );
-            }
-            req.send().await.map_err(call("TagResource"))?;
+            c.events
+                .tag_resource()
+                .resource_arn(ctx.rule_arn(name))
+                .set_tags(Some(rule_tags(ctx)?))
+                .send()
+                .await
+                .map_err(call("TagResource"))?;
         }
         Kind::Function => {
             let mut req = c
                 .lambda
                 .tag_resource()
                 .resource(str_at(&want.spec, "FunctionArn").unwrap_or_default());
-            for (k, v) in tags {
+            for (k, v) in our_tags(ctx) {
                 req = req.tags(k, v);
             }
             req.send().await.map_err(call("TagResource"))?;
@@ -368,10 +397,7 @@ pub async fn apply(c: &Clients, ctx: &Context, plan: &Plan) -> Result<(), Remote
     if plan.create_group {
         use aws_sdk_scheduler::types::Tag;
         let mut req = c.scheduler.create_schedule_group().name(ctx.group());
-        for (k, v) in [
-            (MANAGED_BY.0, MANAGED_BY.1),
-            (DEPLOYMENT_TAG, ctx.deployment.as_str()),
-        ] {
+        for (k, v) in our_tags(ctx) {
             req = req.tags(
                 Tag::builder()
                     .key(k)

@@ -143,23 +143,17 @@ pub(super) async fn read_subscriptions(
 pub(super) async fn list_subscriptions(
     c: &Clients,
 ) -> Result<Vec<aws_sdk_sns::types::Subscription>, RemoteError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    all_pages(|token| async move {
         let page = c
             .sns
             .list_subscriptions()
-            .set_next_token(token.take())
+            .set_next_token(token)
             .send()
             .await
             .map_err(call("ListSubscriptions"))?;
-        out.extend(page.subscriptions.unwrap_or_default());
-        match page.next_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break,
-        }
-    }
-    Ok(out)
+        Ok((page.subscriptions.unwrap_or_default(), page.next_token))
+    })
+    .await
 }
 
 /// The statements of a policy document.

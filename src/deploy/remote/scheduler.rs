@@ -66,10 +66,10 @@ pub(super) fn schedule_spec(
         let retry = t.retry_policy.as_ref();
         v.insert(
             "RetryPolicy".into(),
-            json!({
-                "MaximumRetryAttempts": retry.and_then(|r| r.maximum_retry_attempts).unwrap_or(185),
-                "MaximumEventAgeInSeconds": retry.and_then(|r| r.maximum_event_age_in_seconds).unwrap_or(86400),
-            }),
+            retry_json(
+                retry.and_then(|r| r.maximum_retry_attempts),
+                retry.and_then(|r| r.maximum_event_age_in_seconds),
+            ),
         );
         if let Some(arn) = t.dead_letter_config.as_ref().and_then(|d| d.arn.as_deref()) {
             v.insert("DeadLetterConfig".into(), json!({ "Arn": arn }));
