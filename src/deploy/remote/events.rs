@@ -281,28 +281,25 @@ pub(super) async fn put_api_destination(
     let rate = int_at(s, &["InvocationRateLimitPerSecond"]);
     let endpoint = str_at(s, "InvocationEndpoint").unwrap_or_default();
     let description = str_at(s, "Description").unwrap_or_default();
+    // The create and update requests take the same fields (builders of two types).
+    macro_rules! every_field {
+        ($req:expr) => {
+            $req.name(&r.name)
+                .description(description)
+                .connection_arn(connection)
+                .invocation_endpoint(endpoint)
+                .http_method(method)
+                .set_invocation_rate_limit_per_second(rate)
+        };
+    }
     c.wrote();
     if create {
-        c.events
-            .create_api_destination()
-            .name(&r.name)
-            .description(description)
-            .connection_arn(connection)
-            .invocation_endpoint(endpoint)
-            .http_method(method)
-            .set_invocation_rate_limit_per_second(rate)
+        every_field!(c.events.create_api_destination())
             .send()
             .await
             .map_err(call("CreateApiDestination"))?;
     } else {
-        c.events
-            .update_api_destination()
-            .name(&r.name)
-            .description(description)
-            .connection_arn(connection)
-            .invocation_endpoint(endpoint)
-            .http_method(method)
-            .set_invocation_rate_limit_per_second(rate)
+        every_field!(c.events.update_api_destination())
             .send()
             .await
             .map_err(call("UpdateApiDestination"))?;

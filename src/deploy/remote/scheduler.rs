@@ -170,39 +170,31 @@ pub(super) async fn put_schedule(
     let expr = str_at(s, "ScheduleExpression").unwrap_or_default();
     let tz = str_at(s, "ScheduleExpressionTimezone").unwrap_or("UTC");
     let description = str_at(s, "Description").map(str::to_owned);
+    // The create and update requests take the same fields (builders of two types).
+    macro_rules! every_field {
+        ($req:expr) => {
+            $req.name(&r.name)
+                .group_name(group)
+                .schedule_expression(expr)
+                .schedule_expression_timezone(tz)
+                .set_start_date(date(s, "StartDate"))
+                .set_end_date(date(s, "EndDate"))
+                .set_description(description)
+                .state(state)
+                .flexible_time_window(window)
+                .action_after_completion(t::ActionAfterCompletion::None)
+                .target(target)
+        };
+    }
     c.wrote();
     // Both calls take every field: UpdateSchedule resets what it is not given.
     if create {
-        c.scheduler
-            .create_schedule()
-            .name(&r.name)
-            .group_name(group)
-            .schedule_expression(expr)
-            .schedule_expression_timezone(tz)
-            .set_start_date(date(s, "StartDate"))
-            .set_end_date(date(s, "EndDate"))
-            .set_description(description)
-            .state(state)
-            .flexible_time_window(window)
-            .action_after_completion(t::ActionAfterCompletion::None)
-            .target(target)
+        every_field!(c.scheduler.create_schedule())
             .send()
             .await
             .map_err(call("CreateSchedule"))?;
     } else {
-        c.scheduler
-            .update_schedule()
-            .name(&r.name)
-            .group_name(group)
-            .schedule_expression(expr)
-            .schedule_expression_timezone(tz)
-            .set_start_date(date(s, "StartDate"))
-            .set_end_date(date(s, "EndDate"))
-            .set_description(description)
-            .state(state)
-            .flexible_time_window(window)
-            .action_after_completion(t::ActionAfterCompletion::None)
-            .target(target)
+        every_field!(c.scheduler.update_schedule())
             .send()
             .await
             .map_err(call("UpdateSchedule"))?;
