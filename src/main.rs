@@ -165,47 +165,7 @@ enum Command {
     /// created (tags per --deployment). With --plan, only show what would change. Exit 0 done
     /// (or no changes), 1 problems (undeployable features, conflicts, errors), 2 with
     /// --detailed-exitcode when the plan has changes.
-    Deploy {
-        rules: PathBuf,
-        /// Show what would change; make no write call.
-        #[arg(long)]
-        plan: bool,
-        /// With --plan: exit 2 when there are changes, 0 when there are none.
-        #[arg(long, requires = "plan")]
-        detailed_exitcode: bool,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-        /// The event bus of the pattern rules.
-        #[arg(long, default_value = "default")]
-        bus: String,
-        /// The deployment's name: what it creates is tagged with it, and only that is ever
-        /// changed or deleted [default: the rules directory's name].
-        #[arg(long)]
-        deployment: Option<String>,
-        /// Deploy what can be deployed and list what was left out, instead of refusing.
-        #[arg(long)]
-        skip_undeployable: bool,
-        /// Take over same-named rules and functions that trigd did not create (they are
-        /// tagged for this deployment, then updated), instead of reporting conflicts.
-        #[arg(long)]
-        adopt: bool,
-        /// The IAM role EventBridge Scheduler assumes to reach schedule rules' targets.
-        #[arg(long, value_name = "ARN")]
-        scheduler_role: Option<String>,
-        /// The IAM role EventBridge assumes to call `http` targets' API destinations.
-        #[arg(long, value_name = "ARN")]
-        events_role: Option<String>,
-        /// The execution role of the Lambda functions made from local functions.
-        #[arg(long, value_name = "ARN")]
-        function_role: Option<String>,
-        /// Send every connection's secrets again (they cannot be read back, so a changed
-        /// secret alone is not seen as a change).
-        #[arg(long)]
-        update_secrets: bool,
-        /// The AWS region [default: the SDK's chain: AWS_REGION, the profile].
-        #[arg(long)]
-        region: Option<String>,
-    },
+    Deploy(DeployArgs),
     /// Write a CloudFormation (or SAM) template of what `trigd deploy` would create.
     Export {
         rules: PathBuf,
@@ -437,35 +397,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Archive { action, state_dir } => archive_cmd(action, &state_dir),
         Command::Dlq { action, state_dir } => dlq(action, &state_dir),
         Command::Send { event, url } => send(&event, &url),
-        Command::Deploy {
-            rules,
-            plan,
-            detailed_exitcode,
-            format,
-            bus,
-            deployment,
-            skip_undeployable,
-            adopt,
-            scheduler_role,
-            events_role,
-            function_role,
-            update_secrets,
-            region,
-        } => deploy(DeployArgs {
-            rules,
-            plan,
-            detailed_exitcode,
-            format,
-            bus,
-            deployment,
-            skip_undeployable,
-            adopt,
-            scheduler_role,
-            events_role,
-            function_role,
-            update_secrets,
-            region,
-        }),
+        Command::Deploy(args) => deploy(args),
         Command::Export {
             rules,
             format,
@@ -1119,19 +1051,46 @@ fn next_fires(
 }
 
 /// `trigd deploy`'s arguments.
+#[derive(clap::Args)]
 struct DeployArgs {
     rules: PathBuf,
+    /// Show what would change; make no write call.
+    #[arg(long)]
     plan: bool,
+    /// With --plan: exit 2 when there are changes, 0 when there are none.
+    #[arg(long, requires = "plan")]
     detailed_exitcode: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// The event bus of the pattern rules.
+    #[arg(long, default_value = "default")]
     bus: String,
+    /// The deployment's name: what it creates is tagged with it, and only that is ever
+    /// changed or deleted [default: the rules directory's name].
+    #[arg(long)]
     deployment: Option<String>,
+    /// Deploy what can be deployed and list what was left out, instead of refusing.
+    #[arg(long)]
     skip_undeployable: bool,
+    /// Take over same-named rules and functions that trigd did not create (they are
+    /// tagged for this deployment, then updated), instead of reporting conflicts.
+    #[arg(long)]
     adopt: bool,
+    /// The IAM role EventBridge Scheduler assumes to reach schedule rules' targets.
+    #[arg(long, value_name = "ARN")]
     scheduler_role: Option<String>,
+    /// The IAM role EventBridge assumes to call `http` targets' API destinations.
+    #[arg(long, value_name = "ARN")]
     events_role: Option<String>,
+    /// The execution role of the Lambda functions made from local functions.
+    #[arg(long, value_name = "ARN")]
     function_role: Option<String>,
+    /// Send every connection's secrets again (they cannot be read back, so a changed
+    /// secret alone is not seen as a change).
+    #[arg(long)]
     update_secrets: bool,
+    /// The AWS region [default: the SDK's chain: AWS_REGION, the profile].
+    #[arg(long)]
     region: Option<String>,
 }
 

@@ -441,11 +441,28 @@ fn check_context(ctx: &Context, findings: &mut Vec<Finding>) {
 }
 
 fn undeployable(out: &mut Desired, at: &Option<Origin>, message: String) {
-    out.findings.push(Finding {
-        severity: Severity::Undeployable,
-        origin: at.clone(),
-        message,
-    });
+    note(out, Severity::Undeployable, at, message);
+}
+
+/// The ARN a rule's or a schedule's `function` target invokes: the Lambda function deploy
+/// makes of the local function. Its destinations go on that function (see
+/// `functions::function`); here a destination AWS cannot take is reported, and `None`
+/// returned.
+fn local_function_target(
+    out: &mut Desired,
+    at: &Option<Origin>,
+    who: &str,
+    name: &str,
+    destinations: [&Option<Box<crate::rules::Destination>>; 2],
+    ctx: &Context,
+) -> Option<String> {
+    for d in destinations.into_iter().flatten() {
+        if let Err(why) = destination_arn(d, ctx) {
+            undeployable(out, at, format!("{who}: {why}"));
+            return None;
+        }
+    }
+    Some(function_arn(name, ctx))
 }
 
 fn note(out: &mut Desired, severity: Severity, at: &Option<Origin>, message: String) {

@@ -320,16 +320,8 @@ pub(super) fn schedule_target(
             on_success,
             on_failure,
         } => {
-            // Destinations go on the function deploy makes (see `function`); here only what
-            // cannot be one.
-            for d in [on_success, on_failure].into_iter().flatten() {
-                if let Err(why) = destination_arn(d, ctx) {
-                    undeployable(out, at, format!("{who}: {why}"));
-                    return None;
-                }
-            }
-            // The Lambda function deploy makes of the local function.
-            v.insert("Arn".into(), json!(function_arn(name, ctx)));
+            let arn = local_function_target(out, at, &who, name, [on_success, on_failure], ctx)?;
+            v.insert("Arn".into(), json!(arn));
         }
     }
     v.insert(
