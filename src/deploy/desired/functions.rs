@@ -159,16 +159,8 @@ pub(super) fn sns_trigger(
     ctx: &Context,
     out: &mut Desired,
 ) {
-    let at = Some(Origin {
-        file: t.file.clone(),
-        line: t.line,
-        column: t.column,
-    });
-    if !out
-        .resources
-        .iter()
-        .any(|r| r.kind == Kind::Function && r.name == t.function)
-    {
+    let at = trigger_origin(t);
+    if !out.has_function(&t.function) {
         return;
     }
     let topics = match set
@@ -234,17 +226,9 @@ pub(super) fn sqs_trigger(
     ctx: &Context,
     out: &mut Desired,
 ) {
-    let at = Some(Origin {
-        file: t.file.clone(),
-        line: t.line,
-        column: t.column,
-    });
+    let at = trigger_origin(t);
     // Mapped only with its function (a function that cannot be deployed is reported as such).
-    if !out
-        .resources
-        .iter()
-        .any(|r| r.kind == Kind::Function && r.name == t.function)
-    {
+    if !out.has_function(&t.function) {
         return;
     }
     let Some(queue_url) = set.sources.iter().find_map(|s| match &s.kind {

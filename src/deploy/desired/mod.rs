@@ -291,19 +291,11 @@ pub fn build(set: &RuleSet, sources: &RuleSources, ctx: &Context) -> Desired {
             sns_trigger(set, t, source, ctx, &mut out);
             continue;
         }
-        let at = Some(Origin {
-            file: t.file.clone(),
-            line: t.line,
-            column: t.column,
-        });
+        let at = trigger_origin(t);
         if let (crate::rules::FunctionTriggerKind::Api(route), Some(tpl)) = (&t.kind, &ctx.template)
             && tpl.sam
         {
-            if out
-                .resources
-                .iter()
-                .any(|r| r.kind == Kind::Function && r.name == t.function)
-            {
+            if out.has_function(&t.function) {
                 out.routes.push(api_route(&t.function, route, at));
             }
             continue;
@@ -437,6 +429,25 @@ fn check_context(ctx: &Context, findings: &mut Vec<Finding>) {
             origin: None,
             message: format!("`{}` is not an event bus name (--bus NAME)", ctx.bus),
         });
+    }
+}
+
+/// Where a function trigger is written.
+fn trigger_origin(t: &crate::rules::FunctionTrigger) -> Option<Origin> {
+    Some(Origin {
+        file: t.file.clone(),
+        line: t.line,
+        column: t.column,
+    })
+}
+
+impl Desired {
+    /// Whether the local function `name` is deployed (one that cannot be is reported as such,
+    /// and its triggers are left out with it).
+    fn has_function(&self, name: &str) -> bool {
+        self.resources
+            .iter()
+            .any(|r| r.kind == Kind::Function && r.name == name)
     }
 }
 
