@@ -417,6 +417,7 @@ async fn handle(
         }
     };
     let ids: Vec<&str> = kept.iter().map(|m| m.message_id.as_str()).collect();
+    let whole_batch = || ids.iter().map(|s| (*s).to_owned()).collect();
     let failed: Vec<String> = match shared
         .host
         .invoke(&t.function, Invocation::new(payload))
@@ -424,19 +425,19 @@ async fn handle(
     {
         Err(InvokeError::NotFound(_)) => {
             tracing::warn!(message = "The function of an sqs trigger is not loaded; the batch stays on the queue.", function = %t.function, source = %t.source);
-            ids.iter().map(|s| (*s).to_owned()).collect()
+            whole_batch()
         }
         Ok(outcome) => match outcome.result {
             Err(e) => {
                 tracing::warn!(message = "The function failed on an SQS batch; the batch comes back after the queue's visibility timeout.", function = %t.function, source = %t.source, records = ids.len(), error = %e.summary());
-                ids.iter().map(|s| (*s).to_owned()).collect()
+                whole_batch()
             }
             Ok(_) if !t.mapping.report_batch_item_failures => Vec::new(),
             Ok(result) => match lambda::batch_item_failures(&result, &ids) {
                 Ok(listed) => listed,
                 Err(e) => {
                     tracing::warn!(message = "The function's batchItemFailures cannot be read; the whole batch is treated as failed, as Lambda does.", function = %t.function, source = %t.source, error = %e);
-                    ids.iter().map(|s| (*s).to_owned()).collect()
+                    whole_batch()
                 }
             },
         },
