@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::pattern::Matcher;
+use crate::pattern::{Matcher, ValidJson};
 
 pub use crate::rules::ArchiveConfig;
 
@@ -73,18 +73,18 @@ impl Archive {
         })
     }
 
-    /// Archives one accepted event (JSON text), if it passes the filter.
-    pub fn record(&self, event_text: &str) {
+    /// Archives one accepted event, if it passes the filter.
+    pub fn record(&self, event_text: &ValidJson) {
         if let Some(m) = &self.filter {
             let mut scratch = m.scratch();
             let mut out = Vec::new();
-            if m.matches(event_text, &mut scratch, &mut out).is_err() || out.is_empty() {
+            if m.matches_valid(event_text, &mut scratch, &mut out).is_err() || out.is_empty() {
                 return;
             }
         }
         if let Some(tx) = &self.tx
             && let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                tx.try_send(event_text.to_owned())
+                tx.try_send(event_text.as_str().to_owned())
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -237,9 +237,10 @@ fn event_time(line: &str) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
 
-    fn event(n: u32, time: &str) -> String {
-        serde_json::json!({"id": format!("e{n}"), "source": "s", "time": time, "detail": {"n": n}})
-            .to_string()
+    fn event(n: u32, time: &str) -> ValidJson {
+        ValidJson::of(
+            &serde_json::json!({"id": format!("e{n}"), "source": "s", "time": time, "detail": {"n": n}}),
+        )
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::archive::Archive;
 use crate::delivery::dead_letter_unrendered;
 use crate::delivery::store::{Outbox, StoreError};
 use crate::metrics::Metrics;
-use crate::pattern::{EventError, Scratch};
+use crate::pattern::{EventError, Scratch, ValidJson};
 use crate::route::{Received, Routed, add_rule, route_event, route_triggers};
 use crate::rules::{Rule, RuleSet};
 
@@ -282,12 +282,12 @@ fn route_batch(
     batch: &Batch<'_>,
     scratch: &mut Scratch,
     routed: &mut Routed,
-    mut texts: Option<&mut Vec<String>>,
+    mut texts: Option<&mut Vec<ValidJson>>,
     now: DateTime<Utc>,
 ) -> Result<usize, EventError> {
     let mut unmatched = 0;
     for (i, event) in batch.events.iter().enumerate() {
-        let text = crate::event::compact(event);
+        let text = ValidJson::of(event);
         let (first, first_failed, matched) = (
             routed.deliveries.len(),
             routed.failed.len(),

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::event::stable_id_of;
 use crate::lambda_events::{s3, sns};
-use crate::pattern::{EventError, Scratch};
+use crate::pattern::{EventError, Scratch, ValidJson};
 use crate::rules::{FunctionTriggerKind, INVOKE_RULE, Rule, RuleSet};
 use crate::transform::RenderContext;
 
@@ -40,16 +40,19 @@ pub struct Routed {
 }
 
 /// Routes an event through every enabled pattern rule, adding its deliveries to `routed`.
+/// `event_text` is `event` written compact.
 pub fn route_event(
     rules: &RuleSet,
     scratch: &mut Scratch,
     event: &Value,
-    event_text: &str,
+    event_text: &ValidJson,
     now: DateTime<Utc>,
     routed: &mut Routed,
 ) -> Result<(), EventError> {
     let mut ids = Vec::new();
-    rules.matcher().matches(event_text, scratch, &mut ids)?;
+    rules
+        .matcher()
+        .matches_valid(event_text, scratch, &mut ids)?;
     for id in ids {
         let Some(rule) = rules.rule_index(id).and_then(|i| rules.rules.get(i)) else {
             continue;

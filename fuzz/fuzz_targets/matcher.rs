@@ -1,11 +1,12 @@
 //! Differential: a pattern and an event (split at the first newline). The compiled matcher
 //! must never panic, must refuse exactly the events serde_json refuses, and must agree with
-//! the reference evaluator on the rest.
+//! the reference evaluator on the rest. On the event as trigd writes it (`ValidJson`, whose
+//! unnamed containers are skipped by structure alone) it must agree with the reference too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use trigd::pattern::{Matcher, parse, reference_matches};
+use trigd::pattern::{Matcher, ValidJson, parse, reference_matches};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -30,8 +31,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(_) if has_duplicate_keys(event) => assert!(ours.is_ok()),
         Ok(map) => {
             assert!(ours.is_ok(), "refused valid JSON: {ours:?}");
-            let want = reference_matches(&pattern, &Value::Object(map));
+            let value = Value::Object(map);
+            let want = reference_matches(&pattern, &value);
             assert_eq!(!out.is_empty(), want, "compiled and reference disagree");
+            let written = m.matches_valid(&ValidJson::of(&value), &mut scratch, &mut out);
+            assert!(written.is_ok(), "refused what trigd wrote: {written:?}");
+            assert_eq!(!out.is_empty(), want, "written event: compiled and reference disagree");
         }
         // A number too large for an f64 is valid JSON grammar; serde_json refuses it, the
         // scanner accepts it (and reads it as infinity).

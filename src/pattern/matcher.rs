@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use super::ast::{Alt, Literal, Pattern, fold_case};
 use super::eval::{Leaf, LeafView, alt_matches};
 use super::reference::{Step, choose};
-use super::scan::{self, EventError, PathTrie, ScanScratch, Sink};
+use super::scan::{self, EventError, PathTrie, ScanScratch, Sink, ValidJson};
 
 /// Identifies a rule: its index in the sequence given to [`Matcher::new`].
 pub type RuleId = u32;
@@ -212,7 +212,28 @@ impl Matcher {
     }
 
     /// The rules whose patterns match `event` (JSON text), in ascending order, into `out`.
+    /// Every byte of `event` is checked: malformed text is refused, never half-matched.
     pub fn matches(
+        &self,
+        event: &str,
+        scratch: &mut Scratch,
+        out: &mut Vec<RuleId>,
+    ) -> Result<(), EventError> {
+        self.match_text::<false>(event, scratch, out)
+    }
+
+    /// As [`Matcher::matches`], for text trigd serialised itself: what no pattern names is
+    /// skipped by its structure, without checking its grammar a second time.
+    pub fn matches_valid(
+        &self,
+        event: &ValidJson,
+        scratch: &mut Scratch,
+        out: &mut Vec<RuleId>,
+    ) -> Result<(), EventError> {
+        self.match_text::<true>(event, scratch, out)
+    }
+
+    fn match_text<const TRUSTED: bool>(
         &self,
         event: &str,
         scratch: &mut Scratch,
@@ -225,7 +246,7 @@ impl Matcher {
             s: &mut *scratch,
         };
         let mut scan_scratch = std::mem::take(&mut sink.s.scan);
-        let result = scan::scan(event, &self.trie, &mut sink, &mut scan_scratch);
+        let result = scan::scan::<TRUSTED>(event, &self.trie, &mut sink, &mut scan_scratch);
         scratch.scan = scan_scratch;
         result?;
         self.finish(scratch, out);

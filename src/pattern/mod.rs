@@ -10,6 +10,7 @@
 //! Nothing here does IO or reads the clock.
 
 mod ast;
+mod blocks;
 mod cidr;
 mod eval;
 mod matcher;
@@ -24,7 +25,7 @@ pub use parse::{
     MAX_COMBINATIONS, MAX_PATTERN_LEN, PathSeg, PatternError, display_path, parse, parse_all,
 };
 pub use reference::{explain, matches as reference_matches};
-pub use scan::{EventError, MAX_DEPTH};
+pub use scan::{EventError, MAX_DEPTH, ValidJson};
 
 #[cfg(test)]
 mod tests;

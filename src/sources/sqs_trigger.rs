@@ -35,7 +35,7 @@ use super::sqs::{delete, receive, release, release_late};
 use crate::functions::{Host, Invocation, InvokeError};
 use crate::lambda_events::sqs as lambda;
 use crate::metrics::Metrics;
-use crate::pattern::Matcher;
+use crate::pattern::{Matcher, ValidJson};
 use crate::rules::{FunctionTriggerKind, RuleSet, SourceKind, SqsMapping, queue_arn};
 
 /// Lambda's largest synchronous payload: a batch stops growing there.
@@ -375,8 +375,8 @@ async fn handle(
         let record = lambda::record(&m, arn, &shared.region);
         let pass = match (matcher, scratch.as_mut()) {
             (Some(matcher), Some(scratch)) => {
-                let view = lambda::filter_view(&record).to_string();
-                matcher.matches(&view, scratch, &mut hits).is_ok() && !hits.is_empty()
+                let view = ValidJson::of(&lambda::filter_view(&record));
+                matcher.matches_valid(&view, scratch, &mut hits).is_ok() && !hits.is_empty()
             }
             _ => true,
         };

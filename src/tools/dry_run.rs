@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::config::diag::did_you_mean;
-use crate::pattern::{self, EventError};
+use crate::pattern::{self, EventError, ValidJson};
 pub use crate::route::{Matched, Payload, render_rule};
 use crate::rules::{RuleSet, SourceKind, Trigger};
 
@@ -49,11 +49,11 @@ pub fn run(rules: &RuleSet, event_text: &str, now: DateTime<Utc>) -> Result<Repo
         return Err(DryRunError::NotObject(json_type(&event)));
     }
     // Targets receive the event as trigd would forward it: compact, key order kept.
-    let compact = crate::event::compact(&event);
+    let compact = ValidJson::of(&event);
     let m = rules.matcher();
     let mut scratch = m.scratch();
     let mut ids = Vec::new();
-    m.matches(&compact, &mut scratch, &mut ids)?;
+    m.matches_valid(&compact, &mut scratch, &mut ids)?;
     let mut report = Report {
         matched: Vec::new(),
         unmatched: Vec::new(),
