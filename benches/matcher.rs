@@ -72,8 +72,7 @@ enum Texts {
 }
 
 impl Texts {
-    fn new(events: &[String]) -> Texts {
-        let text = std::env::var("TRIGD_BENCH_TEXT").unwrap_or_else(|_| "file".to_owned());
+    fn new(events: &[String], text: &str) -> Texts {
         // Copied once more, so that the texts lie one after another in memory as the file's
         // lines do: written amid the parse's allocations, they lie scattered, and the passes
         // would measure cache misses rather than the matcher.
@@ -84,7 +83,7 @@ impl Texts {
                 .collect();
             written.to_vec()
         };
-        match text.as_str() {
+        match text {
             "file" => Texts::Checked(events.to_vec()),
             "compact" => Texts::Checked(compact().iter().map(|t| t.as_str().to_owned()).collect()),
             "intake" => Texts::Valid(compact()),
@@ -199,12 +198,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let events = load_events();
-    let texts = Texts::new(&events);
+    let text = std::env::var("TRIGD_BENCH_TEXT").unwrap_or_else(|_| "file".to_owned());
+    let texts = Texts::new(&events, &text);
     println!(
-        "{} events, {} runs per set (median), text: {}",
+        "{} events, {} runs per set (median), text: {text}",
         events.len(),
-        runs,
-        std::env::var("TRIGD_BENCH_TEXT").unwrap_or_else(|_| "file".to_owned())
+        runs
     );
     for (name, pats) in rule_sets() {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
